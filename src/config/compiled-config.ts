@@ -1,0 +1,110 @@
+// The validated config in the form the hot path wants: maps, compiled route
+// matchers, cost rules. Built once per load and never mutated, so a reload is
+// one reference swap and requests in flight keep the config they started with.
+
+import { createHash } from 'node:crypto';
+import { type CostRule } from '../domain/cost-rules.js';
+import { RouteTable } from '../domain/route-table.js';
+import type { ParsedConfig, ParsedCostSpec } from './config-schema.js';
+
+export interface CreditTypeDef {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: 'consumable' | 'capacity';
+  readonly unit?: string | undefined;
+}
+
+/** A plan's quota for one credit type: a number, null for unlimited, 0 when not in plan. */
+export type Quota = number | null;
+
+export interface PlanDef {
+  readonly id: string;
+  readonly quotas: ReadonlyMap<string, Quota>;
+}
+
+export interface RouteCharge {
+  readonly creditType: string;
+  readonly rule: CostRule;
+}
+
+export interface RouteDef {
+  readonly name: string;
+  readonly methods: readonly string[] | '*';
+  readonly path: string;
+  readonly charges: readonly RouteCharge[];
+  readonly readsBody: boolean;
+}
+
+export interface CompiledConfig {
+  readonly parsed: ParsedConfig;
+  /** sha256 of the canonical parsed config, first 12 hex digits. */
+  readonly hash: string;
+  readonly creditTypes: ReadonlyMap<string, CreditTypeDef>;
+  readonly plans: ReadonlyMap<string, PlanDef>;
+  readonly defaultPlan: string | undefined;
+  readonly routes: RouteTable<RouteDef>;
+  /** The routes in file order, for summaries. */
+  readonly routeList: readonly RouteDef[];
+  readonly identityHeader: string;
+  readonly unmatched: 'pass' | 'reject';
+  readonly maxBodyBytes: number;
+  readonly storeTimeoutMs: number;
+  readonly problemBaseUrl: string;
+}
+
+export function quotaOf(plan: PlanDef, creditType: string): Quota {
+  return plan.quotas.get(creditType) ?? 0;
+}
+
+function toCostRule(spec: ParsedCostSpec): CostRule {
+  if (typeof spec === 'number') return { source: { from: 'fixed', amount: spec }, min: spec, max: spec };
+  const source =
+    spec.body !== undefined
+      ? ({ from: 'body', field: spec.body } as const)
+      : spec.bodyLength !== undefined
+        ? ({ from: 'bodyLength', field: spec.bodyLength } as const)
+        : spec.header !== undefined
+          ? ({ from: 'header', name: spec.header.toLowerCase() } as const)
+          : ({ from: 'query', name: spec.query! } as const);
+  return { source, default: spec.default, min: spec.min, max: spec.max };
+}
+
+export function compileConfig(parsed: ParsedConfig): CompiledConfig {
+  const creditTypes = new Map<string, CreditTypeDef>(
+    Object.entries(parsed.creditTypes).map(([id, t]) => [id, { id, name: t.name, kind: t.kind, unit: t.unit }]),
+  );
+  const plans = new Map<string, PlanDef>(
+    Object.entries(parsed.plans).map(([id, quotas]) => [
+      id,
+      { id, quotas: new Map(Object.entries(quotas).map(([t, q]) => [t, q === 'unlimited' ? null : q])) },
+    ]),
+  );
+  const routeDefs: RouteDef[] = parsed.routes.map((r) => {
+    const charges = Object.entries(r.charge).map(([creditType, spec]) => ({ creditType, rule: toCostRule(spec) }));
+    const methods = Array.isArray(r.method) ? r.method : r.method;
+    return {
+      name: r.name,
+      methods: methods === '*' || (Array.isArray(methods) && methods.includes('*')) ? '*' : ([] as string[]).concat(methods),
+      path: r.path,
+      charges,
+      readsBody: charges.some((c) => c.rule.source.from === 'body' || c.rule.source.from === 'bodyLength'),
+    };
+  });
+  return {
+    parsed,
+    hash: createHash('sha256').update(JSON.stringify(parsed)).digest('hex').slice(0, 12),
+    creditTypes,
+    plans,
+    defaultPlan: parsed.defaultPlan,
+    routes: new RouteTable(
+      routeDefs.map((route) => ({ route, methods: route.methods, path: route.path })),
+      { caseSensitive: parsed.routing.caseSensitive },
+    ),
+    routeList: routeDefs,
+    identityHeader: parsed.identity.header.toLowerCase(),
+    unmatched: parsed.unmatched,
+    maxBodyBytes: parsed.limits.maxBodyBytes,
+    storeTimeoutMs: parsed.store.timeoutMs,
+    problemBaseUrl: parsed.problems.baseUrl.endsWith('/') ? parsed.problems.baseUrl : `${parsed.problems.baseUrl}/`,
+  };
+}

@@ -1,0 +1,185 @@
+// The YAML config's shape: one zod schema that validates files on load and
+// generates the published JSON Schema, so the two never disagree.
+
+import { z } from 'zod';
+import { checkRoutePath } from '../domain/route-table.js';
+
+export const CREDIT_TYPE_ID = /^[a-z][a-z0-9_]{0,62}$/;
+const ID_HINT = 'lower-case letters, digits and _, starting with a letter';
+const PLAN_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/** Largest cost one rule may produce unless the rule sets its own `max`. */
+export const DEFAULT_MAX_COST = 1_000_000;
+export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
+
+const creditTypeId = z.string().regex(CREDIT_TYPE_ID, `credit type ids are ${ID_HINT}`);
+
+const creditType = z.strictObject({
+  name: z.string().min(1).describe('Display name, as a billing page shows it.'),
+  kind: z
+    .enum(['consumable', 'capacity'])
+    .default('consumable')
+    .describe('consumable: a monthly allowance that resets each cycle. capacity: a count of connected things.'),
+  unit: z.string().min(1).optional().describe('What one credit is, for messages: "minute", "page".'),
+});
+
+const quota = z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.literal('unlimited')], {
+  error: 'expected a whole number ≥ 0 or "unlimited"',
+});
+
+const plan = z.record(creditTypeId, quota).describe('Monthly allowance per credit type; omitted or 0 = not in plan.');
+
+const costRule = z
+  .strictObject({
+    body: z.string().min(1).optional().describe('A number field of the JSON body (dotted path: "job.count").'),
+    bodyLength: z.string().min(1).optional().describe('The length of an array field of the JSON body.'),
+    header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').optional(),
+    query: z.string().min(1).optional().describe('A query-string parameter.'),
+    default: z.number().int().min(0).optional().describe('Cost when the input is absent (else 400).'),
+    min: z.number().int().min(0).default(1).describe('Smallest accepted cost (else 400).'),
+    max: z
+      .number()
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .default(DEFAULT_MAX_COST)
+      .describe('Largest accepted cost (else 400).'),
+  })
+  .superRefine((rule, ctx) => {
+    const sources = (['body', 'bodyLength', 'header', 'query'] as const).filter((k) => rule[k] !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          sources.length === 0
+            ? 'a cost rule needs one of body, bodyLength, header or query'
+            : `a cost rule takes one input, got ${sources.join(' and ')}`,
+      });
+    }
+    if (rule.min > rule.max) ctx.addIssue({ code: 'custom', path: ['min'], message: 'min is above max' });
+  });
+
+export const COST_SPEC_MESSAGE = 'expected a number or a cost rule';
+
+const costSpec = z.union([z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), costRule], {
+  error: COST_SPEC_MESSAGE,
+});
+
+const method = z
+  .string()
+  .transform((m) => m.toUpperCase())
+  .pipe(z.enum([...HTTP_METHODS, '*'], { error: `expected one of ${HTTP_METHODS.join(', ')} or *` }));
+
+const route = z.strictObject({
+  name: z.string().regex(ROUTE_NAME, 'route names are letters, digits, _ . : -').describe('Used in logs and metrics.'),
+  method: z.union([method, z.array(method).min(1)]).default('*'),
+  path: z
+    .string()
+    .startsWith('/', 'a route path starts with /')
+    .describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
+  charge: z.record(creditTypeId, costSpec).describe('Credits this route spends, per credit type: all or nothing.'),
+});
+
+const identity = z.strictObject({
+  header: z
+    .string()
+    .regex(HEADER_NAME, 'expected an HTTP header name')
+    .default('x-account-id')
+    .describe('Request header carrying the account id. Must be set by a trusted hop.'),
+});
+
+export const configSchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'expected version: 1' }),
+    identity: identity.default({ header: 'x-account-id' }),
+    defaultPlan: z
+      .string()
+      .optional()
+      .describe('Plan for accounts with no record, on calendar-month cycles. Omitted: such accounts get 403.'),
+    unmatched: z
+      .enum(['pass', 'reject'])
+      .default('pass')
+      .describe('Requests no route matches: pass through uncharged, or reject with 404.'),
+    routing: z
+      .strictObject({
+        caseSensitive: z.boolean().default(true).describe('Whether route paths compare case-sensitively.'),
+      })
+      .default({ caseSensitive: true }),
+    limits: z
+      .strictObject({
+        maxBodyBytes: z
+          .number()
+          .int()
+          .min(1)
+          .default(DEFAULT_MAX_BODY_BYTES)
+          .describe('Largest body read on a route whose cost comes from the body (else 413).'),
+      })
+      .default({ maxBodyBytes: DEFAULT_MAX_BODY_BYTES }),
+    store: z
+      .strictObject({
+        timeoutMs: z.number().int().min(1).max(60_000).default(50).describe('Timeout of each store call.'),
+      })
+      .default({ timeoutMs: 50 }),
+    problems: z
+      .strictObject({
+        baseUrl: z.url().default('https://creditgate.dev/problems/').describe('Prefix of problem+json type URIs.'),
+      })
+      .default({ baseUrl: 'https://creditgate.dev/problems/' }),
+    creditTypes: z.record(creditTypeId, creditType),
+    plans: z.record(z.string().regex(PLAN_ID, 'plan ids are letters, digits, _ . -'), plan),
+    routes: z.array(route).default([]),
+  })
+  .superRefine((cfg, ctx) => {
+    const types = Object.keys(cfg.creditTypes);
+    if (types.length === 0) ctx.addIssue({ code: 'custom', path: ['creditTypes'], message: 'declare at least one credit type' });
+    const known = new Set(types);
+    const unknownType = (id: string) => `unknown credit type "${id}" (declared: ${types.join(', ') || 'none'})`;
+    for (const [planId, quotas] of Object.entries(cfg.plans)) {
+      for (const id of Object.keys(quotas)) {
+        if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['plans', planId, id], message: unknownType(id) });
+      }
+    }
+    if (Object.keys(cfg.plans).length === 0) ctx.addIssue({ code: 'custom', path: ['plans'], message: 'declare at least one plan' });
+    if (cfg.defaultPlan !== undefined && !(cfg.defaultPlan in cfg.plans)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['defaultPlan'],
+        message: `unknown plan "${cfg.defaultPlan}" (declared: ${Object.keys(cfg.plans).join(', ')})`,
+      });
+    }
+    const names = new Map<string, number>();
+    cfg.routes.forEach((r, i) => {
+      const first = names.get(r.name);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `duplicate route name (also routes[${first}])` });
+      } else {
+        names.set(r.name, i);
+      }
+      try {
+        checkRoutePath(r.path);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: (err as Error).message.split(';')[0]! });
+      }
+      const charged = Object.keys(r.charge);
+      if (charged.length === 0) ctx.addIssue({ code: 'custom', path: ['routes', i, 'charge'], message: 'charge at least one credit type' });
+      for (const id of charged) {
+        if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'charge', id], message: unknownType(id) });
+      }
+    });
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type ParsedCostSpec = z.output<typeof costSpec>;
+
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }),
+    $id: 'https://creditgate.dev/schema/config-v1.json',
+    title: 'creditgate config',
+  };
+}

@@ -1,0 +1,165 @@
+// The admin port: health, and the account API (PUT/GET account, usage).
+// Everything but the health endpoints needs the admin Bearer token.
+
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
+import { InvalidAnchorError, parseAnchor } from '../domain/billing-cycle.js';
+import type { CreditEngine } from '../engine/credit-engine.js';
+import type { Logger } from '../logger.js';
+import { StoreError, type AccountRecord } from '../store/credit-store.js';
+import type { AdminToken } from './admin-auth.js';
+import { problem, problemBody, problemHeaders, type Problem } from './problem-details.js';
+
+const accountBody = z.strictObject({
+  plan: z.string().min(1),
+  billingAnchor: z.string().optional(),
+  email: z.email().optional(),
+});
+
+export interface AdminApiOptions {
+  readonly engine: CreditEngine;
+  readonly token: AdminToken;
+  readonly logger: Logger;
+  /** Extra readiness condition beyond "the store answers". */
+  readonly isReady?: () => boolean;
+  readonly now?: () => number;
+}
+
+class ProblemError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail);
+  }
+}
+
+function send(res: Response, p: Problem, baseUrl: string, instance?: string): void {
+  const body = JSON.stringify(problemBody(p, baseUrl, instance));
+  res.status(p.status).set(problemHeaders(p, body)).send(body);
+}
+
+function accountIdParam(req: Request): string {
+  const id = String(req.params.id);
+  if (!isValidAccountId(id)) throw new ProblemError(problem('invalid-account-id', `account ids are ${ACCOUNT_ID_RULE}`));
+  return id;
+}
+
+function publicAccount(id: string, r: AccountRecord) {
+  return { id, plan: r.plan, billingAnchor: r.billingAnchor, ...(r.email ? { email: r.email } : {}), createdAt: r.createdAt, updatedAt: r.updatedAt };
+}
+
+export function createAdminApp(options: AdminApiOptions): express.Express {
+  const { engine, token, logger } = options;
+  const now = options.now ?? Date.now;
+  const baseUrl = () => engine.currentConfig().problemBaseUrl;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await engine.store.ping();
+      if (options.isReady && !options.isReady()) throw new Error('not ready');
+      res.json({ status: 'ready', config: engine.currentConfig().hash });
+    } catch {
+      res.status(503).json({ status: 'unavailable' });
+    }
+  });
+
+  app.use((req, res, next) => {
+    if (!token.enabled) {
+      send(res, problem('admin-disabled', 'set CREDITGATE_ADMIN_TOKEN to enable the admin API'), baseUrl(), req.path);
+      return;
+    }
+    if (!token.matches(req.headers.authorization)) {
+      send(res, problem('admin-unauthorized', 'send Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } }), baseUrl(), req.path);
+      return;
+    }
+    next();
+  });
+  app.use(express.json({ limit: '64kb', strict: true }));
+
+  app.put('/v1/accounts/:id', async (req, res) => {
+    const id = accountIdParam(req);
+    const parsed = accountBody.safeParse(req.body);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+      throw new ProblemError(problem('invalid-request', detail));
+    }
+    const config = engine.currentConfig();
+    if (!config.plans.has(parsed.data.plan)) {
+      throw new ProblemError(
+        problem('invalid-request', `unknown plan "${parsed.data.plan}" (configured: ${[...config.plans.keys()].join(', ')})`),
+      );
+    }
+    if (parsed.data.billingAnchor !== undefined) {
+      try {
+        parseAnchor(parsed.data.billingAnchor);
+      } catch (err) {
+        if (err instanceof InvalidAnchorError) throw new ProblemError(problem('invalid-request', `billingAnchor: ${err.message}`));
+        throw err;
+      }
+    }
+    const existing = await engine.store.getAccount(id);
+    const stamp = new Date(now()).toISOString();
+    const record: AccountRecord = {
+      plan: parsed.data.plan,
+      // A new account without an anchor starts its first cycle now.
+      billingAnchor: parsed.data.billingAnchor ?? existing?.billingAnchor ?? stamp,
+      email: parsed.data.email,
+      createdAt: existing?.createdAt ?? stamp,
+      updatedAt: stamp,
+    };
+    await engine.store.putAccount(id, record);
+    logger.info({ plan: record.plan, created: existing === null }, 'account saved');
+    res.status(existing ? 200 : 201).json(publicAccount(id, record));
+  });
+
+  app.get('/v1/accounts/:id', async (req, res) => {
+    const id = accountIdParam(req);
+    const record = await engine.store.getAccount(id);
+    if (!record) throw new ProblemError(problem('not-found', `no account record for this id`));
+    res.json(publicAccount(id, record));
+  });
+
+  app.get('/v1/accounts/:id/usage', async (req, res) => {
+    const id = accountIdParam(req);
+    const usage = await engine.usage(id);
+    if (!usage) throw new ProblemError(problem('not-found', 'no account record for this id and no default plan'));
+    res.set('cache-control', 'no-store').json(usage);
+  });
+
+  app.use((req, res) => {
+    send(res, problem('not-found', `no admin endpoint ${req.method} ${req.path}`), baseUrl(), req.path);
+  });
+
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    if (err instanceof ProblemError) {
+      send(res, err.problem, baseUrl(), req.path);
+      return;
+    }
+    if (err instanceof StoreError) {
+      logger.error({ err }, 'admin request: store unavailable');
+      send(res, problem('store-unavailable', 'the credit store cannot be reached', { headers: { 'retry-after': '1' } }), baseUrl(), req.path);
+      return;
+    }
+    const status = (err as { status?: number }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      const p: Problem =
+        status === 413
+          ? problem('body-too-large', 'admin request bodies are limited to 64 KiB')
+          : problem('invalid-request', (err as Error).message);
+      send(res, p, baseUrl(), req.path);
+      return;
+    }
+    logger.error({ err }, 'admin request failed');
+    send(res, problem('internal-error', 'the admin request failed'), baseUrl(), req.path);
+  });
+  return app;
+}

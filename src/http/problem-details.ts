@@ -1,0 +1,65 @@
+// RFC 9457 problem details: one stable type URI and one fixed title per
+// problem, a detail for this occurrence, and extension members.
+
+export const PROBLEM_TYPES = {
+  exhausted: { status: 402, title: 'Credit pool exhausted' },
+  'not-in-plan': { status: 402, title: 'Credit type not included in plan' },
+  unauthenticated: { status: 401, title: 'Missing or invalid account identity' },
+  'invalid-account-id': { status: 400, title: 'Invalid account id' },
+  'unknown-account': { status: 403, title: 'Unknown account' },
+  'unknown-plan': { status: 403, title: 'Account plan is not configured' },
+  'invalid-cost': { status: 400, title: 'Invalid cost input' },
+  'invalid-body': { status: 400, title: 'Malformed request body' },
+  'body-too-large': { status: 413, title: 'Request body too large' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
+  'route-not-found': { status: 404, title: 'No route matches this request' },
+  'store-unavailable': { status: 503, title: 'Credit store unavailable' },
+  'upstream-unavailable': { status: 502, title: 'Upstream unavailable' },
+  'admin-disabled': { status: 403, title: 'Admin API disabled' },
+  'admin-unauthorized': { status: 401, title: 'Admin token missing or wrong' },
+  'invalid-request': { status: 400, title: 'Invalid request' },
+  'not-found': { status: 404, title: 'Not found' },
+  'internal-error': { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemType = keyof typeof PROBLEM_TYPES;
+
+export interface Problem {
+  readonly type: ProblemType;
+  readonly status: number;
+  readonly detail: string;
+  /** Extra response headers (Retry-After, RateLimit…). */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly extensions?: Readonly<Record<string, unknown>>;
+}
+
+export function problem(
+  type: ProblemType,
+  detail: string,
+  extras: { headers?: Record<string, string>; extensions?: Record<string, unknown> } = {},
+): Problem {
+  return { type, status: PROBLEM_TYPES[type].status, detail, ...extras };
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function problemBody(p: Problem, baseUrl: string, instance?: string): Record<string, unknown> {
+  return {
+    type: `${baseUrl}${p.type}`,
+    title: PROBLEM_TYPES[p.type].title,
+    status: p.status,
+    detail: p.detail,
+    ...(instance === undefined ? {} : { instance }),
+    ...p.extensions,
+  };
+}
+
+/** Headers every problem response carries, plus the problem's own. */
+export function problemHeaders(p: Problem, body: string): Record<string, string> {
+  return {
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'cache-control': 'no-store',
+    'content-length': String(Buffer.byteLength(body)),
+    ...p.headers,
+  };
+}

@@ -1,0 +1,158 @@
+// The request-level decision both adapters share: match the route, identify
+// the account, compute the cost, charge. Framework-neutral: the sidecar and
+// the Express middleware only differ in how they read a body and answer.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
+import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
+import { evaluateCost, type CostInputs } from '../domain/cost-rules.js';
+import type { ChargeDecision, ChargeRefusal, CostLine, CreditEngine, PoolStatus } from '../engine/credit-engine.js';
+import type { Logger } from '../logger.js';
+import { StoreError } from '../store/credit-store.js';
+import type { BodyRead } from './json-body.js';
+import { problem, type Problem } from './problem-details.js';
+import { rateLimitHeaders, secondsUntil } from './ratelimit-headers.js';
+
+export interface GateRequest {
+  readonly method: string;
+  /** Path and query as received. */
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  /** Reads the JSON body; called only for routes whose cost comes from it. */
+  readBody(limitBytes: number): Promise<BodyRead>;
+}
+
+export type GateOutcome =
+  | { readonly kind: 'pass'; readonly config: CompiledConfig }
+  | { readonly kind: 'refuse'; readonly config: CompiledConfig; readonly problem: Problem; readonly route?: RouteDef }
+  | {
+      readonly kind: 'allow';
+      readonly config: CompiledConfig;
+      readonly route: RouteDef;
+      readonly accountId: string;
+      readonly pools: readonly PoolStatus[];
+      /** RateLimit headers for the response. */
+      readonly headers: Readonly<Record<string, string>>;
+      /** The body as read, when the route needed it. */
+      readonly body?: BodyRead & { ok: true };
+    };
+
+export function splitUrl(url: string): { pathname: string; query: URLSearchParams } {
+  const hash = url.indexOf('#');
+  const clean = hash === -1 ? url : url.slice(0, hash);
+  const q = clean.indexOf('?');
+  return q === -1
+    ? { pathname: clean, query: new URLSearchParams() }
+    : { pathname: clean.slice(0, q), query: new URLSearchParams(clean.slice(q + 1)) };
+}
+
+export class RequestGate {
+  constructor(
+    readonly engine: CreditEngine,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async evaluate(req: GateRequest): Promise<GateOutcome> {
+    // One config snapshot per request: a reload mid-request does not split it.
+    const config = this.engine.currentConfig();
+    const { pathname, query } = splitUrl(req.url);
+    const matched = config.routes.match(req.method, pathname);
+    if (!matched) {
+      if (config.unmatched === 'reject') {
+        return { kind: 'refuse', config, problem: problem('route-not-found', `no route matches ${req.method} ${pathname}`) };
+      }
+      return { kind: 'pass', config };
+    }
+    const route = matched.route;
+    const refuse = (p: Problem): GateOutcome => ({ kind: 'refuse', config, problem: p, route });
+
+    const identity = req.headers[config.identityHeader];
+    const accountId = Array.isArray(identity) ? undefined : identity;
+    if (accountId === undefined || accountId === '') {
+      return refuse(problem('unauthenticated', `send the account id in the ${config.identityHeader} header`));
+    }
+    if (!isValidAccountId(accountId)) {
+      return refuse(problem('invalid-account-id', `account ids are ${ACCOUNT_ID_RULE}`));
+    }
+
+    let body: (BodyRead & { ok: true }) | undefined;
+    if (route.readsBody) {
+      const read = await req.readBody(config.maxBodyBytes);
+      if (!read.ok) return refuse(read.problem);
+      body = read;
+    }
+
+    const inputs: CostInputs = { headers: req.headers, query, body: body?.value };
+    const costs: CostLine[] = [];
+    for (const charge of route.charges) {
+      const result = evaluateCost(charge.rule, inputs);
+      if (!result.ok) {
+        return refuse(problem('invalid-cost', `${charge.creditType}: ${result.message}`, { extensions: { creditType: charge.creditType } }));
+      }
+      costs.push({ creditType: charge.creditType, amount: result.amount });
+    }
+
+    let decision: ChargeDecision;
+    try {
+      decision = await this.engine.charge(accountId, costs, config);
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      this.logger.error({ err, route: route.name, outcome: 'store_error' }, 'credit store unavailable');
+      return refuse(problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } }));
+    }
+
+    if (decision.allowed) {
+      return {
+        kind: 'allow',
+        config,
+        route,
+        accountId,
+        pools: decision.pools,
+        headers: rateLimitHeaders(decision.pools, this.now()),
+        ...(body ? { body } : {}),
+      };
+    }
+    const refusal = refusalProblem(decision, this.now());
+    this.logger.info(
+      { route: route.name, creditType: refusal.extensions?.creditType, outcome: decision.reason.replaceAll('-', '_') },
+      'request refused',
+    );
+    return refuse(refusal);
+  }
+}
+
+function shortfall(p: PoolStatus) {
+  return {
+    creditType: p.creditType,
+    creditTypeName: p.name,
+    required: p.required,
+    remaining: p.remaining,
+    allowance: p.allowance,
+    resetsAt: p.resetsAt === null ? null : new Date(p.resetsAt).toISOString(),
+  };
+}
+
+export function refusalProblem(decision: ChargeRefusal, now: number): Problem {
+  if (decision.reason === 'unknown-account') {
+    return problem('unknown-account', 'this account has no record and no default plan is configured');
+  }
+  if (decision.reason === 'unknown-plan') {
+    return problem('unknown-plan', `the account's plan "${decision.plan}" is not in the config`);
+  }
+  const first = decision.short[0]!;
+  const extensions = { ...shortfall(first), plan: decision.account.plan.id, shortfalls: decision.short.map(shortfall) };
+  if (decision.reason === 'not-in-plan') {
+    return problem('not-in-plan', `${first.name} are not included in the ${decision.account.plan.id} plan`, { extensions });
+  }
+  // Every short pool must have reset before a retry can pass.
+  const resets = decision.short.map((s) => s.resetsAt).filter((r): r is number => r !== null);
+  const headers: Record<string, string> = rateLimitHeaders(decision.short, now);
+  if (resets.length > 0) headers['retry-after'] = String(Math.max(1, secondsUntil(Math.max(...resets), now)));
+  return problem(
+    'exhausted',
+    `this request needs ${first.required} ${first.name}; ${first.remaining} of ${first.allowance} remain` +
+      (first.resetsAt === null ? '' : ` until ${new Date(first.resetsAt).toISOString()}`),
+    { headers, extensions },
+  );
+}

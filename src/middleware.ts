@@ -1,0 +1,85 @@
+// Express middleware: the same engine and the same answers as the sidecar,
+// inside an existing app. `app.use(await creditGate({ config, redis }))`.
+
+import type { Cluster, Redis } from 'ioredis';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { CompiledConfig } from './config/compiled-config.js';
+import { loadConfigFile, loadConfigObject } from './config/index.js';
+import type { PoolStatus } from './engine/credit-engine.js';
+import { CreditEngine } from './engine/credit-engine.js';
+import { readJsonBody, type BodyRead } from './http/json-body.js';
+import { problemBody, problemHeaders } from './http/problem-details.js';
+import { RequestGate } from './http/request-gate.js';
+import { silentLogger, type Logger } from './logger.js';
+import type { CreditStore } from './store/credit-store.js';
+import { openStore } from './store/open-store.js';
+
+export interface CreditGateOptions {
+  /** A YAML file path, or the config as an object (the YAML's shape). */
+  readonly config: string | Record<string, unknown>;
+  /** A Redis URL or an ioredis client; without it, the in-memory store. */
+  readonly redis?: string | Redis | Cluster;
+  /** A store of your own (overrides `redis`). */
+  readonly store?: CreditStore;
+  /** Key prefix in Redis (default "cg"). */
+  readonly keyPrefix?: string;
+  /** pino logger; silent by default inside your app. */
+  readonly logger?: Logger;
+}
+
+/** What `res.locals.credits` holds after an allowed, charged request. */
+export interface ChargedRequest {
+  readonly account: string;
+  readonly route: string;
+  readonly pools: readonly PoolStatus[];
+}
+
+export interface CreditGateMiddleware extends RequestHandler {
+  readonly engine: CreditEngine;
+  /** Closes the store if creditGate opened it. */
+  close(): Promise<void>;
+}
+
+// If a body parser already ran, its result is used; otherwise the body is
+// read here and left in req.body, and body parsers that run later see a
+// finished stream and keep it.
+async function expressBody(req: Request, limit: number): Promise<BodyRead> {
+  if (req.body !== undefined || req.readableEnded) return { ok: true, raw: Buffer.alloc(0), value: req.body };
+  const read = await readJsonBody(req, req.headers, limit);
+  if (read.ok) req.body = read.value;
+  return read;
+}
+
+export async function creditGate(options: CreditGateOptions): Promise<CreditGateMiddleware> {
+  const config: CompiledConfig =
+    typeof options.config === 'string' ? await loadConfigFile(options.config) : loadConfigObject(options.config);
+  const logger = options.logger ?? silentLogger();
+  const store =
+    options.store ?? openStore({ redis: options.redis, timeoutMs: config.storeTimeoutMs, prefix: options.keyPrefix, logger });
+  const engine = new CreditEngine({ store, config: () => config });
+  const gate = new RequestGate(engine, logger);
+
+  const handler = (req: Request, res: Response, next: NextFunction): void => {
+    gate
+      .evaluate({ method: req.method, url: req.originalUrl, headers: req.headers, readBody: (limit) => expressBody(req, limit) })
+      .then((outcome) => {
+        if (outcome.kind === 'pass') {
+          next();
+        } else if (outcome.kind === 'refuse') {
+          const body = JSON.stringify(problemBody(outcome.problem, outcome.config.problemBaseUrl, req.originalUrl));
+          res.status(outcome.problem.status).set(problemHeaders(outcome.problem, body)).send(body);
+        } else {
+          res.set(outcome.headers);
+          const credits: ChargedRequest = { account: outcome.accountId, route: outcome.route.name, pools: outcome.pools };
+          res.locals.credits = credits;
+          next();
+        }
+      }, next);
+  };
+  return Object.assign(handler, {
+    engine,
+    close: async () => {
+      if (!options.store) await store.close();
+    },
+  });
+}
