@@ -53,7 +53,9 @@ export interface CompiledConfig {
 }
 
 export function quotaOf(plan: PlanDef, creditType: string): Quota {
-  return plan.quotas.get(creditType) ?? 0;
+  // Not `?? 0`: null is unlimited and must survive.
+  const q = plan.quotas.get(creditType);
+  return q === undefined ? 0 : q;
 }
 
 function toCostRule(spec: ParsedCostSpec): CostRule {

@@ -32,13 +32,10 @@ export function parseConfigText(text: string, file: string): ParsedConfig {
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => ({
-        file,
-        line: e.linePos?.[0].line,
-        column: e.linePos?.[0].col,
-        field: '',
-        message: e.message.split('\n')[0]!,
-      })),
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { file, line: pos.line, column: pos.col, field: '', message: e.message.split('\n')[0]! };
+      }),
     );
   }
   let value: unknown;

@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisStore } from '../../src/store/redis-store.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
+import { storeContract } from './store-contract.js';
+
+storeContract('RedisStore (5 connections)', async () => {
+  const prefix = uniquePrefix('contract');
+  const stores = Array.from({ length: 5 }, () => new RedisStore({ url: redisUrl(), prefix, timeoutMs: 5000 }));
+  return { stores, close: async () => void (await Promise.all(stores.map((s) => s.close()))) };
+});
+
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open + 1);
+  return key.slice(open + 1, close);
+}
+
+describe('RedisStore specifics (private redis-server)', () => {
+  let redis: TestRedis;
+  let admin: Redis;
+  let store: RedisStore;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url);
+    store = new RedisStore({ url: redis.url, prefix: 'cg', timeoutMs: 5000 });
+  });
+  afterAll(async () => {
+    await store.close();
+    admin.disconnect();
+    await redis.stop();
+  });
+
+  it('keys carry the cycle start, the account hash tag and a TTL ending at expireAt', async () => {
+    const expireAt = Date.now() + 7 * 24 * 3600_000;
+    await store.charge('acme}x', [
+      { creditType: 'ai_tasks', amount: 3, limit: 100, cycleStart: 1_764_547_200_000, expireAt },
+      { creditType: 'database', amount: 1, limit: 100, cycleStart: 1_764_547_200_000, expireAt },
+    ]);
+    const keys = (await admin.keys('cg:*')).sort();
+    expect(keys).toEqual(['cg:{acme%7Dx}:u:ai_tasks:1764547200', 'cg:{acme%7Dx}:u:database:1764547200']);
+    expect(new Set(keys.map(hashTag))).toEqual(new Set(['acme%7Dx']));
+    for (const k of keys) {
+      const expiresAt = await admin.pexpiretime(k);
+      expect(expiresAt).toBe(expireAt);
+    }
+  });
+
+  it('a capacity counter (expireAt 0) has no TTL', async () => {
+    await store.charge('cap', [{ creditType: 'mailboxes', amount: 1, limit: 5, cycleStart: 0, expireAt: 0 }]);
+    expect(await admin.pttl('cg:{cap}:u:mailboxes:0')).toBe(-1);
+  });
+
+  it('one charge is exactly one EVALSHA round trip, however many pools', async () => {
+    await store.charge('warm', [{ creditType: 'a', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 }]);
+    await admin.config('RESETSTAT');
+    await store.charge('rt', [
+      { creditType: 'a', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 },
+      { creditType: 'b', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 },
+      { creditType: 'c', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 },
+    ]);
+    const stats = await admin.info('commandstats');
+    const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect(calls('evalsha')).toBe(1);
+    expect(calls('eval')).toBe(0);
+    expect(calls('script')).toBe(0);
+    // commandstats also counts the commands the script runs: one GET per pool.
+    // A client-side read before the script would make it four.
+    expect(calls('get')).toBe(3);
+    expect(calls('mget')).toBe(0);
+  });
+
+  it('reloads the script by itself after SCRIPT FLUSH (NOSCRIPT)', async () => {
+    await admin.script('FLUSH');
+    const r = await store.charge('noscript', [{ creditType: 'a', amount: 2, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 }]);
+    expect(r).toEqual({ ok: true, pools: [{ creditType: 'a', used: 2 }] });
+  });
+
+  it('a store error is a StoreError, not a refusal', async () => {
+    const dead = new RedisStore({
+      url: 'redis://127.0.0.1:1',
+      timeoutMs: 100,
+      redisOptions: { retryStrategy: () => null, maxRetriesPerRequest: 0 },
+    });
+    dead.client.on('error', () => {});
+    await expect(dead.charge('x', [{ creditType: 'a', amount: 1, limit: 1, cycleStart: 0, expireAt: 0 }])).rejects.toMatchObject({
+      name: 'StoreError',
+    });
+    await dead.close();
+  });
+});

@@ -1,0 +1,156 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, formatIssue } from '../../src/config/config-error.js';
+import { loadConfigFile, loadConfigObject, loadConfigText } from '../../src/config/index.js';
+
+const ISSUE_SHAPE = `version: 1
+identity:
+  header: x-account-id
+defaultPlan: basic
+creditTypes:
+  ai_tasks: { name: AI Task Credits }
+  email_verification: { name: Email Verification }
+  database: { name: Database Credits }
+  mailboxes: { name: User Brought Mailboxes, kind: capacity }
+plans:
+  basic: { ai_tasks: 1000, email_verification: 2000, database: 2000, mailboxes: 1 }
+  unlimited: { ai_tasks: unlimited, email_verification: 25000, database: 25000, mailboxes: 20 }
+routes:
+  - name: generate-followups
+    method: POST
+    path: /v1/ai/followups
+    charge: { ai_tasks: { body: count } }
+  - name: verify-emails
+    method: POST
+    path: /v1/emails/verify
+    charge: { email_verification: { bodyLength: emails } }
+  - name: enrich-contact
+    method: POST
+    path: /v1/contacts/:id/enrich
+    charge: { database: 1, email_verification: 1 }
+  - name: by-header
+    method: POST
+    path: /v1/ai/custom
+    charge: { ai_tasks: { header: x-task-count } }
+`;
+
+function errorsOf(text: string, file = 'config.yaml'): string[] {
+  try {
+    loadConfigText(text, file);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues.map(formatIssue);
+  }
+  throw new Error('expected the config to be refused');
+}
+
+describe('config loading', () => {
+  it('accepts the shape the issue pins, with defaults filled in', () => {
+    const c = loadConfigText(ISSUE_SHAPE, 'config.yaml');
+    expect([...c.creditTypes.keys()]).toEqual(['ai_tasks', 'email_verification', 'database', 'mailboxes']);
+    expect(c.creditTypes.get('mailboxes')!.kind).toBe('capacity');
+    expect(c.creditTypes.get('ai_tasks')!.kind).toBe('consumable');
+    expect(c.plans.get('unlimited')!.quotas.get('ai_tasks')).toBeNull();
+    expect(c.defaultPlan).toBe('basic');
+    expect(c.storeTimeoutMs).toBe(50);
+    expect(c.identityHeader).toBe('x-account-id');
+    const m = c.routes.match('POST', '/v1/contacts/42/enrich');
+    expect(m?.route.name).toBe('enrich-contact');
+    expect(m?.route.charges.map((x) => x.creditType)).toEqual(['database', 'email_verification']);
+  });
+
+  it('loads the shipped example: all 8 credit types and 3 plans of DESIGN.md', async () => {
+    const c = await loadConfigFile('config/credits.example.yaml');
+    expect(c.creditTypes.size).toBe(8);
+    expect([...c.plans.keys()]).toEqual(['basic', 'scale', 'unlimited']);
+    const scale = c.plans.get('scale')!;
+    expect(Object.fromEntries(scale.quotas)).toEqual({
+      database: 10000,
+      email_verification: 10000,
+      mailboxes: 5,
+      linkedin_sync: 1,
+      website_intel: 1000,
+      knowledge_pages: 10000,
+      voice_minutes: 60,
+      ai_tasks: 5000,
+    });
+    expect(c.plans.get('basic')!.quotas.get('voice_minutes')).toBe(0);
+    expect(c.plans.get('unlimited')!.quotas.get('voice_minutes')).toBe(180);
+  });
+
+  it('names file, line and field for a bad cost rule', () => {
+    const bad = ISSUE_SHAPE.replace('charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }');
+    expect(errorsOf(bad)).toEqual(['config.yaml:29 routes[3].charge.ai_tasks: expected a number or a cost rule']);
+  });
+
+  it('reports the field inside a cost rule that is wrong, not just "invalid union"', () => {
+    const bad = ISSUE_SHAPE.replace('{ ai_tasks: { body: count } }', '{ ai_tasks: { body: 7 } }');
+    const errors = errorsOf(bad);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^config\.yaml:17 routes\[0\]\.charge\.ai_tasks\.body: .*expected string/);
+  });
+
+  it('reports unknown fields, unknown credit types and unknown plans at their lines', () => {
+    const bad = ISSUE_SHAPE.replace('defaultPlan: basic', 'defaultPlan: gold')
+      .replace('path: /v1/emails/verify', 'path: /v1/emails/verify\n    cost: 3')
+      .replace('charge: { database: 1, email_verification: 1 }', 'charge: { database: 1, sms: 1 }');
+    expect(errorsOf(bad)).toEqual([
+      'config.yaml:21 routes[1].cost: unknown field',
+      'config.yaml:4 defaultPlan: unknown plan "gold" (declared: basic, unlimited)',
+      'config.yaml:26 routes[2].charge.sms: unknown credit type "sms" (declared: ai_tasks, email_verification, database, mailboxes)',
+    ]);
+  });
+
+  it('refuses a cost rule with two inputs, a negative quota, a duplicate route name and a bad path', () => {
+    const bad = ISSUE_SHAPE.replace('{ body: count }', '{ body: count, header: x-n }')
+      .replace('database: 2000, mailboxes: 1', 'database: -5, mailboxes: 1')
+      .replace('name: by-header', 'name: verify-emails')
+      .replace('path: /v1/contacts/:id/enrich', 'path: /v1/contacts/:/enrich');
+    const errors = errorsOf(bad);
+    expect(errors).toContain('config.yaml:17 routes[0].charge.ai_tasks: a cost rule takes one input, got body and header');
+    expect(errors.some((e) => e.startsWith('config.yaml:11 plans.basic.database:'))).toBe(true);
+    expect(errors).toContain('config.yaml:26 routes[3].name: duplicate route name (also routes[1])');
+    expect(errors.some((e) => e.startsWith('config.yaml:24 routes[2].path:'))).toBe(true);
+  });
+
+  it('reports YAML syntax errors and duplicate keys with their line', () => {
+    expect(errorsOf('version: 1\ncreditTypes:\n  a: { name: A\n')[0]).toMatch(/^config\.yaml:\d+: /);
+    const dup = errorsOf('version: 1\nversion: 1\ncreditTypes: {}\nplans: {}\n');
+    expect(dup[0]).toMatch(/^config\.yaml:2: .*[Uu]nique/);
+  });
+
+  it('refuses a YAML alias bomb quickly instead of expanding it', () => {
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x"]',
+      'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]',
+      'f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]',
+      'g: [*f,*f,*f,*f,*f,*f,*f,*f,*f]',
+    ].join('\n');
+    expect(errorsOf(bomb)[0]).toMatch(/YAML cannot be expanded/);
+  });
+
+  it('names the file when it cannot be read', async () => {
+    await expect(loadConfigFile('/nonexistent/creditgate.yaml')).rejects.toThrow(/\/nonexistent\/creditgate\.yaml: cannot read config: file not found/);
+  });
+
+  it('validates a config passed as an object, naming fields', () => {
+    expect(() => loadConfigObject({ version: 2, creditTypes: {}, plans: {} })).toThrow(/<object> version: expected version: 1/);
+  });
+
+  it('a plan that omits a credit type does not include it', () => {
+    const c = loadConfigText(ISSUE_SHAPE.replace('basic: { ai_tasks: 1000, ', 'basic: { '));
+    expect(c.plans.get('basic')!.quotas.has('ai_tasks')).toBe(false);
+  });
+
+  it('reads a file from disk with its own name in errors', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cg-config-'));
+    const file = join(dir, 'credits.yaml');
+    writeFileSync(file, ISSUE_SHAPE.replace('version: 1', 'version: one'));
+    await expect(loadConfigFile(file)).rejects.toThrow(`${file}:1 version: expected version: 1`);
+  });
+});
