@@ -8,7 +8,7 @@ import { loadConfigFile, loadConfigObject } from './config/index.js';
 import type { PoolStatus } from './engine/credit-engine.js';
 import { CreditEngine } from './engine/credit-engine.js';
 import { readJsonBody, type BodyRead } from './http/json-body.js';
-import { problemBody, problemHeaders } from './http/problem-details.js';
+import { sendProblem } from './http/send-problem.js';
 import { RequestGate } from './http/request-gate.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { CreditStore } from './store/credit-store.js';
@@ -66,8 +66,7 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
         if (outcome.kind === 'pass') {
           next();
         } else if (outcome.kind === 'refuse') {
-          const body = JSON.stringify(problemBody(outcome.problem, outcome.config.problemBaseUrl, req.originalUrl));
-          res.status(outcome.problem.status).set(problemHeaders(outcome.problem, body)).send(body);
+          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl);
         } else {
           res.set(outcome.headers);
           const credits: ChargedRequest = { account: outcome.accountId, route: outcome.route.name, pools: outcome.pools };

@@ -4,12 +4,13 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
-import { InvalidAnchorError, parseAnchor } from '../domain/billing-cycle.js';
+import { CALENDAR_MONTH_ANCHOR_ISO, InvalidAnchorError, parseAnchor } from '../domain/billing-cycle.js';
 import type { CreditEngine } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import { StoreError, type AccountRecord } from '../store/credit-store.js';
 import type { AdminToken } from './admin-auth.js';
-import { problem, problemBody, problemHeaders, type Problem } from './problem-details.js';
+import { problem, type Problem } from './problem-details.js';
+import { sendProblem } from './send-problem.js';
 
 const accountBody = z.strictObject({
   plan: z.string().min(1),
@@ -30,11 +31,6 @@ class ProblemError extends Error {
   constructor(readonly problem: Problem) {
     super(problem.detail);
   }
-}
-
-function send(res: Response, p: Problem, baseUrl: string, instance?: string): void {
-  const body = JSON.stringify(problemBody(p, baseUrl, instance));
-  res.status(p.status).set(problemHeaders(p, body)).send(body);
 }
 
 function accountIdParam(req: Request): string {
@@ -70,11 +66,11 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
 
   app.use((req, res, next) => {
     if (!token.enabled) {
-      send(res, problem('admin-disabled', 'set CREDITGATE_ADMIN_TOKEN to enable the admin API'), baseUrl(), req.path);
+      sendProblem(res, problem('admin-disabled', 'set CREDITGATE_ADMIN_TOKEN to enable the admin API'), baseUrl(), req.path);
       return;
     }
     if (!token.matches(req.headers.authorization)) {
-      send(res, problem('admin-unauthorized', 'send Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } }), baseUrl(), req.path);
+      sendProblem(res, problem('admin-unauthorized', 'send Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } }), baseUrl(), req.path);
       return;
     }
     next();
@@ -106,8 +102,9 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const stamp = new Date(now()).toISOString();
     const record: AccountRecord = {
       plan: parsed.data.plan,
-      // A new account without an anchor starts its first cycle now.
-      billingAnchor: parsed.data.billingAnchor ?? existing?.billingAnchor ?? stamp,
+      // Without an anchor a new record keeps the calendar-month cycles it was
+      // already served on, so creating it never moves or empties a cycle.
+      billingAnchor: parsed.data.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO,
       email: parsed.data.email,
       createdAt: existing?.createdAt ?? stamp,
       updatedAt: stamp,
@@ -132,7 +129,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
   });
 
   app.use((req, res) => {
-    send(res, problem('not-found', `no admin endpoint ${req.method} ${req.path}`), baseUrl(), req.path);
+    sendProblem(res, problem('not-found', `no admin endpoint ${req.method} ${req.path}`), baseUrl(), req.path);
   });
 
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
@@ -141,12 +138,12 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
       return;
     }
     if (err instanceof ProblemError) {
-      send(res, err.problem, baseUrl(), req.path);
+      sendProblem(res, err.problem, baseUrl(), req.path);
       return;
     }
     if (err instanceof StoreError) {
       logger.error({ err }, 'admin request: store unavailable');
-      send(res, problem('store-unavailable', 'the credit store cannot be reached', { headers: { 'retry-after': '1' } }), baseUrl(), req.path);
+      sendProblem(res, problem('store-unavailable', 'the credit store cannot be reached', { headers: { 'retry-after': '1' } }), baseUrl(), req.path);
       return;
     }
     const status = (err as { status?: number }).status;
@@ -155,11 +152,11 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
         status === 413
           ? problem('body-too-large', 'admin request bodies are limited to 64 KiB')
           : problem('invalid-request', (err as Error).message);
-      send(res, p, baseUrl(), req.path);
+      sendProblem(res, p, baseUrl(), req.path);
       return;
     }
     logger.error({ err }, 'admin request failed');
-    send(res, problem('internal-error', 'the admin request failed'), baseUrl(), req.path);
+    sendProblem(res, problem('internal-error', 'the admin request failed'), baseUrl(), req.path);
   });
   return app;
 }

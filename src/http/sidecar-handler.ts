@@ -4,15 +4,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
 import { readJsonBody } from './json-body.js';
-import { problem, problemBody, problemHeaders, type Problem } from './problem-details.js';
+import { problem } from './problem-details.js';
+import { sendProblem } from './send-problem.js';
 import type { RequestGate } from './request-gate.js';
 import type { UpstreamForwarder } from './upstream-forwarder.js';
-
-export function sendProblem(res: ServerResponse, p: Problem, baseUrl: string, instance?: string): void {
-  const body = JSON.stringify(problemBody(p, baseUrl, instance));
-  res.writeHead(p.status, problemHeaders(p, body));
-  res.end(body);
-}
 
 export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwarder, logger: Logger) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -21,15 +21,19 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+export function writeConfig(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'cg-e2e-')), 'credits.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
 export async function startHarness(options: {
   config: string;
   redis?: string;
   keyPrefix?: string;
   adminToken?: string | null;
 }): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'cg-e2e-'));
-  const configPath = join(dir, 'credits.yaml');
-  writeFileSync(configPath, options.config);
+  const configPath = writeConfig(options.config);
   const upstream = await startRecordingUpstream();
   const adminToken = options.adminToken === null ? undefined : (options.adminToken ?? ADMIN_TOKEN);
   const sidecar = await startSidecar({

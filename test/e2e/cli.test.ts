@@ -1,0 +1,139 @@
+// The built `creditgate` command, run as a real process (dist/cli.js).
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/redis-server.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
+import { TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
+import { redisUrl } from '../helpers/test-redis.js';
+
+const CLI = 'dist/cli.js';
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 15_000 });
+
+async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`creditgate exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} never became healthy`);
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+
+describe('creditgate check-config', () => {
+  it('exits 0 and prints credit types, plans and the route table for the example', () => {
+    const r = run(['check-config', 'config/credits.example.yaml']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('config/credits.example.yaml: OK');
+    expect(r.stdout).toMatch(/credit types \(8\)/);
+    expect(r.stdout).toMatch(/voice_minutes\s+-\s+60\s+180/);
+    expect(r.stdout).toMatch(/enrich-contact\s+POST\s+\/v1\/contacts\/:id\/enrich\s+database = 1; email_verification = 1/);
+  });
+
+  it('exits 1 and prints each error as file:line field: message', () => {
+    const file = writeConfig(TEST_CONFIG.replace('charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }'));
+    const r = run(['check-config', file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${file}:30 routes[3].charge.ai_tasks: expected a number or a cost rule`);
+    expect(r.stderr).toContain('1 error');
+  });
+});
+
+describe('creditgate schema', () => {
+  it('prints the JSON Schema that is published in config/, and the example validates against it', () => {
+    const r = run(['schema']);
+    expect(r.status).toBe(0);
+    const printed = JSON.parse(r.stdout);
+    expect(printed).toEqual(JSON.parse(readFileSync('config/creditgate.schema.json', 'utf8')));
+    const ajv = new Ajv2020({ strict: false });
+    const validate = ajv.compile(printed);
+    expect(validate(parse(readFileSync('config/credits.example.yaml', 'utf8')))).toBe(true);
+    expect(validate({ version: 1, creditTypes: { a: { name: 'A' } }, plans: { p: { a: -1 } }, routes: [] })).toBe(false);
+  });
+});
+
+describe('creditgate serve', () => {
+  let upstream: RecordingUpstream;
+  beforeAll(async () => {
+    upstream = await startRecordingUpstream();
+  });
+  afterAll(async () => upstream.close());
+
+  it('refuses to start without an upstream, naming the flag', () => {
+    const r = run(['serve', '--config', 'config/credits.example.yaml'], { CREDITGATE_UPSTREAM: '' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--upstream');
+  });
+
+  it('exits 1 with file:line errors on an invalid config', () => {
+    const file = writeConfig(TEST_CONFIG.replace('version: 1', 'version: 7'));
+    const r = run(['serve', '--config', file, '--upstream', upstream.url, '--port', '0', '--admin-port', '0']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${file}:1 version: expected version: 1`);
+  });
+
+  it('serves from flags against Redis: charges, refuses, then exits 0 on SIGTERM', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1', '--redis', redisUrl()],
+      { env: { ...process.env, CREDITGATE_ADMIN_TOKEN: 't0ken', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      await waitHealthy(`http://127.0.0.1:${adminPort}/healthz`, child);
+      const a = `cli-${randomUUID()}`;
+      const spend = () => fetch(`http://127.0.0.1:${port}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '6' } });
+      expect((await spend()).status).toBe(200);
+      expect((await spend()).status).toBe(402);
+      const usage = await fetch(`http://127.0.0.1:${adminPort}/v1/accounts/${a}/usage`, { headers: { authorization: 'Bearer t0ken' } });
+      expect((await usage.json()).pools.ai_tasks.used).toBe(6);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited(child)).toBe(0);
+  });
+
+  it('takes its settings from the environment (CREDITGATE_CONFIG, CREDITGATE_UPSTREAM, PORT, ADMIN_PORT, HOST)', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, [CLI, 'serve'], {
+      env: {
+        ...process.env,
+        CREDITGATE_CONFIG: writeConfig(TEST_CONFIG),
+        CREDITGATE_UPSTREAM: upstream.url,
+        PORT: String(port),
+        ADMIN_PORT: String(adminPort),
+        HOST: '127.0.0.1',
+        REDIS_URL: '',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    try {
+      await waitHealthy(`http://127.0.0.1:${adminPort}/healthz`, child);
+      const r = await fetch(`http://127.0.0.1:${port}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': 'env', 'x-task-count': '1' } });
+      expect(r.status).toBe(200);
+      expect(r.headers.get('ratelimit')).toMatch(/^"ai_tasks";r=9;/);
+      // No Redis given: the memory store, with a warning saying so.
+      expect(stdout).toContain('in-memory store');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited(child)).toBe(0);
+  });
+});

@@ -1,0 +1,155 @@
+// creditGate() inside an Express app: same engine, same answers as the
+// sidecar, with bodies read whether or not express.json() ran first.
+
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import express from 'express';
+import { Redis } from 'ioredis';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { creditGate, type CreditGateMiddleware } from '../../src/index.js';
+import { startHarness, TEST_CONFIG, writeConfig, type Harness } from '../helpers/sidecar-harness.js';
+import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
+import { parse } from 'yaml';
+
+const CONFIG_OBJECT = parse(TEST_CONFIG) as Record<string, unknown>;
+
+function appWith(gate: CreditGateMiddleware, options: { jsonBefore?: boolean; jsonAfter?: boolean } = {}) {
+  const app = express();
+  if (options.jsonBefore) app.use(express.json());
+  app.use(gate);
+  if (options.jsonAfter) app.use(express.json());
+  app.post('/v1/ai/followups', (req, res) => {
+    res.json({ handled: true, body: req.body, credits: res.locals.credits });
+  });
+  app.post('/v1/contacts/:id/enrich', (_req, res) => {
+    res.json({ handled: true });
+  });
+  app.post('/v1/ai/custom', (_req, res) => {
+    res.json({ handled: true });
+  });
+  app.get('/free', (_req, res) => {
+    res.json({ free: true, credits: res.locals.credits ?? null });
+  });
+  return app;
+}
+
+describe('creditGate middleware on Redis (ioredis client passed in)', () => {
+  let client: Redis;
+  let gate: CreditGateMiddleware;
+  let server: http.Server;
+
+  beforeAll(async () => {
+    client = new Redis(redisUrl());
+    gate = await creditGate({ config: CONFIG_OBJECT, redis: client, keyPrefix: uniquePrefix('mw') });
+    server = http.createServer(appWith(gate));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    await gate.close();
+    server.close();
+    client.disconnect();
+  });
+
+  it('charges, sets RateLimit headers and exposes res.locals.credits; reads the body itself', async () => {
+    const a = `mw-${randomUUID()}`;
+    const r = await request(server).post('/v1/ai/followups').set('x-account-id', a).send({ count: 4, note: 'hi' });
+    expect(r.status).toBe(200);
+    expect(r.headers['ratelimit']).toMatch(/^"ai_tasks";r=6;t=\d+$/);
+    expect(r.headers['ratelimit-policy']).toMatch(/^"ai_tasks";q=10;w=\d+$/);
+    expect(r.body.body).toEqual({ count: 4, note: 'hi' });
+    expect(r.body.credits).toMatchObject({ account: a, route: 'generate-followups', pools: [{ creditType: 'ai_tasks', required: 4, used: 4, remaining: 6 }] });
+  });
+
+  it('refuses with the same 402 problem+json when the pool is empty; the handler never runs', async () => {
+    const a = `mw-${randomUUID()}`;
+    await request(server).post('/v1/ai/followups').set('x-account-id', a).send({ count: 10 });
+    const r = await request(server).post('/v1/ai/followups').set('x-account-id', a).send({ count: 1 });
+    expect(r.status).toBe(402);
+    expect(r.headers['content-type']).toBe('application/problem+json');
+    expect(r.headers['retry-after']).toMatch(/^\d+$/);
+    const body = JSON.parse(r.text);
+    expect(body).toMatchObject({ type: 'https://creditgate.dev/problems/exhausted', creditType: 'ai_tasks', required: 1, remaining: 0, allowance: 10 });
+    expect(body.handled).toBeUndefined();
+  });
+
+  it('401 without identity, 400 on a bad cost, unmatched routes pass uncharged', async () => {
+    expect((await request(server).post('/v1/ai/followups').send({ count: 1 })).status).toBe(401);
+    const bad = await request(server).post('/v1/ai/followups').set('x-account-id', 'x').send({ count: 'lots' });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.text).type).toBe('https://creditgate.dev/problems/invalid-cost');
+    const free = await request(server).get('/free').set('x-account-id', 'x');
+    expect(free.status).toBe(200);
+    expect(free.body).toEqual({ free: true, credits: null });
+  });
+
+  it('concurrent requests never overspend: 100 requests of 1 against 10 credits → exactly 10 pass', async () => {
+    const a = `mw-${randomUUID()}`;
+    const statuses = await Promise.all(
+      Array.from({ length: 100 }, () => request(server).post('/v1/ai/custom').set('x-account-id', a).set('x-task-count', '1').then((r) => r.status)),
+    );
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 402)).toHaveLength(90);
+  });
+});
+
+describe('creditGate middleware with body parsers around it (memory store, YAML path)', () => {
+  let before: CreditGateMiddleware;
+  let after: CreditGateMiddleware;
+  beforeAll(async () => {
+    const path = writeConfig(TEST_CONFIG);
+    before = await creditGate({ config: path });
+    after = await creditGate({ config: path });
+  });
+  afterAll(async () => {
+    await before.close();
+    await after.close();
+  });
+
+  it('uses req.body when express.json() ran first', async () => {
+    const app = appWith(before, { jsonBefore: true });
+    const r = await request(app).post('/v1/ai/followups').set('x-account-id', 'a').send({ count: 3 });
+    expect(r.status).toBe(200);
+    expect(r.body.body).toEqual({ count: 3 });
+    expect(r.body.credits.pools[0].used).toBe(3);
+  });
+
+  it('leaves req.body for an express.json() that runs after it', async () => {
+    const app = appWith(after, { jsonAfter: true });
+    const r = await request(app).post('/v1/ai/followups').set('x-account-id', 'a').send({ count: 2 });
+    expect(r.status).toBe(200);
+    expect(r.body.body).toEqual({ count: 2 });
+  });
+
+  it('rejects an invalid config with file and line', async () => {
+    const path = writeConfig(TEST_CONFIG.replace('charge: { ai_tasks: { body: count } }', 'charge: { ai_tasks: [] }'));
+    await expect(creditGate({ config: path })).rejects.toThrow(/credits\.yaml:\d+ routes\[0\]\.charge\.ai_tasks: expected a number or a cost rule/);
+  });
+});
+
+describe('middleware and sidecar give identical refusals', () => {
+  let h: Harness;
+  let gate: CreditGateMiddleware;
+  const prefix = uniquePrefix('same');
+  beforeAll(async () => {
+    h = await startHarness({ config: TEST_CONFIG, redis: redisUrl(), keyPrefix: prefix });
+    gate = await creditGate({ config: CONFIG_OBJECT, redis: redisUrl(), keyPrefix: prefix });
+  });
+  afterAll(async () => {
+    await gate.close();
+    await h.close();
+  });
+
+  it('the same account state yields the same 402 body and headers from both', async () => {
+    const a = `same-${randomUUID()}`;
+    await fetch(`${h.proxy}/v1/contacts/1/enrich`, { method: 'POST', headers: { 'x-account-id': a } });
+    for (let i = 0; i < 4; i++) await fetch(`${h.proxy}/v1/contacts/1/enrich`, { method: 'POST', headers: { 'x-account-id': a } });
+    const fromSidecar = await fetch(`${h.proxy}/v1/contacts/1/enrich`, { method: 'POST', headers: { 'x-account-id': a } });
+    const fromMiddleware = await request(appWith(gate)).post('/v1/contacts/1/enrich').set('x-account-id', a);
+    expect(fromSidecar.status).toBe(402);
+    expect(fromMiddleware.status).toBe(402);
+    expect(JSON.parse(fromMiddleware.text)).toEqual(await fromSidecar.json());
+    expect(fromMiddleware.headers['ratelimit-policy']).toBe(fromSidecar.headers.get('ratelimit-policy'));
+    expect(fromMiddleware.headers['content-type']).toBe(fromSidecar.headers.get('content-type'));
+  });
+});
