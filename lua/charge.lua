@@ -1,42 +1,171 @@
--- All-or-nothing check-and-charge of several credit pools of one account,
--- in one round trip. Every key shares the account's hash tag, so this runs on
--- one Redis Cluster slot.
+-- All-or-nothing charge of several credit pools of one account, in one round
+-- trip: plan allowance first, then top-up grants (earliest expiry first);
+-- capacity releases; threshold alerts decided in the same atomic step.
+-- Every key shares the account's hash tag, so this runs on one Cluster slot.
 --
--- KEYS[i]            usage counter of pool i for the current cycle
--- ARGV[3i-2]         amount to charge pool i (integer >= 0)
--- ARGV[3i-1]         limit of pool i this cycle; -1 = unlimited
--- ARGV[3i]           expire-at of pool i's counter, epoch ms; 0 = never
---                    (capacity pools count connected things and never reset)
+-- KEYS[1]            the account's key index (a set of every key written)
+-- per pool i (base b = 1 + 4(i-1)):
+--   KEYS[b+1]        used-from-plan counter for the cycle (or for all time: capacity)
+--   KEYS[b+2]        grants of the credit type: hash id -> JSON {a=amount,u=used,x=expiresAt,c=createdAt}
+--   KEYS[b+3]        grant expiry index: zset id -> expiresAt (ms)
+--   KEYS[b+4]        alert marks of the cycle: hash threshold -> 1
 --
--- Returns { ok, used_1, ..., used_n }: ok = 1 with the counts after charging,
--- or ok = 0 with the counts as found (nothing written).
+-- ARGV[1]            now (epoch ms)
+-- ARGV[2]            m, the number of alert thresholds; ARGV[3..2+m] the thresholds (fractions)
+-- per pool i (base c = 2 + m + 5(i-1)):
+--   ARGV[c+1]        op: "c" charge, "r" release (capacity: give back, never below 0)
+--   ARGV[c+2]        amount (integer >= 0)
+--   ARGV[c+3]        plan limit this cycle; -1 = unlimited
+--   ARGV[c+4]        expire-at of the cycle's keys (epoch ms); 0 = never
+--   ARGV[c+5]        "1" if top-ups and alerts apply to this pool (consumables), else "0"
+--
+-- Returns { ok, pool_1 ..., pool_n } flattened, each pool as
+--   planUsed, grantTotal, grantUsed, firedCount, fired..., drawCount, (grantId, amount)...
+-- ok = 1: the counts after the charge; ok = 0: as found, nothing written.
 
-local n = #KEYS
-local used = {}
+local now = tonumber(ARGV[1])
+local m = tonumber(ARGV[2])
+local thresholds = {}
+for t = 1, m do thresholds[t] = ARGV[2 + t] end
+local n = (#KEYS - 1) / 4
+
+local pools = {}
 local fits = true
 
--- Pass 1: read every pool; decide before writing anything.
+-- Pass 1: read everything and plan each pool's draw; write nothing.
 for i = 1, n do
-  local amount = tonumber(ARGV[3 * i - 2])
-  local limit = tonumber(ARGV[3 * i - 1])
-  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
-  used[i] = current
-  if limit >= 0 and current + amount > limit then
-    fits = false
+  local b = 1 + 4 * (i - 1)
+  local c = 2 + m + 5 * (i - 1)
+  local p = {
+    op = ARGV[c + 1],
+    amount = tonumber(ARGV[c + 2]),
+    limit = tonumber(ARGV[c + 3]),
+    expireAt = ARGV[c + 4],
+    extras = ARGV[c + 5] == '1',
+    planUsed = 0,
+    exists = false,
+    grants = {},
+    grantTotal = 0,
+    grantUsed = 0,
+    fromPlan = 0,
+    draws = {},
+    fired = {},
+  }
+  local raw = redis.call('GET', KEYS[b + 1])
+  if raw then
+    p.planUsed = tonumber(raw)
+    p.exists = true
+  end
+  if p.extras then
+    -- Active grants only (expiry strictly after now), earliest expiry first.
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[b + 3], '(' .. now, '+inf')
+    for _, id in ipairs(ids) do
+      local raw = redis.call('HGET', KEYS[b + 2], id)
+      if raw then
+        local g = cjson.decode(raw)
+        g.id = id
+        table.insert(p.grants, g)
+        p.grantTotal = p.grantTotal + g.a
+        p.grantUsed = p.grantUsed + g.u
+      end
+    end
+  end
+  if p.op == 'c' then
+    if p.limit < 0 then
+      p.fromPlan = p.amount
+    else
+      local room = math.max(0, p.limit - p.planUsed)
+      p.fromPlan = math.min(p.amount, room)
+      local rest = p.amount - p.fromPlan
+      for _, g in ipairs(p.grants) do
+        if rest == 0 then break end
+        local take = math.min(rest, g.a - g.u)
+        if take > 0 then
+          table.insert(p.draws, { g, take })
+          rest = rest - take
+        end
+      end
+      if rest > 0 then fits = false end
+    end
+  end
+  pools[i] = p
+end
+
+local function encode(out, p)
+  table.insert(out, p.planUsed)
+  table.insert(out, p.grantTotal)
+  table.insert(out, p.grantUsed)
+  table.insert(out, #p.fired)
+  for _, f in ipairs(p.fired) do table.insert(out, f) end
+  table.insert(out, #p.draws)
+  for _, d in ipairs(p.draws) do
+    table.insert(out, d[1].id)
+    table.insert(out, d[2])
   end
 end
 
 if not fits then
-  return { 0, unpack(used) }
+  local out = { 0 }
+  for i = 1, n do
+    pools[i].draws = {}
+    encode(out, pools[i])
+  end
+  return out
 end
 
--- Pass 2: charge every pool. The TTL is (re)set on every write so a counter
--- never outlives its cycle, whoever created it.
-for i = 1, n do
-  used[i] = redis.call('INCRBY', KEYS[i], ARGV[3 * i - 2])
-  if ARGV[3 * i] ~= '0' then
-    redis.call('PEXPIREAT', KEYS[i], ARGV[3 * i])
+-- Pass 2: apply. Counters get their expiry on every write; a key written
+-- for the first time joins the account's key index, which is how DELETE
+-- finds an account's keys without a SCAN. The index lives as long as its
+-- longest-lived key (forever once it holds a capacity counter).
+local function index(key, expireAt)
+  local before = redis.call('PEXPIRETIME', KEYS[1])
+  redis.call('SADD', KEYS[1], key)
+  if expireAt == '0' then
+    redis.call('PERSIST', KEYS[1])
+  elseif before == -2 or (before > 0 and before < tonumber(expireAt)) then
+    redis.call('PEXPIREAT', KEYS[1], expireAt)
   end
 end
 
-return { 1, unpack(used) }
+local out = { 1 }
+for i = 1, n do
+  local b = 1 + 4 * (i - 1)
+  local p = pools[i]
+  if p.op == 'r' then
+    local give = math.min(p.amount, p.planUsed)
+    if give > 0 then
+      p.planUsed = redis.call('DECRBY', KEYS[b + 1], give)
+    end
+  else
+    if p.fromPlan > 0 then
+      p.planUsed = redis.call('INCRBY', KEYS[b + 1], p.fromPlan)
+      if p.expireAt ~= '0' then redis.call('PEXPIREAT', KEYS[b + 1], p.expireAt) end
+      if not p.exists then index(KEYS[b + 1], p.expireAt) end
+    end
+    for _, d in ipairs(p.draws) do
+      local g = d[1]
+      g.u = g.u + d[2]
+      p.grantUsed = p.grantUsed + d[2]
+      redis.call('HSET', KEYS[b + 2], g.id, cjson.encode({ a = g.a, u = g.u, x = g.x, c = g.c }))
+    end
+    -- Alerts: a threshold fires the first time usage reaches it in a cycle,
+    -- however many requests reach it at once and whatever the allowance did.
+    if p.extras and p.limit >= 0 then
+      local allowance = p.limit + p.grantTotal
+      local used = p.planUsed + p.grantUsed
+      if allowance > 0 then
+        for _, t in ipairs(thresholds) do
+          if used >= tonumber(t) * allowance and redis.call('HSETNX', KEYS[b + 4], t, now) == 1 then
+            table.insert(p.fired, t)
+          end
+        end
+        if #p.fired > 0 then
+          redis.call('PEXPIREAT', KEYS[b + 4], p.expireAt)
+          index(KEYS[b + 4], p.expireAt)
+        end
+      end
+    end
+  end
+  encode(out, p)
+end
+return out

@@ -7,11 +7,24 @@ import { type CostRule } from '../domain/cost-rules.js';
 import { RouteTable } from '../domain/route-table.js';
 import type { ParsedConfig, ParsedCostSpec } from './config-schema.js';
 
+export type TopUpInfo = { readonly url: string } | { readonly contact: string };
+
 export interface CreditTypeDef {
   readonly id: string;
   readonly name: string;
   readonly kind: 'consumable' | 'capacity';
   readonly unit?: string | undefined;
+  /** How more is bought, when the config says. */
+  readonly topUp: TopUpInfo | null;
+}
+
+export interface AlertsConfig {
+  /** Ascending fractions of the allowance. */
+  readonly thresholds: readonly number[];
+  readonly keepEvents: number;
+  readonly queueSize: number;
+  readonly webhook?: { readonly url: string; readonly secret?: string | undefined; readonly timeoutMs: number; readonly maxAttempts: number };
+  readonly email?: { readonly smtp: string; readonly from: string; readonly subject?: string | undefined; readonly maxAttempts: number };
 }
 
 /** A plan's quota for one credit type: a number, null for unlimited, 0 when not in plan. */
@@ -24,6 +37,8 @@ export interface PlanDef {
 
 export interface RouteCharge {
   readonly creditType: string;
+  /** charge spends (or acquires capacity); release gives capacity back. */
+  readonly op: 'charge' | 'release';
   readonly rule: CostRule;
 }
 
@@ -50,6 +65,7 @@ export interface CompiledConfig {
   readonly maxBodyBytes: number;
   readonly storeTimeoutMs: number;
   readonly problemBaseUrl: string;
+  readonly alerts: AlertsConfig;
 }
 
 export function quotaOf(plan: PlanDef, creditType: string): Quota {
@@ -73,7 +89,10 @@ function toCostRule(spec: ParsedCostSpec): CostRule {
 
 export function compileConfig(parsed: ParsedConfig): CompiledConfig {
   const creditTypes = new Map<string, CreditTypeDef>(
-    Object.entries(parsed.creditTypes).map(([id, t]) => [id, { id, name: t.name, kind: t.kind, unit: t.unit }]),
+    Object.entries(parsed.creditTypes).map(([id, t]) => [
+      id,
+      { id, name: t.name, kind: t.kind, unit: t.unit, topUp: t.topUp ?? null },
+    ]),
   );
   const plans = new Map<string, PlanDef>(
     Object.entries(parsed.plans).map(([id, quotas]) => [
@@ -82,7 +101,10 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     ]),
   );
   const routeDefs: RouteDef[] = parsed.routes.map((r) => {
-    const charges = Object.entries(r.charge).map(([creditType, spec]) => ({ creditType, rule: toCostRule(spec) }));
+    const charges: RouteCharge[] = [
+      ...Object.entries(r.charge).map(([creditType, spec]) => ({ creditType, op: 'charge' as const, rule: toCostRule(spec) })),
+      ...Object.entries(r.release).map(([creditType, spec]) => ({ creditType, op: 'release' as const, rule: toCostRule(spec) })),
+    ];
     const methods = Array.isArray(r.method) ? r.method : r.method;
     return {
       name: r.name,
@@ -108,5 +130,6 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     maxBodyBytes: parsed.limits.maxBodyBytes,
     storeTimeoutMs: parsed.store.timeoutMs,
     problemBaseUrl: parsed.problems.baseUrl.endsWith('/') ? parsed.problems.baseUrl : `${parsed.problems.baseUrl}/`,
+    alerts: { ...parsed.alerts, thresholds: [...parsed.alerts.thresholds].sort((a, b) => a - b) },
   };
 }

@@ -18,8 +18,17 @@ export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 
 const creditTypeId = z.string().regex(CREDIT_TYPE_ID, `credit type ids are ${ID_HINT}`);
 
+const topUp = z.union(
+  [
+    z.strictObject({ url: z.url().describe('Self-serve add-ons page.') }),
+    z.strictObject({ contact: z.string().min(1).describe('Who to ask (support address or page).') }),
+  ],
+  { error: 'expected { url: https://… } or { contact: … }' },
+);
+
 const creditType = z.strictObject({
   name: z.string().min(1).describe('Display name, as a billing page shows it.'),
+  topUp: topUp.optional().describe('How more of this credit type is bought; carried in 402 bodies and alerts.'),
   kind: z
     .enum(['consumable', 'capacity'])
     .default('consumable')
@@ -81,7 +90,44 @@ const route = z.strictObject({
     .string()
     .startsWith('/', 'a route path starts with /')
     .describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
-  charge: z.record(creditTypeId, costSpec).describe('Credits this route spends, per credit type: all or nothing.'),
+  charge: z
+    .record(creditTypeId, costSpec)
+    .default({})
+    .describe('Credits this route spends, per credit type: all or nothing.'),
+  release: z
+    .record(creditTypeId, costSpec)
+    .default({})
+    .describe('Capacity this route gives back (disconnect): never below zero, never refused.'),
+});
+
+const secretRef = z
+  .string()
+  .min(1)
+  .describe('A literal, or env:NAME to read it from the environment.');
+
+const alerts = z.strictObject({
+  thresholds: z
+    .array(z.number().gt(0).max(1))
+    .default([0.8, 1.0])
+    .describe('Fractions of the allowance; each fires once per account, pool and cycle. 1.0 = exhausted.'),
+  keepEvents: z.number().int().min(1).max(10_000).default(100).describe('Events kept per account for the feed.'),
+  webhook: z
+    .strictObject({
+      url: z.url(),
+      secret: secretRef.optional().describe('HMAC-SHA256 signing secret (creditgate-signature header).'),
+      timeoutMs: z.number().int().min(1).default(5000),
+      maxAttempts: z.number().int().min(1).max(20).default(6),
+    })
+    .optional(),
+  email: z
+    .strictObject({
+      smtp: z.string().regex(/^smtps?:\/\//, 'expected smtp://… or smtps://…').describe('SMTP URL, e.g. smtp://user:pass@host:587'),
+      from: z.string().min(3),
+      subject: z.string().min(1).optional().describe('Subject template; {creditType}, {percent}, {account} are filled in.'),
+      maxAttempts: z.number().int().min(1).max(20).default(4),
+    })
+    .optional(),
+  queueSize: z.number().int().min(1).default(10_000).describe('Deliveries waiting at most; beyond it the oldest are dropped.'),
 });
 
 const identity = z.strictObject({
@@ -129,6 +175,7 @@ export const configSchema = z
         baseUrl: z.url().default('https://creditgate.dev/problems/').describe('Prefix of problem+json type URIs.'),
       })
       .default({ baseUrl: 'https://creditgate.dev/problems/' }),
+    alerts: alerts.default({ thresholds: [0.8, 1.0], keepEvents: 100, queueSize: 10_000 }),
     creditTypes: z.record(creditTypeId, creditType),
     plans: z.record(z.string().regex(PLAN_ID, 'plan ids are letters, digits, _ . -'), plan),
     routes: z.array(route).default([]),
@@ -143,6 +190,8 @@ export const configSchema = z
         if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['plans', planId, id], message: unknownType(id) });
       }
     }
+    const sorted = [...cfg.alerts.thresholds].sort((a, b) => a - b);
+    if (new Set(sorted).size !== sorted.length) ctx.addIssue({ code: 'custom', path: ['alerts', 'thresholds'], message: 'thresholds repeat' });
     if (Object.keys(cfg.plans).length === 0) ctx.addIssue({ code: 'custom', path: ['plans'], message: 'declare at least one plan' });
     if (cfg.defaultPlan !== undefined && !(cfg.defaultPlan in cfg.plans)) {
       ctx.addIssue({
@@ -165,9 +214,20 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: (err as Error).message.split(';')[0]! });
       }
       const charged = Object.keys(r.charge);
-      if (charged.length === 0) ctx.addIssue({ code: 'custom', path: ['routes', i, 'charge'], message: 'charge at least one credit type' });
+      const released = Object.keys(r.release);
+      if (charged.length === 0 && released.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'charge'], message: 'charge (or release) at least one credit type' });
+      }
       for (const id of charged) {
         if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'charge', id], message: unknownType(id) });
+      }
+      for (const id of released) {
+        if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'release', id], message: unknownType(id) });
+        else if (cfg.creditTypes[id]!.kind !== 'capacity') {
+          ctx.addIssue({ code: 'custom', path: ['routes', i, 'release', id], message: 'only capacity credit types can be released' });
+        } else if (charged.includes(id)) {
+          ctx.addIssue({ code: 'custom', path: ['routes', i, 'release', id], message: 'a route cannot both charge and release one credit type' });
+        }
       }
     });
   });

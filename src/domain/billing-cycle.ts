@@ -103,3 +103,8 @@ export function cycleContaining(anchor: BillingAnchor, at: number): BillingCycle
   while (cycleStartAt(anchor, k + 1) <= at) k += 1;
   return { index: k, start: cycleStartAt(anchor, k), end: cycleStartAt(anchor, k + 1) };
 }
+
+/** Epoch ms of an ISO 8601 instant with offset (the same strict syntax as anchors). */
+export function parseInstant(iso: string): number {
+  return cycleStartAt(parseAnchor(iso), 0);
+}

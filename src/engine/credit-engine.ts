@@ -1,17 +1,19 @@
 // The decisions every adapter shares: which plan and cycle apply to an
-// account, what a charge would do to each pool, and what usage looks like.
-// I/O goes through the CreditStore; everything else is pure domain code.
+// account, what a charge does to each pool, top-ups, alerts, usage.
+// I/O goes through the CreditStore; the arithmetic is pure domain code.
 
-import type { CompiledConfig, PlanDef } from '../config/compiled-config.js';
+import { randomBytes } from 'node:crypto';
+import type { CompiledConfig, PlanDef, TopUpInfo } from '../config/compiled-config.js';
 import { quotaOf } from '../config/compiled-config.js';
 import {
   CALENDAR_MONTH_ANCHOR_ISO,
   cycleContaining,
   parseAnchor,
+  parseInstant,
   type BillingAnchor,
   type BillingCycle,
 } from '../domain/billing-cycle.js';
-import type { AccountRecord, CreditStore, PoolCharge } from '../store/credit-store.js';
+import type { AccountRecord, AlertEvent, CreditStore, Grant, PoolCharge, PoolState } from '../store/credit-store.js';
 
 /**
  * How long a counter outlives its cycle. A request charged just before the
@@ -19,6 +21,8 @@ import type { AccountRecord, CreditStore, PoolCharge } from '../store/credit-sto
  * still be there to take that.
  */
 export const COUNTER_GRACE_MS = 24 * 3600 * 1000;
+/** How long a top-up idempotency key is remembered. */
+export const TOPUP_IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 
 const CALENDAR_MONTH = parseAnchor(CALENDAR_MONTH_ANCHOR_ISO);
 
@@ -33,21 +37,25 @@ export interface ResolvedAccount {
 export interface CostLine {
   readonly creditType: string;
   readonly amount: number;
+  /** Default "charge"; "release" gives capacity back. */
+  readonly op?: 'charge' | 'release';
 }
 
 export interface PoolStatus {
   readonly creditType: string;
   readonly name: string;
+  readonly op: 'charge' | 'release';
   /** What this request asked of the pool. */
   readonly required: number;
   readonly used: number;
-  /** null = unlimited. */
+  /** Plan allowance plus active top-ups; null = unlimited. */
   readonly allowance: number | null;
   readonly remaining: number | null;
-  /** Epoch ms of the next reset; null for pools that never reset. */
+  /** Epoch ms of the next reset; null for pools that never reset (capacity, not in plan). */
   readonly resetsAt: number | null;
   /** Cycle length in seconds, null for pools that never reset. */
   readonly windowSeconds: number | null;
+  readonly topUp: TopUpInfo | null;
 }
 
 export type ChargeDecision =
@@ -64,13 +72,45 @@ export type ChargeDecision =
 
 export type ChargeRefusal = Exclude<ChargeDecision, { allowed: true }>;
 
+export interface PoolUsageView {
+  readonly used: number;
+  readonly allowance: number | null;
+  readonly remaining: number | null;
+  readonly resetsAt: string | null;
+  readonly name: string;
+  readonly kind: 'consumable' | 'capacity';
+  /** The plan's own allowance, without top-ups. */
+  readonly planAllowance: number | null;
+  /** Credits left on active top-ups. */
+  readonly topUpRemaining: number;
+  readonly topUp: TopUpInfo | null;
+}
+
 export interface UsageView {
   readonly account: string;
   readonly plan: string;
   /** false when served on the default plan without a record. */
   readonly known: boolean;
   readonly cycle: { readonly start: string; readonly end: string };
-  readonly pools: Readonly<Record<string, { used: number; allowance: number | null; remaining: number | null; resetsAt: string | null }>>;
+  readonly pools: Readonly<Record<string, PoolUsageView>>;
+}
+
+export interface TopUpView {
+  readonly id: string;
+  readonly creditType: string;
+  readonly amount: number;
+  readonly remaining: number;
+  readonly expiresAt: string;
+  readonly createdAt: string;
+}
+
+/** Receives alert events after they are stored; must not block (delivery is queued). */
+export interface AlertSink {
+  publish(account: ResolvedAccount, events: readonly AlertEvent[]): void;
+}
+
+export class TopUpError extends Error {
+  readonly code = 'invalid_topup';
 }
 
 export interface CreditEngineOptions {
@@ -78,17 +118,20 @@ export interface CreditEngineOptions {
   /** Returns the config in force; read once per decision so a reload never splits one. */
   readonly config: () => CompiledConfig;
   readonly now?: () => number;
+  readonly alerts?: AlertSink;
 }
 
 export class CreditEngine {
   readonly store: CreditStore;
   private readonly config: () => CompiledConfig;
   private readonly now: () => number;
+  private readonly alerts: AlertSink | undefined;
 
   constructor(options: CreditEngineOptions) {
     this.store = options.store;
     this.config = options.config;
     this.now = options.now ?? Date.now;
+    this.alerts = options.alerts;
   }
 
   currentConfig(): CompiledConfig {
@@ -119,38 +162,50 @@ export class CreditEngine {
     }
     const now = this.now();
     const cycle = cycleContaining(resolved.anchor, now);
-    const merged = mergeCosts(costs);
+    const lines = mergeCosts(costs);
 
-    const notInPlan = merged.filter((c) => quotaOf(resolved.plan, c.creditType) === 0);
+    const notInPlan = lines.filter((c) => c.op === 'charge' && quotaOf(resolved.plan, c.creditType) === 0);
     if (notInPlan.length > 0) {
+      const empty = (t: string): PoolState => ({ creditType: t, planUsed: 0, grantTotal: 0, grantUsed: 0 });
       return {
         allowed: false,
         reason: 'not-in-plan',
         account: resolved,
-        short: notInPlan.map((c) => this.status(config, resolved.plan, cycle, c, 0)),
+        short: notInPlan.map((c) => this.status(config, resolved.plan, cycle, c, empty(c.creditType))),
       };
     }
 
-    const pools: PoolCharge[] = merged.map((c) => {
-      const capacity = config.creditTypes.get(c.creditType)?.kind === 'capacity';
+    const pools: PoolCharge[] = lines.map((c) => {
+      const capacity = isCapacity(config, c.creditType);
       return {
         creditType: c.creditType,
+        op: c.op,
         amount: c.amount,
         limit: quotaOf(resolved.plan, c.creditType),
         // Capacity counts connected things: one counter for all time, no TTL.
         cycleStart: capacity ? 0 : cycle.start,
         expireAt: capacity ? 0 : cycle.end + COUNTER_GRACE_MS,
+        extras: !capacity,
       };
     });
-    const outcome = await this.store.charge(accountId, pools);
-    const statuses = merged.map((c, i) => this.status(config, resolved.plan, cycle, c, outcome.pools[i]!.used));
-    if (outcome.ok) return { allowed: true, account: resolved, pools: statuses };
-    return {
-      allowed: false,
-      reason: 'exhausted',
-      account: resolved,
-      short: statuses.filter((s) => s.remaining !== null && s.remaining < s.required),
-    };
+    const outcome = await this.store.charge(accountId, pools, { now, thresholds: config.alerts.thresholds });
+    const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c, outcome.pools[i]!));
+    if (!outcome.ok) {
+      return {
+        allowed: false,
+        reason: 'exhausted',
+        account: resolved,
+        short: statuses.filter((s) => s.op === 'charge' && s.remaining !== null && s.remaining < s.required),
+      };
+    }
+    const events = outcome.pools.flatMap((p, i) =>
+      p.fired.map((threshold) => this.alertEvent(config, accountId, statuses[i]!, threshold, now)),
+    );
+    if (events.length > 0) {
+      await this.store.appendEvents(accountId, events, config.alerts.keepEvents);
+      this.alerts?.publish(resolved, events);
+    }
+    return { allowed: true, account: resolved, pools: statuses };
   }
 
   async usage(accountId: string, config: CompiledConfig = this.config()): Promise<UsageView | null> {
@@ -159,16 +214,27 @@ export class CreditEngine {
     const now = this.now();
     const cycle = cycleContaining(resolved.anchor, now);
     const types = [...resolved.plan.quotas.entries()].filter(([, q]) => q !== 0).map(([t]) => t);
-    const used = await this.store.usage(
+    const states = await this.store.usage(
       accountId,
-      types.map((t) => ({ creditType: t, cycleStart: config.creditTypes.get(t)?.kind === 'capacity' ? 0 : cycle.start })),
+      types.map((t) => ({ creditType: t, cycleStart: isCapacity(config, t) ? 0 : cycle.start })),
+      now,
     );
-    const pools: UsageView['pools'] = Object.fromEntries(
-      types.map((t, i) => {
-        const s = this.status(config, resolved.plan, cycle, { creditType: t, amount: 0 }, used[i]!);
-        return [t, { used: s.used, allowance: s.allowance, remaining: s.remaining, resetsAt: isoOrNull(s.resetsAt) }];
-      }),
-    );
+    const pools: Record<string, PoolUsageView> = {};
+    types.forEach((t, i) => {
+      const state = states[i]!;
+      const s = this.status(config, resolved.plan, cycle, { creditType: t, amount: 0, op: 'charge' }, state);
+      pools[t] = {
+        used: s.used,
+        allowance: s.allowance,
+        remaining: s.remaining,
+        resetsAt: isoOrNull(s.resetsAt),
+        name: s.name,
+        kind: config.creditTypes.get(t)?.kind ?? 'consumable',
+        planAllowance: quotaOf(resolved.plan, t),
+        topUpRemaining: state.grantTotal - state.grantUsed,
+        topUp: s.topUp,
+      };
+    });
     return {
       account: accountId,
       plan: resolved.plan.id,
@@ -178,28 +244,138 @@ export class CreditEngine {
     };
   }
 
-  private status(config: CompiledConfig, plan: PlanDef, cycle: BillingCycle, cost: CostLine, used: number): PoolStatus {
-    const allowance = quotaOf(plan, cost.creditType);
-    const capacity = config.creditTypes.get(cost.creditType)?.kind === 'capacity';
+  /**
+   * Grants extra credits of one consumable type. Without `expiresAt` the grant
+   * ends with the account's current cycle. Throws TopUpError for bad input.
+   */
+  async topUp(
+    accountId: string,
+    request: { creditType: string; amount: number; expiresAt?: string },
+    idempotencyKey?: string,
+    config: CompiledConfig = this.config(),
+  ): Promise<{ topUp: TopUpView; created: boolean }> {
+    const def = config.creditTypes.get(request.creditType);
+    if (!def) throw new TopUpError(`unknown credit type "${request.creditType}" (configured: ${[...config.creditTypes.keys()].join(', ')})`);
+    if (def.kind === 'capacity') throw new TopUpError(`${def.name} is a capacity pool: its size comes from the plan, not from top-ups`);
+    if (!Number.isSafeInteger(request.amount) || request.amount <= 0) throw new TopUpError('amount must be a whole number above 0');
+    const resolved = await this.resolveAccount(accountId, config);
+    if ('unknown' in resolved) {
+      throw new TopUpError(resolved.unknown === 'account' ? 'unknown account and no default plan' : `the account's plan "${resolved.plan}" is not configured`);
+    }
+    const now = this.now();
+    let expiresAt: number;
+    if (request.expiresAt === undefined) {
+      expiresAt = cycleContaining(resolved.anchor, now).end;
+    } else {
+      try {
+        expiresAt = parseInstant(request.expiresAt);
+      } catch {
+        throw new TopUpError(`expiresAt must be an ISO 8601 instant with a UTC offset, got ${JSON.stringify(request.expiresAt)}`);
+      }
+      if (expiresAt <= now) throw new TopUpError(`expiresAt ${request.expiresAt} is not in the future`);
+    }
+    const result = await this.store.addGrant(
+      accountId,
+      { id: newId('tu'), creditType: def.id, amount: request.amount, expiresAt, createdAt: now },
+      { now, idempotencyTtlMs: TOPUP_IDEMPOTENCY_TTL_MS, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
+    );
+    return { topUp: topUpView(result.grant), created: result.created };
+  }
+
+  /** Active top-ups of every consumable type, earliest expiry first. */
+  async listTopUps(accountId: string, config: CompiledConfig = this.config()): Promise<TopUpView[]> {
+    const types = [...config.creditTypes.values()].filter((t) => t.kind === 'consumable').map((t) => t.id);
+    const states = await this.store.usage(accountId, types.map((t) => ({ creditType: t, cycleStart: 0 })), this.now());
+    return states
+      .flatMap((s) => s.grants)
+      .sort((a, b) => a.expiresAt - b.expiresAt)
+      .map(topUpView);
+  }
+
+  private alertEvent(config: CompiledConfig, account: string, pool: PoolStatus, threshold: number, now: number): AlertEvent {
+    return {
+      id: newId('evt'),
+      type: threshold >= 1 ? 'exhausted' : 'threshold_reached',
+      account,
+      creditType: { id: pool.creditType, name: pool.name },
+      used: pool.used,
+      allowance: pool.allowance ?? 0,
+      threshold,
+      resetsAt: new Date(pool.resetsAt ?? now).toISOString(),
+      topUp: config.creditTypes.get(pool.creditType)?.topUp ?? null,
+      createdAt: new Date(now).toISOString(),
+    };
+  }
+
+  private status(config: CompiledConfig, plan: PlanDef, cycle: BillingCycle, cost: Required<CostLine>, state: PoolState): PoolStatus {
+    const def = config.creditTypes.get(cost.creditType);
+    const capacity = def?.kind === 'capacity';
+    const quota = quotaOf(plan, cost.creditType);
+    let used: number;
+    let allowance: number | null;
+    let remaining: number | null;
+    if (quota === null) {
+      used = state.planUsed + state.grantUsed;
+      allowance = null;
+      remaining = null;
+    } else if (capacity) {
+      // A capacity pool shows the real count, even above a downgraded plan.
+      used = state.planUsed;
+      allowance = quota;
+      remaining = Math.max(0, quota - used);
+    } else {
+      // Plan usage above the plan (after a downgrade) shows as the plan used
+      // up, so that remaining = allowance - used is exactly what can be spent.
+      used = Math.min(state.planUsed, quota) + state.grantUsed;
+      allowance = quota + state.grantTotal;
+      remaining = allowance - used;
+    }
     return {
       creditType: cost.creditType,
-      name: config.creditTypes.get(cost.creditType)?.name ?? cost.creditType,
+      name: def?.name ?? cost.creditType,
+      op: cost.op,
       required: cost.amount,
       used,
       allowance,
-      remaining: allowance === null ? null : Math.max(0, allowance - used),
+      remaining,
       // A pool outside the plan never resets into it: only a plan change helps.
-      resetsAt: capacity || allowance === 0 ? null : cycle.end,
+      resetsAt: capacity || quota === 0 ? null : cycle.end,
       windowSeconds: capacity ? null : Math.round((cycle.end - cycle.start) / 1000),
+      topUp: def?.topUp ?? null,
     };
   }
 }
 
-/** One line per credit type, in first-seen order: a pool is charged once per request. */
-function mergeCosts(costs: readonly CostLine[]): CostLine[] {
-  const totals = new Map<string, number>();
-  for (const c of costs) totals.set(c.creditType, (totals.get(c.creditType) ?? 0) + c.amount);
-  return [...totals].map(([creditType, amount]) => ({ creditType, amount }));
+function isCapacity(config: CompiledConfig, creditType: string): boolean {
+  return config.creditTypes.get(creditType)?.kind === 'capacity';
+}
+
+/** One line per credit type and op, in first-seen order: a pool is charged once per request. */
+function mergeCosts(costs: readonly CostLine[]): Required<CostLine>[] {
+  const totals = new Map<string, Required<CostLine>>();
+  for (const c of costs) {
+    const op = c.op ?? 'charge';
+    const key = `${op}:${c.creditType}`;
+    const prev = totals.get(key);
+    totals.set(key, { creditType: c.creditType, op, amount: (prev?.amount ?? 0) + c.amount });
+  }
+  return [...totals.values()];
+}
+
+function topUpView(g: Grant): TopUpView {
+  return {
+    id: g.id,
+    creditType: g.creditType,
+    amount: g.amount,
+    remaining: g.amount - g.used,
+    expiresAt: new Date(g.expiresAt).toISOString(),
+    createdAt: new Date(g.createdAt).toISOString(),
+  };
+}
+
+/** Time-ordered, unguessable ids: "tu_<time><random>". */
+function newId(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
 
 function isoOrNull(ms: number | null): string | null {

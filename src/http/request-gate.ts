@@ -90,7 +90,7 @@ export class RequestGate {
       if (!result.ok) {
         return refuse(problem('invalid-cost', `${charge.creditType}: ${result.message}`, { extensions: { creditType: charge.creditType } }));
       }
-      costs.push({ creditType: charge.creditType, amount: result.amount });
+      costs.push({ creditType: charge.creditType, amount: result.amount, op: charge.op });
     }
 
     let decision: ChargeDecision;
@@ -109,7 +109,7 @@ export class RequestGate {
         route,
         accountId,
         pools: decision.pools,
-        headers: rateLimitHeaders(decision.pools, this.now()),
+        headers: rateLimitHeaders(decision.pools.filter((p) => p.op === 'charge'), this.now()),
         ...(body ? { body } : {}),
       };
     }
@@ -130,6 +130,7 @@ function shortfall(p: PoolStatus) {
     remaining: p.remaining,
     allowance: p.allowance,
     resetsAt: p.resetsAt === null ? null : new Date(p.resetsAt).toISOString(),
+    ...(p.topUp ? { topUp: p.topUp } : {}),
   };
 }
 

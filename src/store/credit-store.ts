@@ -5,34 +5,69 @@ export interface AccountRecord {
   readonly plan: string;
   /** ISO 8601 instant with offset: the billing anniversary. */
   readonly billingAnchor: string;
+  /** Where alert e-mails go. */
   readonly email?: string | undefined;
   readonly createdAt: string;
   readonly updatedAt: string;
 }
 
+/** A top-up: extra credits of one type, spent after the plan allowance. */
+export interface Grant {
+  readonly id: string;
+  readonly creditType: string;
+  readonly amount: number;
+  /** Credits of this grant already spent. */
+  readonly used: number;
+  /** Epoch ms; the grant counts until this instant (exclusive). */
+  readonly expiresAt: number;
+  readonly createdAt: number;
+}
+
 /** One pool of one charge. All pools of a charge belong to one account. */
 export interface PoolCharge {
   readonly creditType: string;
+  /** "release" gives capacity back (never below zero) and cannot fail. */
+  readonly op: 'charge' | 'release';
   readonly amount: number;
-  /** Most that may be used this cycle; null = unlimited (counted, never refused). */
+  /** Plan allowance this cycle; null = unlimited (counted, never refused). */
   readonly limit: number | null;
-  /** Epoch ms of the cycle start: part of the counter's identity. */
+  /** Epoch ms of the cycle start: part of the counter's identity (0 for capacity). */
   readonly cycleStart: number;
-  /** Epoch ms after which the counter may disappear. */
+  /** Epoch ms after which the cycle's keys may disappear; 0 = never. */
   readonly expireAt: number;
+  /** Top-ups and threshold alerts apply (consumable pools). */
+  readonly extras: boolean;
 }
 
-export interface PoolUsage {
+export interface ChargeContext {
+  /** Epoch ms: which grants are active. */
+  readonly now: number;
+  /** Alert thresholds as fractions of the allowance, ascending. */
+  readonly thresholds: readonly number[];
+}
+
+/** A pool as the store sees it: plan usage and the active grants' totals. */
+export interface PoolState {
   readonly creditType: string;
-  /** Used this cycle: after the charge when it succeeded, as found when it did not. */
-  readonly used: number;
+  readonly planUsed: number;
+  /** Sum of active grants' amounts. */
+  readonly grantTotal: number;
+  /** Sum of what was spent from active grants. */
+  readonly grantUsed: number;
+}
+
+export interface ChargedPool extends PoolState {
+  /** Thresholds this charge reached first in the cycle (each fires once). */
+  readonly fired: readonly number[];
+  /** What was drawn from which grant (empty when the plan covered it). */
+  readonly draws: readonly { readonly grantId: string; readonly amount: number }[];
 }
 
 export interface ChargeOutcome {
   /** true: every pool had room and all were charged; false: none was charged. */
   readonly ok: boolean;
-  /** In the order of the request's pools. */
-  readonly pools: readonly PoolUsage[];
+  /** In the order of the request's pools: after the charge, or as found. */
+  readonly pools: readonly ChargedPool[];
 }
 
 export interface PoolKey {
@@ -40,13 +75,58 @@ export interface PoolKey {
   readonly cycleStart: number;
 }
 
+export interface PoolUsage extends PoolState {
+  /** Active grants, earliest expiry first. */
+  readonly grants: readonly Grant[];
+}
+
+export interface NewGrant {
+  readonly id: string;
+  readonly creditType: string;
+  readonly amount: number;
+  readonly expiresAt: number;
+  readonly createdAt: number;
+}
+
+export interface GrantResult {
+  readonly grant: Grant;
+  /** false: the idempotency key was seen before and this is the first grant. */
+  readonly created: boolean;
+}
+
+/** A threshold alert as stored for the events feed and sent to receivers. */
+export interface AlertEvent {
+  readonly id: string;
+  readonly type: 'threshold_reached' | 'exhausted';
+  readonly account: string;
+  readonly creditType: { readonly id: string; readonly name: string };
+  readonly used: number;
+  readonly allowance: number;
+  readonly threshold: number;
+  readonly resetsAt: string;
+  readonly topUp: { readonly url?: string; readonly contact?: string } | null;
+  readonly createdAt: string;
+}
+
 export interface CreditStore {
-  /** All-or-nothing check-and-charge of several pools of one account. */
-  charge(account: string, pools: readonly PoolCharge[]): Promise<ChargeOutcome>;
-  /** Used amount of each pool this cycle (0 when never charged), in order. */
-  usage(account: string, pools: readonly PoolKey[]): Promise<number[]>;
+  /** All-or-nothing check-and-charge (and release) of several pools of one account. */
+  charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome>;
+  /** Each pool's state with its active grants, in order. */
+  usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]>;
+  /** Adds a grant, or returns the one made earlier under the same idempotency key. */
+  addGrant(
+    account: string,
+    grant: NewGrant,
+    options: { readonly now: number; readonly idempotencyKey?: string; readonly idempotencyTtlMs: number },
+  ): Promise<GrantResult>;
   getAccount(account: string): Promise<AccountRecord | null>;
   putAccount(account: string, record: AccountRecord): Promise<void>;
+  /** Removes the record and every counter, grant and event of the account. */
+  deleteAccount(account: string): Promise<boolean>;
+  /** Stores events for the feed, keeping the newest `keep`. */
+  appendEvents(account: string, events: readonly AlertEvent[], keep: number): Promise<void>;
+  /** Newest first. */
+  listEvents(account: string, limit: number): Promise<AlertEvent[]>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -10,4 +10,6 @@ function readLua(name: string): string {
 
 export const LUA = {
   charge: readLua('charge'),
+  topup: readLua('topup'),
+  usage: readLua('usage'),
 } as const;

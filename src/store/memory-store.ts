@@ -1,26 +1,63 @@
 // The embedded store: the same semantics as RedisStore inside one process.
 // The zero-setup default, right for one replica and for trying creditgate out;
 // counts are lost on restart and not shared between replicas.
+//
+// Every method runs synchronously between its awaits, which is what makes a
+// check-then-charge atomic here: no other request runs in between.
 
-import type { AccountRecord, ChargeOutcome, CreditStore, PoolCharge, PoolKey } from './credit-store.js';
-import { StoreKeys } from './store-keys.js';
+import type {
+  AccountRecord,
+  AlertEvent,
+  ChargeContext,
+  ChargedPool,
+  ChargeOutcome,
+  CreditStore,
+  Grant,
+  GrantResult,
+  NewGrant,
+  PoolCharge,
+  PoolKey,
+  PoolUsage,
+} from './credit-store.js';
+import { planDraw } from './plan-draw.js';
 
-interface Counter {
-  value: number;
+interface Expiring<T> {
+  value: T;
+  /** Epoch ms; 0 = never. */
   expireAt: number;
 }
 
+interface GrantData {
+  amount: number;
+  used: number;
+  expiresAt: number;
+  createdAt: number;
+}
+
+/** Everything one account has; deleting the account drops it whole. */
+interface AccountState {
+  record?: AccountRecord;
+  /** "<type>:<cycleStart>" -> credits used from the plan. */
+  counters: Map<string, Expiring<number>>;
+  /** type -> grant id -> grant. */
+  grants: Map<string, Map<string, GrantData>>;
+  /** "<type>:<cycleStart>" -> thresholds alerted. */
+  alerted: Map<string, Expiring<Set<number>>>;
+  topUpKeys: Map<string, Expiring<string>>;
+  events: AlertEvent[];
+}
+
 export interface MemoryStoreOptions {
-  /** Clock for expiry; tests move it. */
+  /** Clock for key expiry; tests move it. */
   readonly now?: () => number;
-  /** How often expired counters are swept (ms). */
+  /** How often expired entries are swept (ms). */
   readonly sweepIntervalMs?: number;
 }
 
+const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
+
 export class MemoryStore implements CreditStore {
-  private readonly counters = new Map<string, Counter>();
-  private readonly accounts = new Map<string, AccountRecord>();
-  private readonly keys = new StoreKeys('mem');
+  private readonly accounts = new Map<string, AccountState>();
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -30,37 +67,114 @@ export class MemoryStore implements CreditStore {
     this.sweeper.unref();
   }
 
-  // Everything below is synchronous between awaits, which is what makes the
-  // check-then-charge atomic here: no other request runs in between.
-  async charge(account: string, pools: readonly PoolCharge[]): Promise<ChargeOutcome> {
-    const now = this.now();
-    const keys = pools.map((p) => this.keys.usage(account, p.creditType, p.cycleStart));
-    const used = keys.map((k) => this.read(k, now));
-    const fits = pools.every((p, i) => p.limit === null || used[i]! + p.amount <= p.limit);
-    if (!fits) {
-      return { ok: false, pools: pools.map((p, i) => ({ creditType: p.creditType, used: used[i]! })) };
-    }
-    return {
-      ok: true,
-      pools: pools.map((p, i) => {
-        const value = used[i]! + p.amount;
-        this.counters.set(keys[i]!, { value, expireAt: p.expireAt });
-        return { creditType: p.creditType, used: value };
-      }),
-    };
+  async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
+    const state = this.state(account);
+    const clock = this.now();
+    const read = pools.map((p) => {
+      const counterKey = `${p.creditType}:${p.cycleStart}`;
+      const counter = state.counters.get(counterKey);
+      const planUsed = live(counter, clock) ? counter.value : 0;
+      const grants = p.extras ? this.activeGrants(state, p.creditType, context.now) : [];
+      return { p, counterKey, planUsed, grants, draw: planDraw(p, planUsed, grants) };
+    });
+    const fits = read.every((r) => r.draw.fits);
+    const result: ChargedPool[] = read.map(({ p, counterKey, planUsed, grants, draw }) => {
+      const grantTotal = grants.reduce((s, g) => s + g.amount, 0);
+      let grantUsed = grants.reduce((s, g) => s + g.used, 0);
+      if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, fired: [], draws: [] };
+      let newPlanUsed = planUsed;
+      if (p.op === 'release') {
+        newPlanUsed = Math.max(0, planUsed - p.amount);
+        if (newPlanUsed !== planUsed) state.counters.set(counterKey, { value: newPlanUsed, expireAt: p.expireAt });
+      } else if (draw.fromPlan > 0) {
+        newPlanUsed = planUsed + draw.fromPlan;
+        state.counters.set(counterKey, { value: newPlanUsed, expireAt: p.expireAt });
+      }
+      for (const d of draw.draws) {
+        state.grants.get(p.creditType)!.get(d.grantId)!.used += d.amount;
+        grantUsed += d.amount;
+      }
+      const fired: number[] = [];
+      if (p.op === 'charge' && p.extras && p.limit !== null) {
+        const allowance = p.limit + grantTotal;
+        const used = newPlanUsed + grantUsed;
+        if (allowance > 0) {
+          const markKey = `${p.creditType}:${p.cycleStart}`;
+          let marks = state.alerted.get(markKey);
+          if (!live(marks, clock)) marks = { value: new Set(), expireAt: p.expireAt };
+          for (const t of context.thresholds) {
+            if (used >= t * allowance && !marks.value.has(t)) {
+              marks.value.add(t);
+              fired.push(t);
+            }
+          }
+          if (fired.length > 0) state.alerted.set(markKey, { value: marks.value, expireAt: p.expireAt });
+        }
+      }
+      return { creditType: p.creditType, planUsed: newPlanUsed, grantTotal, grantUsed, fired, draws: draw.draws };
+    });
+    return { ok: fits, pools: result };
   }
 
-  async usage(account: string, pools: readonly PoolKey[]): Promise<number[]> {
-    const now = this.now();
-    return pools.map((p) => this.read(this.keys.usage(account, p.creditType, p.cycleStart), now));
+  async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {
+    const state = this.accounts.get(account);
+    const clock = this.now();
+    return pools.map((p) => {
+      const counter = state?.counters.get(`${p.creditType}:${p.cycleStart}`);
+      const grants = state ? this.activeGrants(state, p.creditType, now) : [];
+      return {
+        creditType: p.creditType,
+        planUsed: live(counter, clock) ? counter.value : 0,
+        grantTotal: grants.reduce((s, g) => s + g.amount, 0),
+        grantUsed: grants.reduce((s, g) => s + g.used, 0),
+        grants,
+      };
+    });
+  }
+
+  async addGrant(
+    account: string,
+    grant: NewGrant,
+    options: { now: number; idempotencyKey?: string; idempotencyTtlMs: number },
+  ): Promise<GrantResult> {
+    const state = this.state(account);
+    const clock = this.now();
+    const byType = state.grants.get(grant.creditType) ?? new Map<string, GrantData>();
+    if (options.idempotencyKey !== undefined) {
+      const seen = state.topUpKeys.get(options.idempotencyKey);
+      if (live(seen, clock)) {
+        const first = byType.get(seen.value);
+        return { created: false, grant: first ? toGrant(seen.value, grant.creditType, first) : { ...grant, used: 0 } };
+      }
+    }
+    for (const [id, g] of byType) if (g.expiresAt <= options.now) byType.delete(id);
+    byType.set(grant.id, { amount: grant.amount, used: 0, expiresAt: grant.expiresAt, createdAt: grant.createdAt });
+    state.grants.set(grant.creditType, byType);
+    if (options.idempotencyKey !== undefined) {
+      state.topUpKeys.set(options.idempotencyKey, { value: grant.id, expireAt: clock + options.idempotencyTtlMs });
+    }
+    return { created: true, grant: { ...grant, used: 0 } };
   }
 
   async getAccount(account: string): Promise<AccountRecord | null> {
-    return this.accounts.get(account) ?? null;
+    return this.accounts.get(account)?.record ?? null;
   }
 
   async putAccount(account: string, record: AccountRecord): Promise<void> {
-    this.accounts.set(account, { ...record });
+    this.state(account).record = { ...record };
+  }
+
+  async deleteAccount(account: string): Promise<boolean> {
+    return this.accounts.delete(account);
+  }
+
+  async appendEvents(account: string, events: readonly AlertEvent[], keep: number): Promise<void> {
+    const state = this.state(account);
+    state.events = [...[...events].reverse(), ...state.events].slice(0, keep);
+  }
+
+  async listEvents(account: string, limit: number): Promise<AlertEvent[]> {
+    return (this.accounts.get(account)?.events ?? []).slice(0, limit);
   }
 
   async ping(): Promise<void> {}
@@ -69,23 +183,45 @@ export class MemoryStore implements CreditStore {
     clearInterval(this.sweeper);
   }
 
-  /** Live counters, for tests and diagnostics. */
+  /** Accounts held in memory, for tests and diagnostics. */
   get size(): number {
-    return this.counters.size;
+    return this.accounts.size;
   }
 
-  private read(key: string, now: number): number {
-    const c = this.counters.get(key);
-    if (!c) return 0;
-    if (c.expireAt !== 0 && c.expireAt <= now) {
-      this.counters.delete(key);
-      return 0;
+  private state(account: string): AccountState {
+    let s = this.accounts.get(account);
+    if (!s) {
+      s = { counters: new Map(), grants: new Map(), alerted: new Map(), topUpKeys: new Map(), events: [] };
+      this.accounts.set(account, s);
     }
-    return c.value;
+    return s;
+  }
+
+  private activeGrants(state: AccountState, creditType: string, now: number): Grant[] {
+    const byType = state.grants.get(creditType);
+    if (!byType) return [];
+    return [...byType]
+      .filter(([, g]) => g.expiresAt > now)
+      .map(([id, g]) => toGrant(id, creditType, g))
+      .sort((a, b) => a.expiresAt - b.expiresAt || (a.id < b.id ? -1 : 1));
   }
 
   private sweep(): void {
     const now = this.now();
-    for (const [key, c] of this.counters) if (c.expireAt !== 0 && c.expireAt <= now) this.counters.delete(key);
+    for (const [account, s] of this.accounts) {
+      for (const [k, c] of s.counters) if (!live(c, now)) s.counters.delete(k);
+      for (const [k, a] of s.alerted) if (!live(a, now)) s.alerted.delete(k);
+      for (const [k, t] of s.topUpKeys) if (!live(t, now)) s.topUpKeys.delete(k);
+      for (const [type, byType] of s.grants) {
+        for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
+        if (byType.size === 0) s.grants.delete(type);
+      }
+      const empty = !s.record && s.counters.size === 0 && s.grants.size === 0 && s.topUpKeys.size === 0 && s.events.length === 0;
+      if (empty) this.accounts.delete(account);
+    }
   }
+}
+
+function toGrant(id: string, creditType: string, g: GrantData): Grant {
+  return { id, creditType, amount: g.amount, used: g.used, expiresAt: g.expiresAt, createdAt: g.createdAt };
 }

@@ -1,16 +1,45 @@
 // The production store: counters in Redis, each charge one Lua round trip.
 
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
-import type { AccountRecord, ChargeOutcome, CreditStore, PoolCharge, PoolKey } from './credit-store.js';
+import type {
+  AccountRecord,
+  AlertEvent,
+  ChargeContext,
+  ChargedPool,
+  ChargeOutcome,
+  CreditStore,
+  Grant,
+  GrantResult,
+  NewGrant,
+  PoolCharge,
+  PoolKey,
+  PoolUsage,
+} from './credit-store.js';
 import { StoreError } from './credit-store.js';
 import { LUA } from './lua-scripts.js';
 import { StoreKeys } from './store-keys.js';
 
 type RedisClient = Redis | Cluster;
+type Reply = (string | number)[];
 
 interface CreditgateCommands {
-  creditgateCharge(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  creditgateCharge(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateTopup(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
 }
+
+/** Grants are stored compactly: amount, used, expiresAt, createdAt. */
+interface StoredGrant {
+  a: number;
+  u: number;
+  x: number;
+  c: number;
+}
+
+/** Top-up grant keys outlive their last grant by this much. */
+const GRANT_GRACE_MS = 24 * 3600 * 1000;
+/** Events feed keys live this long after the last event. */
+const EVENTS_TTL_S = 90 * 24 * 3600;
 
 export interface RedisStoreOptions {
   /** A redis:// or rediss:// URL; the store then owns (and closes) the client. */
@@ -22,6 +51,11 @@ export interface RedisStoreOptions {
   /** Per-command timeout for a client the store creates. */
   readonly timeoutMs?: number;
   readonly redisOptions?: RedisOptions;
+}
+
+function toGrant(id: string, creditType: string, raw: string): Grant {
+  const g = JSON.parse(raw) as StoredGrant;
+  return { id, creditType, amount: g.a, used: g.u, expiresAt: g.x, createdAt: g.c };
 }
 
 export class RedisStore implements CreditStore {
@@ -41,7 +75,6 @@ export class RedisStore implements CreditStore {
         enableAutoPipelining: true,
         commandTimeout: options.timeoutMs ?? 50,
         maxRetriesPerRequest: 1,
-        lazyConnect: false,
         ...options.redisOptions,
       });
       this.ownsClient = true;
@@ -51,28 +84,85 @@ export class RedisStore implements CreditStore {
     this.keys = new StoreKeys(options.prefix ?? 'cg');
     const c = this.client as RedisClient & Partial<CreditgateCommands>;
     if (typeof c.creditgateCharge !== 'function') c.defineCommand('creditgateCharge', { lua: LUA.charge });
+    if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
+    if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
     this.commands = this.client as unknown as CreditgateCommands;
   }
 
-  async charge(account: string, pools: readonly PoolCharge[]): Promise<ChargeOutcome> {
-    const keys: string[] = [];
-    const args: (string | number)[] = [];
+  async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
+    const keys: string[] = [this.keys.index(account)];
+    const args: (string | number)[] = [context.now, context.thresholds.length, ...context.thresholds];
     for (const p of pools) {
-      keys.push(this.keys.usage(account, p.creditType, p.cycleStart));
-      args.push(p.amount, p.limit === null ? -1 : p.limit, p.expireAt);
+      keys.push(
+        this.keys.usage(account, p.creditType, p.cycleStart),
+        this.keys.grants(account, p.creditType),
+        this.keys.grantExpiry(account, p.creditType),
+        this.keys.alerts(account, p.creditType, p.cycleStart),
+      );
+      args.push(p.op === 'charge' ? 'c' : 'r', p.amount, p.limit === null ? -1 : p.limit, p.expireAt, p.extras ? '1' : '0');
     }
     const reply = await this.call('charge', () => this.commands.creditgateCharge(keys.length, ...keys, ...args));
-    return {
-      ok: reply[0] === 1,
-      pools: pools.map((p, i) => ({ creditType: p.creditType, used: Number(reply[i + 1]) })),
-    };
+    let at = 1;
+    const next = () => reply[at++]!;
+    const result: ChargedPool[] = pools.map((p) => {
+      const planUsed = Number(next());
+      const grantTotal = Number(next());
+      const grantUsed = Number(next());
+      const fired = Array.from({ length: Number(next()) }, () => Number(next()));
+      const draws = Array.from({ length: Number(next()) }, () => ({ grantId: String(next()), amount: Number(next()) }));
+      return { creditType: p.creditType, planUsed, grantTotal, grantUsed, fired, draws };
+    });
+    return { ok: reply[0] === 1, pools: result };
   }
 
-  async usage(account: string, pools: readonly PoolKey[]): Promise<number[]> {
+  async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {
     if (pools.length === 0) return [];
-    const keys = pools.map((p) => this.keys.usage(account, p.creditType, p.cycleStart));
-    const values = await this.call('usage', () => this.client.mget(...keys));
-    return values.map((v) => (v === null ? 0 : Number(v)));
+    const keys = pools.flatMap((p) => [
+      this.keys.usage(account, p.creditType, p.cycleStart),
+      this.keys.grants(account, p.creditType),
+      this.keys.grantExpiry(account, p.creditType),
+    ]);
+    const reply = await this.call('usage', () => this.commands.creditgateUsage(keys.length, ...keys, now));
+    let at = 0;
+    const next = () => reply[at++]!;
+    return pools.map((p) => {
+      const planUsed = Number(next());
+      const grants = Array.from({ length: Number(next()) }, () => toGrant(String(next()), p.creditType, String(next())));
+      return {
+        creditType: p.creditType,
+        planUsed,
+        grantTotal: grants.reduce((s, g) => s + g.amount, 0),
+        grantUsed: grants.reduce((s, g) => s + g.used, 0),
+        grants,
+      };
+    });
+  }
+
+  async addGrant(
+    account: string,
+    grant: NewGrant,
+    options: { now: number; idempotencyKey?: string; idempotencyTtlMs: number },
+  ): Promise<GrantResult> {
+    const keys = [
+      this.keys.index(account),
+      this.keys.grants(account, grant.creditType),
+      this.keys.grantExpiry(account, grant.creditType),
+      this.keys.topUpIdempotency(account, options.idempotencyKey ?? '-'),
+    ];
+    const args = [
+      grant.id,
+      grant.amount,
+      grant.expiresAt,
+      grant.createdAt,
+      options.now,
+      options.idempotencyKey === undefined ? '0' : '1',
+      options.idempotencyTtlMs,
+      grant.expiresAt + GRANT_GRACE_MS,
+    ];
+    const [created, id, raw] = await this.call('topup', () => this.commands.creditgateTopup(keys.length, ...keys, ...args));
+    // A replayed key whose grant has since been pruned still answers with the grant it made.
+    const stored = raw ? toGrant(String(id), grant.creditType, String(raw)) : { ...grant, id: String(id), used: 0 };
+    return { created: created === 1, grant: stored };
   }
 
   async getAccount(account: string): Promise<AccountRecord | null> {
@@ -82,6 +172,33 @@ export class RedisStore implements CreditStore {
 
   async putAccount(account: string, record: AccountRecord): Promise<void> {
     await this.call('put_account', () => this.client.set(this.keys.account(account), JSON.stringify(record)));
+  }
+
+  async deleteAccount(account: string): Promise<boolean> {
+    const index = this.keys.index(account);
+    const members = await this.call('delete_account', () => this.client.smembers(index));
+    const removed = await this.call('delete_account', () =>
+      this.client.del(index, this.keys.account(account), this.keys.events(account), ...members),
+    );
+    return removed > 0;
+  }
+
+  async appendEvents(account: string, events: readonly AlertEvent[], keep: number): Promise<void> {
+    if (events.length === 0) return;
+    const key = this.keys.events(account);
+    await this.call('append_events', () =>
+      this.client
+        .multi()
+        .lpush(key, ...events.map((e) => JSON.stringify(e)))
+        .ltrim(key, 0, keep - 1)
+        .expire(key, EVENTS_TTL_S)
+        .exec(),
+    );
+  }
+
+  async listEvents(account: string, limit: number): Promise<AlertEvent[]> {
+    const raw = await this.call('list_events', () => this.client.lrange(this.keys.events(account), 0, limit - 1));
+    return raw.map((r) => JSON.parse(r) as AlertEvent);
   }
 
   async ping(): Promise<void> {

@@ -2,8 +2,14 @@
 // account in one hash tag ({…}) so a multi-key Lua script runs on one Redis
 // Cluster slot.
 //
-//   <prefix>:{<account>}:acct                  account record (JSON)
-//   <prefix>:{<account>}:u:<type>:<cycleStart>  used credits in one cycle
+//   <prefix>:{<account>}:acct                       account record (JSON)
+//   <prefix>:{<account>}:keys                       index of the account's keys (for DELETE)
+//   <prefix>:{<account>}:u:<type>:<cycleStart>      credits used from the plan in one cycle
+//   <prefix>:{<account>}:g:<type>                   top-up grants (hash id -> JSON)
+//   <prefix>:{<account>}:gx:<type>                  grant expiry index (zset)
+//   <prefix>:{<account>}:al:<type>:<cycleStart>     thresholds already alerted this cycle
+//   <prefix>:{<account>}:ti:<idempotency key>       top-up idempotency record
+//   <prefix>:{<account>}:ev                         alert events, newest first (list)
 //
 // Account ids may contain any visible ASCII, including { } : and %, so they are
 // escaped: otherwise "a}" would end the hash tag early, and "a:u:x" could
@@ -16,15 +22,39 @@ export function escapeAccount(account: string): string {
 export class StoreKeys {
   constructor(readonly prefix: string = 'cg') {}
 
-  accountTag(account: string): string {
+  tag(account: string): string {
     return `${this.prefix}:{${escapeAccount(account)}}`;
   }
 
   account(account: string): string {
-    return `${this.accountTag(account)}:acct`;
+    return `${this.tag(account)}:acct`;
+  }
+
+  index(account: string): string {
+    return `${this.tag(account)}:keys`;
   }
 
   usage(account: string, creditType: string, cycleStart: number): string {
-    return `${this.accountTag(account)}:u:${creditType}:${Math.floor(cycleStart / 1000)}`;
+    return `${this.tag(account)}:u:${creditType}:${Math.floor(cycleStart / 1000)}`;
+  }
+
+  grants(account: string, creditType: string): string {
+    return `${this.tag(account)}:g:${creditType}`;
+  }
+
+  grantExpiry(account: string, creditType: string): string {
+    return `${this.tag(account)}:gx:${creditType}`;
+  }
+
+  alerts(account: string, creditType: string, cycleStart: number): string {
+    return `${this.tag(account)}:al:${creditType}:${Math.floor(cycleStart / 1000)}`;
+  }
+
+  topUpIdempotency(account: string, key: string): string {
+    return `${this.tag(account)}:ti:${key}`;
+  }
+
+  events(account: string): string {
+    return `${this.tag(account)}:ev`;
   }
 }

@@ -50,7 +50,7 @@ describe('admin API', () => {
     expect(usage.account).toBe(id);
     expect(usage.plan).toBe('tiny');
     expect(Object.keys(usage.pools).sort()).toEqual(['ai_tasks', 'database', 'email_verification', 'mailboxes']);
-    expect(usage.pools.ai_tasks).toEqual({ used: 0, allowance: 10, remaining: 10, resetsAt: usage.cycle.end });
+    expect(usage.pools.ai_tasks).toMatchObject({ used: 0, allowance: 10, remaining: 10, resetsAt: usage.cycle.end, planAllowance: 10, topUpRemaining: 0 });
     expect(usage.pools.mailboxes.resetsAt).toBeNull();
     // Anchored on the 31st at 09:00 UTC: the cycle starts on a clamped anniversary.
     const start = new Date(usage.cycle.start);

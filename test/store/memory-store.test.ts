@@ -10,8 +10,9 @@ storeContract('MemoryStore', async () => {
 it('MemoryStore sweeps expired counters so memory does not grow with dead cycles', async () => {
   let now = 1_000;
   const store = new MemoryStore({ now: () => now, sweepIntervalMs: 10 });
-  await store.charge('a', [{ creditType: 't', amount: 1, limit: 5, cycleStart: 0, expireAt: 2_000 }]);
-  await store.charge('b', [{ creditType: 't', amount: 1, limit: 5, cycleStart: 0, expireAt: 0 }]);
+  const ctx = { now: 1_000, thresholds: [] };
+  await store.charge('a', [{ creditType: 't', op: 'charge', amount: 1, limit: 5, cycleStart: 0, expireAt: 2_000, extras: true }], ctx);
+  await store.charge('b', [{ creditType: 't', op: 'charge', amount: 1, limit: 5, cycleStart: 0, expireAt: 0, extras: false }], ctx);
   expect(store.size).toBe(2);
   now = 2_000;
   await new Promise((r) => setTimeout(r, 40));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import type { PoolCharge } from '../../src/store/credit-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
@@ -9,6 +10,17 @@ storeContract('RedisStore (5 connections)', async () => {
   const prefix = uniquePrefix('contract');
   const stores = Array.from({ length: 5 }, () => new RedisStore({ url: redisUrl(), prefix, timeoutMs: 5000 }));
   return { stores, close: async () => void (await Promise.all(stores.map((s) => s.close()))) };
+});
+
+const NO_ALERTS = { now: Date.now(), thresholds: [] };
+const line = (creditType: string, amount = 1): PoolCharge => ({
+  creditType,
+  op: 'charge',
+  amount,
+  limit: 10,
+  cycleStart: 0,
+  expireAt: Date.now() + 60_000,
+  extras: true,
 });
 
 function hashTag(key: string): string {
@@ -35,12 +47,16 @@ describe('RedisStore specifics (private redis-server)', () => {
 
   it('keys carry the cycle start, the account hash tag and a TTL ending at expireAt', async () => {
     const expireAt = Date.now() + 7 * 24 * 3600_000;
-    await store.charge('acme}x', [
-      { creditType: 'ai_tasks', amount: 3, limit: 100, cycleStart: 1_764_547_200_000, expireAt },
-      { creditType: 'database', amount: 1, limit: 100, cycleStart: 1_764_547_200_000, expireAt },
-    ]);
+    await store.charge(
+      'acme}x',
+      [
+        { creditType: 'ai_tasks', op: 'charge', amount: 3, limit: 100, cycleStart: 1_764_547_200_000, expireAt, extras: true },
+        { creditType: 'database', op: 'charge', amount: 1, limit: 100, cycleStart: 1_764_547_200_000, expireAt, extras: true },
+      ],
+      { now: Date.now(), thresholds: [] },
+    );
     const keys = (await admin.keys('cg:*')).sort();
-    expect(keys).toEqual(['cg:{acme%7Dx}:u:ai_tasks:1764547200', 'cg:{acme%7Dx}:u:database:1764547200']);
+    expect(keys).toEqual(['cg:{acme%7Dx}:keys', 'cg:{acme%7Dx}:u:ai_tasks:1764547200', 'cg:{acme%7Dx}:u:database:1764547200']);
     expect(new Set(keys.map(hashTag))).toEqual(new Set(['acme%7Dx']));
     for (const k of keys) {
       const expiresAt = await admin.pexpiretime(k);
@@ -49,18 +65,16 @@ describe('RedisStore specifics (private redis-server)', () => {
   });
 
   it('a capacity counter (expireAt 0) has no TTL', async () => {
-    await store.charge('cap', [{ creditType: 'mailboxes', amount: 1, limit: 5, cycleStart: 0, expireAt: 0 }]);
+    await store.charge('cap', [{ creditType: 'mailboxes', op: 'charge', amount: 1, limit: 5, cycleStart: 0, expireAt: 0, extras: false }], NO_ALERTS);
     expect(await admin.pttl('cg:{cap}:u:mailboxes:0')).toBe(-1);
+    // The key index must outlive a counter that never expires.
+    expect(await admin.pttl('cg:{cap}:keys')).toBe(-1);
   });
 
   it('one charge is exactly one EVALSHA round trip, however many pools', async () => {
-    await store.charge('warm', [{ creditType: 'a', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 }]);
+    await store.charge('warm', [line('a')], NO_ALERTS);
     await admin.config('RESETSTAT');
-    await store.charge('rt', [
-      { creditType: 'a', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 },
-      { creditType: 'b', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 },
-      { creditType: 'c', amount: 1, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 },
-    ]);
+    await store.charge('rt', [line('a'), line('b'), line('c')], NO_ALERTS);
     const stats = await admin.info('commandstats');
     const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
     expect(calls('evalsha')).toBe(1);
@@ -69,13 +83,15 @@ describe('RedisStore specifics (private redis-server)', () => {
     // commandstats also counts the commands the script runs: one GET per pool.
     // A client-side read before the script would make it four.
     expect(calls('get')).toBe(3);
+    expect(calls('zrangebyscore')).toBe(3);
     expect(calls('mget')).toBe(0);
   });
 
   it('reloads the script by itself after SCRIPT FLUSH (NOSCRIPT)', async () => {
     await admin.script('FLUSH');
-    const r = await store.charge('noscript', [{ creditType: 'a', amount: 2, limit: 10, cycleStart: 0, expireAt: Date.now() + 60_000 }]);
-    expect(r).toEqual({ ok: true, pools: [{ creditType: 'a', used: 2 }] });
+    const r = await store.charge('noscript', [line('a', 2)], NO_ALERTS);
+    expect(r.ok).toBe(true);
+    expect(r.pools[0]!.planUsed).toBe(2);
   });
 
   it('a store error is a StoreError, not a refusal', async () => {
@@ -85,7 +101,7 @@ describe('RedisStore specifics (private redis-server)', () => {
       redisOptions: { retryStrategy: () => null, maxRetriesPerRequest: 0 },
     });
     dead.client.on('error', () => {});
-    await expect(dead.charge('x', [{ creditType: 'a', amount: 1, limit: 1, cycleStart: 0, expireAt: 0 }])).rejects.toMatchObject({
+    await expect(dead.charge('x', [line('a')], NO_ALERTS)).rejects.toMatchObject({
       name: 'StoreError',
     });
     await dead.close();

@@ -2,7 +2,7 @@
 // by memory-store.test.ts and redis-store.test.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccountRecord, CreditStore, PoolCharge } from '../../src/store/credit-store.js';
+import type { AccountRecord, AlertEvent, ChargeContext, CreditStore, PoolCharge } from '../../src/store/credit-store.js';
 
 export interface StoreFixture {
   /** Views of one shared backing store; several for Redis (separate connections). */
@@ -14,11 +14,19 @@ const HOUR = 3600_000;
 let seq = 0;
 const account = (label: string) => `${label}-${process.pid}-${++seq}`;
 
+const CYCLE = 1_700_000_000_000;
+
 function pool(creditType: string, amount: number, limit: number | null, over: Partial<PoolCharge> = {}): PoolCharge {
-  return { creditType, amount, limit, cycleStart: 1_700_000_000_000, expireAt: Date.now() + HOUR, ...over };
+  return { creditType, op: 'charge', amount, limit, cycleStart: CYCLE, expireAt: Date.now() + HOUR, extras: true, ...over };
 }
 
+const ctx = (over: Partial<ChargeContext> = {}): ChargeContext => ({ now: Date.now(), thresholds: [], ...over });
+const state = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0) => ({ creditType, planUsed, grantTotal, grantUsed });
+const plain = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0) => ({ ...state(creditType, planUsed, grantTotal, grantUsed), fired: [], draws: [] });
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const key = (creditType: string, cycleStart = CYCLE) => ({ creditType, cycleStart });
 
 export function storeContract(name: string, open: () => Promise<StoreFixture>): void {
   describe(`CreditStore contract: ${name}`, () => {
@@ -30,129 +38,315 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     });
     afterAll(async () => fx.close());
 
-    it('charges within the limit and reports the new count', async () => {
-      const a = account('within');
-      expect(await store.charge(a, [pool('ai_tasks', 25, 100)])).toEqual({ ok: true, pools: [{ creditType: 'ai_tasks', used: 25 }] });
-      expect(await store.charge(a, [pool('ai_tasks', 75, 100)])).toEqual({ ok: true, pools: [{ creditType: 'ai_tasks', used: 100 }] });
-      expect(await store.usage(a, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([100]);
-    });
+    const used = async (a: string, creditType: string, cycleStart = CYCLE) => (await store.usage(a, [key(creditType, cycleStart)], Date.now()))[0]!.planUsed;
 
-    it('refuses a charge above the limit and writes nothing', async () => {
-      const a = account('above');
-      await store.charge(a, [pool('ai_tasks', 90, 100)]);
-      expect(await store.charge(a, [pool('ai_tasks', 11, 100)])).toEqual({ ok: false, pools: [{ creditType: 'ai_tasks', used: 90 }] });
-      expect(await store.usage(a, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([90]);
-    });
+    describe('charging', () => {
+      it('charges within the limit and reports the new count', async () => {
+        const a = account('within');
+        expect(await store.charge(a, [pool('ai_tasks', 25, 100)], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 25)] });
+        expect(await store.charge(a, [pool('ai_tasks', 75, 100)], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 100)] });
+        expect(await used(a, 'ai_tasks')).toBe(100);
+      });
 
-    it('a multi-pool charge is all or nothing', async () => {
-      const a = account('multi');
-      await store.charge(a, [pool('email_verification', 10, 10)]);
-      const r = await store.charge(a, [pool('database', 1, 100), pool('email_verification', 1, 10)]);
-      expect(r.ok).toBe(false);
-      expect(r.pools).toEqual([
-        { creditType: 'database', used: 0 },
-        { creditType: 'email_verification', used: 10 },
-      ]);
-      const ks = [
-        { creditType: 'database', cycleStart: 1_700_000_000_000 },
-        { creditType: 'email_verification', cycleStart: 1_700_000_000_000 },
-      ];
-      expect(await store.usage(a, ks)).toEqual([0, 10]);
-      const ok = await store.charge(a, [pool('database', 2, 100), pool('email_verification', 0, 10)]);
-      expect(ok.ok).toBe(true);
-      expect(await store.usage(a, ks)).toEqual([2, 10]);
-    });
+      it('refuses a charge above the limit and writes nothing', async () => {
+        const a = account('above');
+        await store.charge(a, [pool('ai_tasks', 90, 100)], ctx());
+        expect(await store.charge(a, [pool('ai_tasks', 11, 100)], ctx())).toEqual({ ok: false, pools: [plain('ai_tasks', 90)] });
+        expect(await used(a, 'ai_tasks')).toBe(90);
+      });
 
-    it('an unlimited pool is counted and never refused', async () => {
-      const a = account('unlimited');
-      for (let i = 0; i < 3; i++) expect((await store.charge(a, [pool('ai_tasks', 1_000_000, null)])).ok).toBe(true);
-      expect(await store.usage(a, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([3_000_000]);
-    });
+      it('a multi-pool charge is all or nothing', async () => {
+        const a = account('multi');
+        await store.charge(a, [pool('email_verification', 10, 10)], ctx());
+        const r = await store.charge(a, [pool('database', 1, 100), pool('email_verification', 1, 10)], ctx());
+        expect(r).toEqual({ ok: false, pools: [plain('database', 0), plain('email_verification', 10)] });
+        expect(await used(a, 'database')).toBe(0);
+        const ok = await store.charge(a, [pool('database', 2, 100), pool('email_verification', 0, 10)], ctx());
+        expect(ok.ok).toBe(true);
+        expect(await used(a, 'database')).toBe(2);
+        expect(await used(a, 'email_verification')).toBe(10);
+      });
 
-    it('each cycle has its own counter: a new cycle starts from zero', async () => {
-      const a = account('cycles');
-      await store.charge(a, [pool('ai_tasks', 100, 100, { cycleStart: 1000 })]);
-      expect((await store.charge(a, [pool('ai_tasks', 1, 100, { cycleStart: 1000 })])).ok).toBe(false);
-      expect(await store.charge(a, [pool('ai_tasks', 1, 100, { cycleStart: 2_000_000 })])).toEqual({
-        ok: true,
-        pools: [{ creditType: 'ai_tasks', used: 1 }],
+      it('an unlimited pool is counted and never refused', async () => {
+        const a = account('unlimited');
+        for (let i = 0; i < 3; i++) expect((await store.charge(a, [pool('ai_tasks', 1_000_000, null)], ctx())).ok).toBe(true);
+        expect(await used(a, 'ai_tasks')).toBe(3_000_000);
+      });
+
+      it('each cycle has its own counter: a new cycle starts from zero', async () => {
+        const a = account('cycles');
+        await store.charge(a, [pool('ai_tasks', 100, 100, { cycleStart: 1000 })], ctx());
+        expect((await store.charge(a, [pool('ai_tasks', 1, 100, { cycleStart: 1000 })], ctx())).ok).toBe(false);
+        expect(await store.charge(a, [pool('ai_tasks', 1, 100, { cycleStart: 2_000_000 })], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 1)] });
+      });
+
+      it('a plan change applies the new limit to what was already used', async () => {
+        const a = account('plan-change');
+        await store.charge(a, [pool('database', 1500, 2000)], ctx());
+        // Upgrade: 1,500 of 10,000 used leaves 8,500.
+        expect((await store.charge(a, [pool('database', 8500, 10_000)], ctx())).ok).toBe(true);
+        expect((await store.charge(a, [pool('database', 1, 10_000)], ctx())).ok).toBe(false);
+        // Downgrade below what is used: refused, nothing taken away.
+        expect(await store.charge(a, [pool('database', 1, 2000)], ctx())).toEqual({ ok: false, pools: [plain('database', 10_000)] });
       });
     });
 
-    it('counters vanish at their expiry', async () => {
-      const a = account('expiry');
-      await store.charge(a, [pool('ai_tasks', 5, 100, { expireAt: Date.now() + 150 })]);
-      expect(await store.usage(a, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([5]);
-      await sleep(300);
-      expect(await store.usage(a, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([0]);
+    describe('expiry', () => {
+      it('counters vanish at their expiry', async () => {
+        const a = account('expiry');
+        await store.charge(a, [pool('ai_tasks', 5, 100, { expireAt: Date.now() + 150 })], ctx());
+        expect(await used(a, 'ai_tasks')).toBe(5);
+        await sleep(300);
+        expect(await used(a, 'ai_tasks')).toBe(0);
+      });
+
+      it('a charge renews the expiry it is given', async () => {
+        const a = account('renew');
+        await store.charge(a, [pool('ai_tasks', 5, 100, { expireAt: Date.now() + 150 })], ctx());
+        await store.charge(a, [pool('ai_tasks', 5, 100, { expireAt: Date.now() + HOUR })], ctx());
+        await sleep(300);
+        expect(await used(a, 'ai_tasks')).toBe(10);
+      });
+
+      it('expireAt 0 means the counter never expires (capacity pools)', async () => {
+        const a = account('capacity');
+        await store.charge(a, [pool('mailboxes', 1, 5, { cycleStart: 0, expireAt: 0, extras: false })], ctx());
+        await sleep(50);
+        expect(await used(a, 'mailboxes', 0)).toBe(1);
+      });
     });
 
-    it('a charge renews the expiry it is given', async () => {
-      const a = account('renew');
-      await store.charge(a, [pool('ai_tasks', 5, 100, { expireAt: Date.now() + 150 })]);
-      await store.charge(a, [pool('ai_tasks', 5, 100, { expireAt: Date.now() + HOUR })]);
-      await sleep(300);
-      expect(await store.usage(a, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([10]);
+    describe('capacity release', () => {
+      const cap = (op: 'charge' | 'release', amount: number, limit = 2) =>
+        pool('mailboxes', amount, limit, { op, cycleStart: 0, expireAt: 0, extras: false });
+
+      it('acquire up to the limit, release gives back, never below zero', async () => {
+        const a = account('cap');
+        expect((await store.charge(a, [cap('charge', 1)], ctx())).ok).toBe(true);
+        expect((await store.charge(a, [cap('charge', 1)], ctx())).ok).toBe(true);
+        expect((await store.charge(a, [cap('charge', 1)], ctx())).ok).toBe(false);
+        expect(await store.charge(a, [cap('release', 1)], ctx())).toEqual({ ok: true, pools: [plain('mailboxes', 1)] });
+        expect(await store.charge(a, [cap('release', 5)], ctx())).toEqual({ ok: true, pools: [plain('mailboxes', 0)] });
+        expect(await used(a, 'mailboxes', 0)).toBe(0);
+      });
+
+      it('releasing what was never held is a no-op, not an error', async () => {
+        const a = account('cap-none');
+        expect(await store.charge(a, [cap('release', 1)], ctx())).toEqual({ ok: true, pools: [plain('mailboxes', 0)] });
+        expect(await used(a, 'mailboxes', 0)).toBe(0);
+      });
+
+      it('a downgrade below the current count refuses new acquisitions and keeps existing ones', async () => {
+        const a = account('cap-down');
+        for (let i = 0; i < 5; i++) await store.charge(a, [cap('charge', 1, 5)], ctx());
+        expect(await store.charge(a, [cap('charge', 1, 1)], ctx())).toEqual({ ok: false, pools: [plain('mailboxes', 5)] });
+        expect(await used(a, 'mailboxes', 0)).toBe(5);
+      });
     });
 
-    it('expireAt 0 means the counter never expires (capacity pools)', async () => {
-      const a = account('capacity');
-      await store.charge(a, [pool('mailboxes', 1, 5, { cycleStart: 0, expireAt: 0 })]);
-      await sleep(50);
-      expect(await store.usage(a, [{ creditType: 'mailboxes', cycleStart: 0 }])).toEqual([1]);
+    describe('top-up grants', () => {
+      const grant = (id: string, amount: number, expiresAt: number, creditType = 'ai_tasks') => ({ id, creditType, amount, expiresAt, createdAt: Date.now() });
+      const add = (a: string, g: ReturnType<typeof grant>, idempotencyKey?: string) =>
+        store.addGrant(a, g, { now: Date.now(), idempotencyTtlMs: HOUR, ...(idempotencyKey ? { idempotencyKey } : {}) });
+
+      it('spends the plan first, then grants, earliest expiry first, in one atomic step', async () => {
+        const a = account('grants');
+        const t = Date.now();
+        await add(a, grant('g-late', 5, t + 2 * HOUR));
+        await add(a, grant('g-soon', 5, t + HOUR));
+        const r = await store.charge(a, [pool('ai_tasks', 12, 10)], ctx({ now: t }));
+        expect(r).toEqual({ ok: true, pools: [{ ...state('ai_tasks', 10, 10, 2), fired: [], draws: [{ grantId: 'g-soon', amount: 2 }] }] });
+        const r2 = await store.charge(a, [pool('ai_tasks', 6, 10)], ctx({ now: t }));
+        expect(r2.pools[0]!.draws).toEqual([
+          { grantId: 'g-soon', amount: 3 },
+          { grantId: 'g-late', amount: 3 },
+        ]);
+        const [u] = await store.usage(a, [key('ai_tasks')], t);
+        expect(u!.grants.map((g) => [g.id, g.amount, g.used])).toEqual([
+          ['g-soon', 5, 5],
+          ['g-late', 5, 3],
+        ]);
+        expect(u).toMatchObject({ planUsed: 10, grantTotal: 10, grantUsed: 8 });
+      });
+
+      it('a charge larger than plan and grants together is refused and touches neither', async () => {
+        const a = account('grants-short');
+        const t = Date.now();
+        await add(a, grant('g1', 5, t + HOUR));
+        await store.charge(a, [pool('ai_tasks', 8, 10)], ctx({ now: t }));
+        const r = await store.charge(a, [pool('ai_tasks', 8, 10), pool('database', 1, 10)], ctx({ now: t }));
+        expect(r.ok).toBe(false);
+        expect(r.pools[0]).toEqual(plain('ai_tasks', 8, 5, 0));
+        const [u, d] = await store.usage(a, [key('ai_tasks'), key('database')], t);
+        expect(u).toMatchObject({ planUsed: 8, grantUsed: 0 });
+        expect(d!.planUsed).toBe(0);
+      });
+
+      it('a grant counts until its expiry, to the millisecond, and not after', async () => {
+        const a = account('grant-expiry');
+        const t = Date.now();
+        await add(a, grant('g1', 5, t + 1000));
+        expect((await store.usage(a, [key('ai_tasks')], t + 999))[0]!.grantTotal).toBe(5);
+        expect((await store.usage(a, [key('ai_tasks')], t + 1000))[0]!.grantTotal).toBe(0);
+        expect((await store.charge(a, [pool('ai_tasks', 3, 0)], ctx({ now: t + 999 }))).ok).toBe(true);
+        expect((await store.charge(a, [pool('ai_tasks', 1, 0)], ctx({ now: t + 1000 }))).ok).toBe(false);
+      });
+
+      it('the same idempotency key never grants twice', async () => {
+        const a = account('grant-idem');
+        const first = await add(a, grant('g-first', 100, Date.now() + HOUR), 'order-1');
+        const again = await add(a, grant('g-second', 999, Date.now() + HOUR), 'order-1');
+        expect(first.created).toBe(true);
+        expect(again).toEqual({ created: false, grant: first.grant });
+        const other = await add(a, grant('g-third', 7, Date.now() + HOUR), 'order-2');
+        expect(other.created).toBe(true);
+        expect((await store.usage(a, [key('ai_tasks')], Date.now()))[0]!.grantTotal).toBe(107);
+      });
+
+      it('grants of one credit type do not serve another', async () => {
+        const a = account('grant-type');
+        await add(a, grant('g1', 50, Date.now() + HOUR, 'database'));
+        expect((await store.charge(a, [pool('ai_tasks', 1, 0)], ctx())).ok).toBe(false);
+        expect((await store.charge(a, [pool('database', 1, 0)], ctx())).ok).toBe(true);
+      });
     });
 
-    it('accounts round-trip, and an absent account is null', async () => {
-      const a = account('record');
-      expect(await store.getAccount(a)).toBeNull();
-      const rec: AccountRecord = {
-        plan: 'scale',
-        billingAnchor: '2025-01-31T00:00:00Z',
-        email: 'ops@example.com',
-        createdAt: '2026-01-01T00:00:00.000Z',
-        updatedAt: '2026-01-02T00:00:00.000Z',
-      };
-      await store.putAccount(a, rec);
-      expect(await store.getAccount(a)).toEqual(rec);
-      await store.putAccount(a, { ...rec, plan: 'basic', email: undefined });
-      expect((await store.getAccount(a))?.plan).toBe('basic');
+    describe('threshold alerts', () => {
+      it('each threshold fires once per cycle, at the charge that reaches it', async () => {
+        const a = account('alerts');
+        const th = ctx({ thresholds: [0.8, 1] });
+        expect((await store.charge(a, [pool('ai_tasks', 79, 100)], th)).pools[0]!.fired).toEqual([]);
+        expect((await store.charge(a, [pool('ai_tasks', 1, 100)], th)).pools[0]!.fired).toEqual([0.8]);
+        expect((await store.charge(a, [pool('ai_tasks', 1, 100)], th)).pools[0]!.fired).toEqual([]);
+        expect((await store.charge(a, [pool('ai_tasks', 19, 100)], th)).pools[0]!.fired).toEqual([1]);
+        // A new cycle alerts again.
+        expect((await store.charge(a, [pool('ai_tasks', 100, 100, { cycleStart: CYCLE + 1000 })], th)).pools[0]!.fired).toEqual([0.8, 1]);
+      });
+
+      it('a refused charge fires nothing; top-ups raise the allowance the fraction is taken of', async () => {
+        const a = account('alerts-grants');
+        const th = ctx({ thresholds: [0.8] });
+        expect((await store.charge(a, [pool('ai_tasks', 101, 100)], th)).pools[0]!.fired).toEqual([]);
+        await store.addGrant(a, { id: 'g', creditType: 'ai_tasks', amount: 100, expiresAt: Date.now() + HOUR, createdAt: Date.now() }, { now: Date.now(), idempotencyTtlMs: HOUR });
+        expect((await store.charge(a, [pool('ai_tasks', 100, 100)], th)).pools[0]!.fired).toEqual([]);
+        expect((await store.charge(a, [pool('ai_tasks', 60, 100)], th)).pools[0]!.fired).toEqual([0.8]);
+      });
+
+      it('300 concurrent charges crossing 80 % and 100 % fire exactly one of each', async () => {
+        const a = account('alerts-race');
+        const results = await Promise.all(
+          Array.from({ length: 300 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 1, 250)], ctx({ thresholds: [0.8, 1] }))),
+        );
+        const fired = results.flatMap((r) => r.pools[0]!.fired);
+        expect(fired.sort()).toEqual([0.8, 1]);
+        expect(results.filter((r) => r.ok)).toHaveLength(250);
+      });
     });
 
-    it('ids that look like the key layout keep separate counters', async () => {
-      const base = account('tricky');
-      const ids = [base, `${base}:u:ai_tasks`, `${base}}`, `{${base}}`, `${base}{x}`, `${base}%7D`, `${base}%`];
-      for (const [i, id] of ids.entries()) await store.charge(id, [pool('ai_tasks', i + 1, null)]);
-      for (const [i, id] of ids.entries()) {
-        expect(await store.usage(id, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([i + 1]);
-      }
+    describe('accounts and events', () => {
+      const event = (id: string): AlertEvent => ({
+        id,
+        type: 'threshold_reached',
+        account: 'x',
+        creditType: { id: 'ai_tasks', name: 'AI Task Credits' },
+        used: 80,
+        allowance: 100,
+        threshold: 0.8,
+        resetsAt: '2026-12-01T00:00:00.000Z',
+        topUp: null,
+        createdAt: '2026-11-25T00:00:00.000Z',
+      });
+
+      it('accounts round-trip, and an absent account is null', async () => {
+        const a = account('record');
+        expect(await store.getAccount(a)).toBeNull();
+        const rec: AccountRecord = {
+          plan: 'scale',
+          billingAnchor: '2025-01-31T00:00:00Z',
+          email: 'ops@example.com',
+          createdAt: '2026-01-01T00:00:00.000Z',
+          updatedAt: '2026-01-02T00:00:00.000Z',
+        };
+        await store.putAccount(a, rec);
+        expect(await store.getAccount(a)).toEqual(rec);
+        await store.putAccount(a, { ...rec, plan: 'basic', email: undefined });
+        expect((await store.getAccount(a))?.plan).toBe('basic');
+      });
+
+      it('events list newest first and keep only the newest N', async () => {
+        const a = account('events');
+        await store.appendEvents(a, [event('e1'), event('e2')], 3);
+        await store.appendEvents(a, [event('e3'), event('e4')], 3);
+        expect((await store.listEvents(a, 10)).map((e) => e.id)).toEqual(['e4', 'e3', 'e2']);
+        expect((await store.listEvents(a, 1)).map((e) => e.id)).toEqual(['e4']);
+        expect(await store.listEvents(account('no-events'), 10)).toEqual([]);
+      });
+
+      it('deleting an account removes its record, counters, grants and events', async () => {
+        const a = account('delete');
+        const t = Date.now();
+        await store.putAccount(a, { plan: 'basic', billingAnchor: '2025-01-31T00:00:00Z', createdAt: 'x', updatedAt: 'x' });
+        await store.charge(a, [pool('ai_tasks', 5, 100), pool('mailboxes', 1, 5, { cycleStart: 0, expireAt: 0, extras: false })], ctx({ thresholds: [0.01] }));
+        await store.addGrant(a, { id: 'g', creditType: 'ai_tasks', amount: 10, expiresAt: t + HOUR, createdAt: t }, { now: t, idempotencyKey: 'k', idempotencyTtlMs: HOUR });
+        await store.appendEvents(a, [event('e1')], 10);
+        expect(await store.deleteAccount(a)).toBe(true);
+        expect(await store.getAccount(a)).toBeNull();
+        const [u, m] = await store.usage(a, [key('ai_tasks'), key('mailboxes', 0)], t);
+        expect(u).toEqual({ creditType: 'ai_tasks', planUsed: 0, grantTotal: 0, grantUsed: 0, grants: [] });
+        expect(m!.planUsed).toBe(0);
+        expect(await store.listEvents(a, 10)).toEqual([]);
+        // The alert marks went too: the same threshold fires again.
+        expect((await store.charge(a, [pool('ai_tasks', 5, 100)], ctx({ thresholds: [0.01] }))).pools[0]!.fired).toEqual([0.01]);
+        // And the idempotency key: the same key grants again.
+        const again = await store.addGrant(a, { id: 'g2', creditType: 'ai_tasks', amount: 10, expiresAt: t + HOUR, createdAt: t }, { now: t, idempotencyKey: 'k', idempotencyTtlMs: HOUR });
+        expect(again.created).toBe(true);
+        expect(await store.deleteAccount(account('never-existed'))).toBe(false);
+      });
+
+      it('ids that look like the key layout keep separate counters', async () => {
+        const base = account('tricky');
+        const ids = [base, `${base}:u:ai_tasks`, `${base}}`, `{${base}}`, `${base}{x}`, `${base}%7D`, `${base}%`];
+        for (const [i, id] of ids.entries()) await store.charge(id, [pool('ai_tasks', i + 1, null)], ctx());
+        for (const [i, id] of ids.entries()) expect(await used(id, 'ai_tasks')).toBe(i + 1);
+      });
     });
 
-    it('500 concurrent charges of 1 against a pool of 100: exactly 100 succeed', async () => {
-      const a = account('race');
-      const results = await Promise.all(
-        Array.from({ length: 500 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 1, 100)])),
-      );
-      expect(results.filter((r) => r.ok)).toHaveLength(100);
-      expect(await store.usage(a, [{ creditType: 'ai_tasks', cycleStart: 1_700_000_000_000 }])).toEqual([100]);
-      // Every success saw a distinct count: no two charges observed the same state.
-      const seen = results.filter((r) => r.ok).map((r) => r.pools[0]!.used);
-      expect(new Set(seen).size).toBe(100);
-    });
+    describe('concurrency', () => {
+      it('500 concurrent charges of 1 against a pool of 100: exactly 100 succeed', async () => {
+        const a = account('race');
+        const results = await Promise.all(
+          Array.from({ length: 500 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 1, 100)], ctx())),
+        );
+        expect(results.filter((r) => r.ok)).toHaveLength(100);
+        expect(await used(a, 'ai_tasks')).toBe(100);
+        // Every success saw a distinct count: no two charges observed the same state.
+        const seen = results.filter((r) => r.ok).map((r) => r.pools[0]!.planUsed);
+        expect(new Set(seen).size).toBe(100);
+      });
 
-    it('concurrent multi-pool charges never overspend either pool', async () => {
-      const a = account('race-multi');
-      const results = await Promise.all(
-        Array.from({ length: 300 }, (_, i) =>
-          fx.stores[i % fx.stores.length]!.charge(a, [pool('database', 1, 120), pool('email_verification', 2, 100)]),
-        ),
-      );
-      expect(results.filter((r) => r.ok)).toHaveLength(50);
-      expect(
-        await store.usage(a, [
-          { creditType: 'database', cycleStart: 1_700_000_000_000 },
-          { creditType: 'email_verification', cycleStart: 1_700_000_000_000 },
-        ]),
-      ).toEqual([50, 100]);
+      it('concurrent multi-pool charges never overspend either pool', async () => {
+        const a = account('race-multi');
+        const results = await Promise.all(
+          Array.from({ length: 300 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('database', 1, 120), pool('email_verification', 2, 100)], ctx())),
+        );
+        expect(results.filter((r) => r.ok)).toHaveLength(50);
+        expect(await used(a, 'database')).toBe(50);
+        expect(await used(a, 'email_verification')).toBe(100);
+      });
+
+      it('concurrent charges spanning plan and grants spend each credit once', async () => {
+        const a = account('race-grants');
+        const t = Date.now();
+        await store.addGrant(a, { id: 'ga', creditType: 'ai_tasks', amount: 30, expiresAt: t + HOUR, createdAt: t }, { now: t, idempotencyTtlMs: HOUR });
+        await store.addGrant(a, { id: 'gb', creditType: 'ai_tasks', amount: 20, expiresAt: t + 2 * HOUR, createdAt: t }, { now: t, idempotencyTtlMs: HOUR });
+        const results = await Promise.all(
+          Array.from({ length: 200 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 1, 50)], ctx({ now: t }))),
+        );
+        expect(results.filter((r) => r.ok)).toHaveLength(100);
+        const [u] = await store.usage(a, [key('ai_tasks')], t);
+        expect(u!.grants.map((g) => g.used)).toEqual([30, 20]);
+        expect(u!.planUsed).toBe(50);
+      });
     });
   });
 }

@@ -1,0 +1,46 @@
+-- Grants a top-up (add-on credits for one credit type), at most once per
+-- idempotency key. Grants expired by `now` are pruned on the way.
+--
+-- KEYS[1]  the account's key index (set)
+-- KEYS[2]  grants of the credit type: hash id -> JSON {a=amount,u=used,x=expiresAt,c=createdAt}
+-- KEYS[3]  grant expiry index: zset id -> expiresAt (ms)
+-- KEYS[4]  idempotency record for this key (holds the grant id)
+--
+-- ARGV[1]  grant id        ARGV[2]  amount        ARGV[3]  expiresAt (ms)
+-- ARGV[4]  createdAt (ms)  ARGV[5]  now (ms)      ARGV[6]  "1" when an idempotency key was given
+-- ARGV[7]  idempotency record lifetime (ms)       ARGV[8]  expire-at for the grant keys (ms)
+--
+-- Returns { created (1|0), id, grantJSON }.
+
+if ARGV[6] == '1' then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then
+    return { 0, existing, redis.call('HGET', KEYS[2], existing) or '' }
+  end
+end
+
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+for _, id in ipairs(expired) do redis.call('HDEL', KEYS[2], id) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+
+local grant = cjson.encode({ a = tonumber(ARGV[2]), u = 0, x = tonumber(ARGV[3]), c = tonumber(ARGV[4]) })
+redis.call('HSET', KEYS[2], ARGV[1], grant)
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+
+-- The grant keys live until their last grant has expired (plus grace).
+local function extend(key)
+  local current = redis.call('PEXPIRETIME', key)
+  if current < tonumber(ARGV[8]) then redis.call('PEXPIREAT', key, ARGV[8]) end
+  redis.call('SADD', KEYS[1], key)
+end
+extend(KEYS[2])
+extend(KEYS[3])
+if ARGV[6] == '1' then
+  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[7])
+  redis.call('SADD', KEYS[1], KEYS[4])
+end
+local idx = redis.call('PEXPIRETIME', KEYS[1])
+if idx > 0 and idx < tonumber(ARGV[8]) then redis.call('PEXPIREAT', KEYS[1], ARGV[8]) end
+if idx == -2 then redis.call('PEXPIREAT', KEYS[1], ARGV[8]) end
+
+return { 1, ARGV[1], grant }

@@ -1,0 +1,29 @@
+// Where one pool's charge comes from: the plan allowance first, then active
+// grants, earliest expiry first. The memory store runs this; lua/charge.lua
+// does the same inside Redis, and the contract suite holds them to it.
+
+import type { Grant, PoolCharge } from './credit-store.js';
+
+export interface Draw {
+  readonly fits: boolean;
+  readonly fromPlan: number;
+  readonly draws: readonly { readonly grantId: string; readonly amount: number }[];
+}
+
+/** `grants` must be active and sorted earliest expiry first. */
+export function planDraw(pool: PoolCharge, planUsed: number, grants: readonly Grant[]): Draw {
+  if (pool.op === 'release') return { fits: true, fromPlan: 0, draws: [] };
+  if (pool.limit === null) return { fits: true, fromPlan: pool.amount, draws: [] };
+  const fromPlan = Math.min(pool.amount, Math.max(0, pool.limit - planUsed));
+  let rest = pool.amount - fromPlan;
+  const draws: { grantId: string; amount: number }[] = [];
+  for (const g of grants) {
+    if (rest === 0) break;
+    const take = Math.min(rest, g.amount - g.used);
+    if (take > 0) {
+      draws.push({ grantId: g.id, amount: take });
+      rest -= take;
+    }
+  }
+  return { fits: rest === 0, fromPlan, draws: rest === 0 ? draws : [] };
+}
