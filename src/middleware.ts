@@ -5,14 +5,13 @@ import type { Cluster, Redis } from 'ioredis';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { CompiledConfig } from './config/compiled-config.js';
 import { loadConfigFile, loadConfigObject } from './config/index.js';
-import type { PoolStatus } from './engine/credit-engine.js';
-import { CreditEngine } from './engine/credit-engine.js';
+import type { CreditEngine, PoolStatus } from './engine/credit-engine.js';
 import { readJsonBody, type BodyRead } from './http/json-body.js';
 import { sendProblem } from './http/send-problem.js';
 import { RequestGate } from './http/request-gate.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { CreditStore } from './store/credit-store.js';
-import { openStore } from './store/open-store.js';
+import { createRuntime } from './runtime.js';
 
 export interface CreditGateOptions {
   /** A YAML file path, or the config as an object (the YAML's shape). */
@@ -36,7 +35,7 @@ export interface ChargedRequest {
 
 export interface CreditGateMiddleware extends RequestHandler {
   readonly engine: CreditEngine;
-  /** Closes the store if creditGate opened it. */
+  /** Sends queued alerts (up to 5 s), then closes the store if creditGate opened it. */
   close(): Promise<void>;
 }
 
@@ -54,9 +53,8 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
   const config: CompiledConfig =
     typeof options.config === 'string' ? await loadConfigFile(options.config) : loadConfigObject(options.config);
   const logger = options.logger ?? silentLogger();
-  const store =
-    options.store ?? openStore({ redis: options.redis, timeoutMs: config.storeTimeoutMs, prefix: options.keyPrefix, logger });
-  const engine = new CreditEngine({ store, config: () => config });
+  const runtime = createRuntime({ config: () => config, redis: options.redis, store: options.store, keyPrefix: options.keyPrefix, logger });
+  const { engine } = runtime;
   const gate = new RequestGate(engine, logger);
 
   const handler = (req: Request, res: Response, next: NextFunction): void => {
@@ -77,8 +75,6 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
   };
   return Object.assign(handler, {
     engine,
-    close: async () => {
-      if (!options.store) await store.close();
-    },
+    close: () => runtime.close(5000),
   });
 }

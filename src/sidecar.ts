@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Cluster, Redis } from 'ioredis';
 import type { CompiledConfig } from './config/compiled-config.js';
 import { loadConfigFile } from './config/index.js';
-import { CreditEngine } from './engine/credit-engine.js';
+import type { CreditEngine } from './engine/credit-engine.js';
 import { AdminToken } from './http/admin-auth.js';
 import { createAdminApp } from './http/admin-api.js';
 import { RequestGate } from './http/request-gate.js';
@@ -15,7 +15,7 @@ import { createSidecarHandler } from './http/sidecar-handler.js';
 import { UpstreamForwarder } from './http/upstream-forwarder.js';
 import { createLogger, type Logger } from './logger.js';
 import type { CreditStore } from './store/credit-store.js';
-import { openStore } from './store/open-store.js';
+import { createRuntime } from './runtime.js';
 
 export interface SidecarOptions {
   readonly configPath: string;
@@ -29,8 +29,10 @@ export interface SidecarOptions {
   readonly keyPrefix?: string;
   readonly adminToken?: string;
   readonly logger?: Logger;
-  /** How long shutdown waits for requests in flight (ms). */
+  /** How long shutdown waits for requests in flight, then for queued alerts (ms). */
   readonly shutdownGraceMs?: number;
+  /** First alert retry delay (tests shorten it). */
+  readonly alertRetryBaseMs?: number;
 }
 
 export interface RunningSidecar {
@@ -38,6 +40,8 @@ export interface RunningSidecar {
   readonly adminPort: number;
   readonly engine: CreditEngine;
   readonly store: CreditStore;
+  /** Resolves when queued alert deliveries are done (or after `timeoutMs`). */
+  flushAlerts(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -71,9 +75,15 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     throw new Error(`--upstream must be an http:// or https:// URL, got ${options.upstream}`);
   }
   const config: CompiledConfig = await loadConfigFile(options.configPath);
-  const store =
-    options.store ?? openStore({ redis: options.redis, timeoutMs: config.storeTimeoutMs, prefix: options.keyPrefix, logger });
-  const engine = new CreditEngine({ store, config: () => config });
+  const runtime = createRuntime({
+    config: () => config,
+    redis: options.redis,
+    store: options.store,
+    keyPrefix: options.keyPrefix,
+    logger,
+    alertRetryBaseMs: options.alertRetryBaseMs,
+  });
+  const { engine, store } = runtime;
   const gate = new RequestGate(engine, logger);
   const forwarder = new UpstreamForwarder(upstream, logger);
 
@@ -95,12 +105,13 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     adminPort,
     engine,
     store,
+    flushAlerts: (timeoutMs = 10_000) => runtime.alerts.flush(timeoutMs),
     close() {
       closing ??= (async () => {
         const grace = options.shutdownGraceMs ?? 10_000;
         await Promise.all([closeServer(proxy, grace), closeServer(admin, grace)]);
         forwarder.close();
-        if (!options.store) await store.close();
+        await runtime.close(grace);
       })();
       return closing;
     },

@@ -5,7 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
 import { CALENDAR_MONTH_ANCHOR_ISO, InvalidAnchorError, parseAnchor } from '../domain/billing-cycle.js';
-import type { CreditEngine } from '../engine/credit-engine.js';
+import { TopUpError, type CreditEngine } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import { StoreError, type AccountRecord } from '../store/credit-store.js';
 import type { AdminToken } from './admin-auth.js';
@@ -15,8 +15,22 @@ import { sendProblem } from './send-problem.js';
 const accountBody = z.strictObject({
   plan: z.string().min(1),
   billingAnchor: z.string().optional(),
-  email: z.email().optional(),
+  email: z.email().nullable().optional(),
 });
+
+const topUpBody = z.strictObject({
+  creditType: z.string().min(1),
+  amount: z.number(),
+  expiresAt: z.string().optional(),
+});
+
+/** Idempotency keys: printable ASCII, as the IETF Idempotency-Key draft expects. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function invalid(error: z.ZodError): ProblemError {
+  const detail = error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  return new ProblemError(problem('invalid-request', detail));
+}
 
 export interface AdminApiOptions {
   readonly engine: CreditEngine;
@@ -80,10 +94,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
   app.put('/v1/accounts/:id', async (req, res) => {
     const id = accountIdParam(req);
     const parsed = accountBody.safeParse(req.body);
-    if (!parsed.success) {
-      const detail = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-      throw new ProblemError(problem('invalid-request', detail));
-    }
+    if (!parsed.success) throw invalid(parsed.error);
     const config = engine.currentConfig();
     if (!config.plans.has(parsed.data.plan)) {
       throw new ProblemError(
@@ -105,7 +116,8 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
       // Without an anchor a new record keeps the calendar-month cycles it was
       // already served on, so creating it never moves or empties a cycle.
       billingAnchor: parsed.data.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO,
-      email: parsed.data.email,
+      // Omitted keeps the address on record; null removes it.
+      email: parsed.data.email === null ? undefined : (parsed.data.email ?? existing?.email),
       createdAt: existing?.createdAt ?? stamp,
       updatedAt: stamp,
     };
@@ -119,6 +131,46 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const record = await engine.store.getAccount(id);
     if (!record) throw new ProblemError(problem('not-found', `no account record for this id`));
     res.json(publicAccount(id, record));
+  });
+
+  app.delete('/v1/accounts/:id', async (req, res) => {
+    const id = accountIdParam(req);
+    if (!(await engine.store.deleteAccount(id))) throw new ProblemError(problem('not-found', 'nothing is stored for this account'));
+    logger.info('account deleted');
+    res.status(204).end();
+  });
+
+  app.post('/v1/accounts/:id/topups', async (req, res) => {
+    const id = accountIdParam(req);
+    const key = req.get('idempotency-key');
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+      throw new ProblemError(problem('invalid-request', 'Idempotency-Key must be 1–255 visible ASCII characters'));
+    }
+    const parsed = topUpBody.safeParse(req.body);
+    if (!parsed.success) throw invalid(parsed.error);
+    try {
+      const { topUp, created } = await engine.topUp(id, parsed.data, key);
+      if (!created) res.set('idempotent-replayed', 'true');
+      logger.info({ creditType: topUp.creditType, amount: topUp.amount, created }, 'top-up granted');
+      res.status(201).set('location', `/v1/accounts/${encodeURIComponent(id)}/topups`).json(topUp);
+    } catch (err) {
+      if (err instanceof TopUpError) throw new ProblemError(problem('invalid-request', err.message));
+      throw err;
+    }
+  });
+
+  app.get('/v1/accounts/:id/topups', async (req, res) => {
+    const id = accountIdParam(req);
+    res.set('cache-control', 'no-store').json({ account: id, topUps: await engine.listTopUps(id) });
+  });
+
+  app.get('/v1/accounts/:id/events', async (req, res) => {
+    const id = accountIdParam(req);
+    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new ProblemError(problem('invalid-request', 'limit must be a whole number from 1 to 1000'));
+    }
+    res.set('cache-control', 'no-store').json({ account: id, events: await engine.store.listEvents(id, limit) });
   });
 
   app.get('/v1/accounts/:id/usage', async (req, res) => {

@@ -32,6 +32,7 @@ export async function startHarness(options: {
   redis?: string;
   keyPrefix?: string;
   adminToken?: string | null;
+  alertRetryBaseMs?: number;
 }): Promise<Harness> {
   const configPath = writeConfig(options.config);
   const upstream = await startRecordingUpstream();
@@ -47,6 +48,7 @@ export async function startHarness(options: {
     adminToken,
     logger: silentLogger(),
     shutdownGraceMs: 2000,
+    ...(options.alertRetryBaseMs === undefined ? {} : { alertRetryBaseMs: options.alertRetryBaseMs }),
   });
   const admin = `http://127.0.0.1:${sidecar.adminPort}`;
   return {
@@ -71,8 +73,8 @@ export const TEST_CONFIG = `version: 1
 identity: { header: x-account-id }
 defaultPlan: tiny
 creditTypes:
-  ai_tasks: { name: AI Task Credits }
-  email_verification: { name: Email Verification }
+  ai_tasks: { name: AI Task Credits, topUp: { url: "https://billing.example.com/add-ons" } }
+  email_verification: { name: Email Verification, topUp: { contact: support@example.com } }
   database: { name: Database Credits }
   voice_minutes: { name: AI Voice Agent Minutes }
   mailboxes: { name: User Brought Mailboxes, kind: capacity }
@@ -109,4 +111,8 @@ routes:
     method: POST
     path: /v1/mailboxes
     charge: { mailboxes: 1 }
+  - name: disconnect-mailbox
+    method: DELETE
+    path: /v1/mailboxes/:id
+    release: { mailboxes: 1 }
 `;
