@@ -2,12 +2,10 @@
 // matrix and the route table, as a platform team reviews them.
 
 import { describeCostSource } from '../domain/cost-rules.js';
+import { textTable } from '../text-table.js';
 import type { CompiledConfig, RouteDef } from './compiled-config.js';
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
-}
+const table = (rows: string[][]) => textTable(rows);
 
 function methods(route: RouteDef): string {
   return route.methods === '*' ? '*' : route.methods.join(',');
@@ -44,7 +42,7 @@ export function summarizeConfig(config: CompiledConfig): string {
           `  ${r.name}`,
           methods(r),
           r.path,
-          r.charges.map((c) => `${c.creditType} = ${describeCostSource(c.rule.source)}`).join('; '),
+          r.charges.map((c) => `${c.op === 'release' ? 'release ' : ''}${c.creditType} = ${describeCostSource(c.rule.source)}`).join('; '),
         ]),
       ]),
     );

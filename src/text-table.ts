@@ -1,0 +1,11 @@
+// Plain-text tables for terminal output: columns padded to their widest cell.
+
+export function textTable(rows: readonly (readonly string[])[], options: { indent?: string; alignRight?: readonly number[] } = {}): string {
+  if (rows.length === 0) return '';
+  const indent = options.indent ?? '';
+  const right = new Set(options.alignRight ?? []);
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows
+    .map((r) => indent + r.map((cell, c) => (right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd())
+    .join('\n');
+}
