@@ -104,7 +104,7 @@ export async function demoCommand(env: NodeJS.ProcessEnv): Promise<void> {
       `(admin token: ${env.CREDITGATE_ADMIN_TOKEN ? 'from CREDITGATE_ADMIN_TOKEN' : token})\n` +
       `try: curl -i -X POST http://127.0.0.1:8080/v1/ai/followups -H 'x-account-id: acme' ` +
       `-H 'content-type: application/json' -d '{"count": 25}'\n` +
-      `billing tab: http://127.0.0.1:9090/ui/accounts/acme?token=… (or send the Bearer token)\n\n`,
+      `billing tab: curl -H 'authorization: Bearer <admin token>' http://127.0.0.1:9090/ui/accounts/acme\n\n`,
   );
   exitOnSignals(async () => {
     await sidecar.close();

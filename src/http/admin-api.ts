@@ -11,6 +11,7 @@ import { StoreError, type AccountRecord } from '../store/credit-store.js';
 import type { AdminToken } from './admin-auth.js';
 import { problem, type Problem } from './problem-details.js';
 import { sendProblem } from './send-problem.js';
+import { renderUsagePage } from './usage-page.js';
 
 const accountBody = z.strictObject({
   plan: z.string().min(1),
@@ -178,6 +179,19 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const usage = await engine.usage(id);
     if (!usage) throw new ProblemError(problem('not-found', 'no account record for this id and no default plan'));
     res.set('cache-control', 'no-store').json(usage);
+  });
+
+  app.get('/ui/accounts/:id', async (req, res) => {
+    const id = accountIdParam(req);
+    const config = engine.currentConfig();
+    const usage = await engine.usage(id, config);
+    if (!usage) throw new ProblemError(problem('not-found', 'no account record for this id and no default plan'));
+    const [topUps, events] = await Promise.all([engine.listTopUps(id, config), engine.store.listEvents(id, 20)]);
+    const creditTypeNames = new Map([...config.creditTypes.values()].map((t) => [t.id, t.name]));
+    res
+      .status(200)
+      .set({ 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" })
+      .send(renderUsagePage({ usage, topUps, events, creditTypeNames }));
   });
 
   app.use((req, res) => {

@@ -153,4 +153,30 @@ describe('config loading', () => {
     writeFileSync(file, ISSUE_SHAPE.replace('version: 1', 'version: one'));
     await expect(loadConfigFile(file)).rejects.toThrow(`${file}:1 version: expected version: 1`);
   });
+
+  it('release routes: capacity types only, never both charged and released; topUp and alerts are checked', () => {
+    const withRelease = ISSUE_SHAPE.replace(
+      'routes:\n',
+      'routes:\n  - name: disconnect\n    method: DELETE\n    path: /v1/mailboxes/:id\n    release: { mailboxes: 1 }\n',
+    );
+    const ok = loadConfigText(withRelease, 'config.yaml');
+    const route = ok.routes.match('DELETE', '/v1/mailboxes/7')!.route;
+    expect(route.charges).toEqual([{ creditType: 'mailboxes', op: 'release', rule: { source: { from: 'fixed', amount: 1 }, min: 1, max: 1 } }]);
+
+    expect(errorsOf(withRelease.replace('release: { mailboxes: 1 }', 'release: { ai_tasks: 1 }'))).toEqual([
+      'config.yaml:17 routes[0].release.ai_tasks: only capacity credit types can be released',
+    ]);
+    // Shape errors are reported first; cross-field checks run once the shape is right.
+    const bad = withRelease
+      .replace('ai_tasks: { name: AI Task Credits }', 'ai_tasks: { name: AI Task Credits, topUp: { phone: "555" } }')
+      .replace('defaultPlan: basic', 'defaultPlan: basic\nalerts: { thresholds: [0.8, 1.5] }');
+    const errors = errorsOf(bad);
+    expect(errors.some((e) => /^config\.yaml:7 creditTypes\.ai_tasks\.topUp/.test(e))).toBe(true);
+    expect(errors.some((e) => /^config\.yaml:5 alerts\.thresholds\[1\]: /.test(e))).toBe(true);
+  });
+
+  it('a route must charge or release something', () => {
+    const bad = ISSUE_SHAPE.replace('charge: { ai_tasks: { header: x-task-count } }', 'charge: {}');
+    expect(errorsOf(bad)).toEqual(['config.yaml:29 routes[3].charge: charge (or release) at least one credit type']);
+  });
 });
