@@ -8,20 +8,9 @@ import { AlertDispatcher, type DeliveryResult } from '../../src/alerts/alert-dis
 import type { AlertsConfig } from '../../src/config/compiled-config.js';
 import type { ResolvedAccount } from '../../src/engine/credit-engine.js';
 import { silentLogger } from '../../src/logger.js';
-import type { AlertEvent } from '../../src/store/credit-store.js';
+import { sampleEvent } from '../helpers/sample-event.js';
 
-const event = (id: string): AlertEvent => ({
-  id,
-  type: 'threshold_reached',
-  account: 'acme',
-  creditType: { id: 'ai_tasks', name: 'AI Task Credits' },
-  used: 80,
-  allowance: 100,
-  threshold: 0.8,
-  resetsAt: '2026-12-01T00:00:00.000Z',
-  topUp: null,
-  createdAt: '2026-11-25T00:00:00.000Z',
-});
+const event = (id: string) => sampleEvent(id);
 const account = { id: 'acme', record: null } as unknown as ResolvedAccount;
 
 let servers: http.Server[] = [];

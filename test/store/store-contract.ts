@@ -2,7 +2,8 @@
 // by memory-store.test.ts and redis-store.test.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccountRecord, AlertEvent, ChargeContext, CreditStore, PoolCharge } from '../../src/store/credit-store.js';
+import type { AccountRecord, ChargeContext, CreditStore, PoolCharge } from '../../src/store/credit-store.js';
+import { sampleEvent } from '../helpers/sample-event.js';
 
 export interface StoreFixture {
   /** Views of one shared backing store; several for Redis (separate connections). */
@@ -244,18 +245,8 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     });
 
     describe('accounts and events', () => {
-      const event = (id: string): AlertEvent => ({
-        id,
-        type: 'threshold_reached',
-        account: 'x',
-        creditType: { id: 'ai_tasks', name: 'AI Task Credits' },
-        used: 80,
-        allowance: 100,
-        threshold: 0.8,
-        resetsAt: '2026-12-01T00:00:00.000Z',
-        topUp: null,
-        createdAt: '2026-11-25T00:00:00.000Z',
-      });
+      const event = (id: string) => sampleEvent(id, { account: 'x' });
+
 
       it('accounts round-trip, and an absent account is null', async () => {
         const a = account('record');
