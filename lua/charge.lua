@@ -12,16 +12,20 @@
 --
 -- ARGV[1]            now (epoch ms)
 -- ARGV[2]            m, the number of alert thresholds; ARGV[3..2+m] the thresholds (fractions)
--- per pool i (base c = 2 + m + 5(i-1)):
+-- per pool i (base c = 2 + m + 6(i-1)):
 --   ARGV[c+1]        op: "c" charge, "r" release (capacity: give back, never below 0)
 --   ARGV[c+2]        amount (integer >= 0)
 --   ARGV[c+3]        plan limit this cycle; -1 = unlimited
 --   ARGV[c+4]        expire-at of the cycle's keys (epoch ms); 0 = never
 --   ARGV[c+5]        "1" if top-ups and alerts apply to this pool (consumables), else "0"
+--   ARGV[c+6]        "1" in shadow mode: never refuse; what does not fit is still
+--                    counted (as plan usage beyond the limit) and reported
 --
 -- Returns { ok, pool_1 ..., pool_n } flattened, each pool as
---   planUsed, grantTotal, grantUsed, firedCount, fired..., drawCount, (grantId, amount)...
--- ok = 1: the counts after the charge; ok = 0: as found, nothing written.
+--   planUsed, grantTotal, grantUsed, flags, firedCount, fired..., drawCount, (grantId, amount)...
+-- flags: 1 = shadow pool that would have been refused, 2 = this charge emptied
+-- the pool (first time this cycle). ok = 1: the counts after the charge;
+-- ok = 0: as found, nothing written.
 
 local now = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
@@ -35,13 +39,16 @@ local fits = true
 -- Pass 1: read everything and plan each pool's draw; write nothing.
 for i = 1, n do
   local b = 1 + 4 * (i - 1)
-  local c = 2 + m + 5 * (i - 1)
+  local c = 2 + m + 6 * (i - 1)
   local p = {
     op = ARGV[c + 1],
     amount = tonumber(ARGV[c + 2]),
     limit = tonumber(ARGV[c + 3]),
     expireAt = ARGV[c + 4],
     extras = ARGV[c + 5] == '1',
+    shadow = ARGV[c + 6] == '1',
+    wouldRefuse = false,
+    emptied = false,
     planUsed = 0,
     exists = false,
     grants = {},
@@ -85,7 +92,14 @@ for i = 1, n do
           rest = rest - take
         end
       end
-      if rest > 0 then fits = false end
+      if rest > 0 then
+        if p.shadow then
+          p.fromPlan = p.fromPlan + rest
+          p.wouldRefuse = true
+        else
+          fits = false
+        end
+      end
     end
   end
   pools[i] = p
@@ -95,6 +109,7 @@ local function encode(out, p)
   table.insert(out, p.planUsed)
   table.insert(out, p.grantTotal)
   table.insert(out, p.grantUsed)
+  table.insert(out, (p.wouldRefuse and 1 or 0) + (p.emptied and 2 or 0))
   table.insert(out, #p.fired)
   for _, f in ipairs(p.fired) do table.insert(out, f) end
   table.insert(out, #p.draws)
@@ -108,6 +123,7 @@ if not fits then
   local out = { 0 }
   for i = 1, n do
     pools[i].draws = {}
+    pools[i].wouldRefuse = false
     encode(out, pools[i])
   end
   return out
@@ -154,12 +170,20 @@ for i = 1, n do
       local allowance = p.limit + p.grantTotal
       local used = p.planUsed + p.grantUsed
       if allowance > 0 then
+        local marked = false
         for _, t in ipairs(thresholds) do
           if used >= tonumber(t) * allowance and redis.call('HSETNX', KEYS[b + 4], t, now) == 1 then
             table.insert(p.fired, t)
+            marked = true
           end
         end
-        if #p.fired > 0 then
+        -- "emptied" is tracked apart from the configured thresholds: it feeds
+        -- the accounts-exhausted gauge whatever alerts are configured.
+        if used >= allowance and redis.call('HSETNX', KEYS[b + 4], 'empty', now) == 1 then
+          p.emptied = true
+          marked = true
+        end
+        if marked then
           redis.call('PEXPIREAT', KEYS[b + 4], p.expireAt)
           index(KEYS[b + 4], p.expireAt)
         end

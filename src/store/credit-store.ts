@@ -37,6 +37,11 @@ export interface PoolCharge {
   readonly expireAt: number;
   /** Top-ups and threshold alerts apply (consumable pools). */
   readonly extras: boolean;
+  /**
+   * Shadow mode: never refuse. What does not fit is still counted (as plan
+   * usage beyond the limit) and reported as `wouldRefuse`.
+   */
+  readonly shadow?: boolean;
 }
 
 export interface ChargeContext {
@@ -57,6 +62,10 @@ export interface PoolState {
 }
 
 export interface ChargedPool extends PoolState {
+  /** A shadow pool that an enforced charge would have refused. */
+  readonly wouldRefuse: boolean;
+  /** This charge emptied the pool, for the first time this cycle. */
+  readonly emptied: boolean;
   /** Thresholds this charge reached first in the cycle (each fires once). */
   readonly fired: readonly number[];
   /** What was drawn from which grant (empty when the plan covered it). */
@@ -127,6 +136,12 @@ export interface CreditStore {
   appendEvents(account: string, events: readonly AlertEvent[], keep: number): Promise<void>;
   /** Newest first. */
   listEvents(account: string, limit: number): Promise<AlertEvent[]>;
+  /** Records that the account's pool is empty until `until` (its reset), for the exhausted-accounts gauge. */
+  markExhausted(account: string, creditType: string, until: number): Promise<void>;
+  /** The pool has room again (top-up, plan change): forget the mark, and let a new "emptied" fire this cycle. */
+  clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void>;
+  /** Accounts marked exhausted whose mark is still current, per credit type. */
+  countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -41,8 +41,8 @@ interface AccountState {
   counters: Map<string, Expiring<number>>;
   /** type -> grant id -> grant. */
   grants: Map<string, Map<string, GrantData>>;
-  /** "<type>:<cycleStart>" -> thresholds alerted. */
-  alerted: Map<string, Expiring<Set<number>>>;
+  /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
+  alerted: Map<string, Expiring<Set<number | 'empty'>>>;
   topUpKeys: Map<string, Expiring<string>>;
   events: AlertEvent[];
 }
@@ -58,6 +58,8 @@ const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e
 
 export class MemoryStore implements CreditStore {
   private readonly accounts = new Map<string, AccountState>();
+  /** credit type -> account -> until (epoch ms). */
+  private readonly exhausted = new Map<string, Map<string, number>>();
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -81,7 +83,7 @@ export class MemoryStore implements CreditStore {
     const result: ChargedPool[] = read.map(({ p, counterKey, planUsed, grants, draw }) => {
       const grantTotal = grants.reduce((s, g) => s + g.amount, 0);
       let grantUsed = grants.reduce((s, g) => s + g.used, 0);
-      if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, fired: [], draws: [] };
+      if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: false, emptied: false, fired: [], draws: [] };
       let newPlanUsed = planUsed;
       if (p.op === 'release') {
         newPlanUsed = Math.max(0, planUsed - p.amount);
@@ -95,6 +97,7 @@ export class MemoryStore implements CreditStore {
         grantUsed += d.amount;
       }
       const fired: number[] = [];
+      let emptied = false;
       if (p.op === 'charge' && p.extras && p.limit !== null) {
         const allowance = p.limit + grantTotal;
         const used = newPlanUsed + grantUsed;
@@ -108,10 +111,14 @@ export class MemoryStore implements CreditStore {
               fired.push(t);
             }
           }
-          if (fired.length > 0) state.alerted.set(markKey, { value: marks.value, expireAt: p.expireAt });
+          if (used >= allowance && !marks.value.has('empty')) {
+            marks.value.add('empty');
+            emptied = true;
+          }
+          if (fired.length > 0 || emptied) state.alerted.set(markKey, { value: marks.value, expireAt: p.expireAt });
         }
       }
-      return { creditType: p.creditType, planUsed: newPlanUsed, grantTotal, grantUsed, fired, draws: draw.draws };
+      return { creditType: p.creditType, planUsed: newPlanUsed, grantTotal, grantUsed, wouldRefuse: draw.wouldRefuse, emptied, fired, draws: draw.draws };
     });
     return { ok: fits, pools: result };
   }
@@ -165,6 +172,7 @@ export class MemoryStore implements CreditStore {
   }
 
   async deleteAccount(account: string): Promise<boolean> {
+    for (const byType of this.exhausted.values()) byType.delete(account);
     return this.accounts.delete(account);
   }
 
@@ -175,6 +183,33 @@ export class MemoryStore implements CreditStore {
 
   async listEvents(account: string, limit: number): Promise<AlertEvent[]> {
     return (this.accounts.get(account)?.events ?? []).slice(0, limit);
+  }
+
+  async markExhausted(account: string, creditType: string, until: number): Promise<void> {
+    const byType = this.exhausted.get(creditType) ?? new Map<string, number>();
+    byType.set(account, until);
+    this.exhausted.set(creditType, byType);
+  }
+
+  async clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void> {
+    this.exhausted.get(creditType)?.delete(account);
+    this.accounts.get(account)?.alerted.get(`${creditType}:${cycleStart}`)?.value.delete('empty');
+  }
+
+  async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const t of creditTypes) {
+      const byType = this.exhausted.get(t);
+      let n = 0;
+      if (byType) {
+        for (const [account, until] of byType) {
+          if (until > now) n += 1;
+          else byType.delete(account);
+        }
+      }
+      counts.set(t, n);
+    }
+    return counts;
   }
 
   async ping(): Promise<void> {}

@@ -6,14 +6,16 @@ import type { Grant, PoolCharge } from './credit-store.js';
 
 export interface Draw {
   readonly fits: boolean;
+  /** Shadow pool over its allowance: charged anyway, reported. */
+  readonly wouldRefuse: boolean;
   readonly fromPlan: number;
   readonly draws: readonly { readonly grantId: string; readonly amount: number }[];
 }
 
 /** `grants` must be active and sorted earliest expiry first. */
 export function planDraw(pool: PoolCharge, planUsed: number, grants: readonly Grant[]): Draw {
-  if (pool.op === 'release') return { fits: true, fromPlan: 0, draws: [] };
-  if (pool.limit === null) return { fits: true, fromPlan: pool.amount, draws: [] };
+  if (pool.op === 'release') return { fits: true, wouldRefuse: false, fromPlan: 0, draws: [] };
+  if (pool.limit === null) return { fits: true, wouldRefuse: false, fromPlan: pool.amount, draws: [] };
   const fromPlan = Math.min(pool.amount, Math.max(0, pool.limit - planUsed));
   let rest = pool.amount - fromPlan;
   const draws: { grantId: string; amount: number }[] = [];
@@ -25,5 +27,8 @@ export function planDraw(pool: PoolCharge, planUsed: number, grants: readonly Gr
       rest -= take;
     }
   }
-  return { fits: rest === 0, fromPlan, draws: rest === 0 ? draws : [] };
+  if (rest === 0) return { fits: true, wouldRefuse: false, fromPlan, draws };
+  // Shadow mode counts what does not fit as plan usage beyond the limit.
+  if (pool.shadow) return { fits: true, wouldRefuse: true, fromPlan: fromPlan + rest, draws };
+  return { fits: false, wouldRefuse: false, fromPlan, draws: [] };
 }

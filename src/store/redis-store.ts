@@ -17,7 +17,7 @@ import type {
 } from './credit-store.js';
 import { StoreError } from './credit-store.js';
 import { LUA } from './lua-scripts.js';
-import { StoreKeys } from './store-keys.js';
+import { escapeAccount, StoreKeys } from './store-keys.js';
 
 type RedisClient = Redis | Cluster;
 type Reply = (string | number)[];
@@ -99,7 +99,7 @@ export class RedisStore implements CreditStore {
         this.keys.grantExpiry(account, p.creditType),
         this.keys.alerts(account, p.creditType, p.cycleStart),
       );
-      args.push(p.op === 'charge' ? 'c' : 'r', p.amount, p.limit === null ? -1 : p.limit, p.expireAt, p.extras ? '1' : '0');
+      args.push(p.op === 'charge' ? 'c' : 'r', p.amount, p.limit === null ? -1 : p.limit, p.expireAt, p.extras ? '1' : '0', p.shadow ? '1' : '0');
     }
     const reply = await this.call('charge', () => this.commands.creditgateCharge(keys.length, ...keys, ...args));
     let at = 1;
@@ -108,9 +108,10 @@ export class RedisStore implements CreditStore {
       const planUsed = Number(next());
       const grantTotal = Number(next());
       const grantUsed = Number(next());
+      const flags = Number(next());
       const fired = Array.from({ length: Number(next()) }, () => Number(next()));
       const draws = Array.from({ length: Number(next()) }, () => ({ grantId: String(next()), amount: Number(next()) }));
-      return { creditType: p.creditType, planUsed, grantTotal, grantUsed, fired, draws };
+      return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: (flags & 1) !== 0, emptied: (flags & 2) !== 0, fired, draws };
     });
     return { ok: reply[0] === 1, pools: result };
   }
@@ -180,6 +181,12 @@ export class RedisStore implements CreditStore {
     const removed = await this.call('delete_account', () =>
       this.client.del(index, this.keys.account(account), this.keys.events(account), ...members),
     );
+    // The exhausted sets live outside the account's slot; a stale member would
+    // only age out at its reset, so remove it now.
+    const types = new Set(members.map((k) => /:(?:u|al):([a-z][a-z0-9_]*):\d+$/.exec(k)?.[1]).filter((t): t is string => !!t));
+    if (types.size > 0) {
+      await this.call('exhausted', () => Promise.all([...types].map((t) => this.client.zrem(this.keys.exhausted(t), escapeAccount(account)))));
+    }
     return removed > 0;
   }
 
@@ -199,6 +206,33 @@ export class RedisStore implements CreditStore {
   async listEvents(account: string, limit: number): Promise<AlertEvent[]> {
     const raw = await this.call('list_events', () => this.client.lrange(this.keys.events(account), 0, limit - 1));
     return raw.map((r) => JSON.parse(r) as AlertEvent);
+  }
+
+  async markExhausted(account: string, creditType: string, until: number): Promise<void> {
+    await this.call('exhausted', () => this.client.zadd(this.keys.exhausted(creditType), until, escapeAccount(account)));
+  }
+
+  async clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void> {
+    await this.call('exhausted', () =>
+      Promise.all([
+        this.client.zrem(this.keys.exhausted(creditType), escapeAccount(account)),
+        this.client.hdel(this.keys.alerts(account, creditType, cycleStart), 'empty'),
+      ]),
+    );
+  }
+
+  async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {
+    const counts = await this.call('exhausted', () =>
+      Promise.all(
+        creditTypes.map(async (t) => {
+          const key = this.keys.exhausted(t);
+          // Marks past their reset no longer count; prune them as we go.
+          await this.client.zremrangebyscore(key, '-inf', now);
+          return [t, await this.client.zcard(key)] as const;
+        }),
+      ),
+    );
+    return new Map(counts);
   }
 
   async ping(): Promise<void> {

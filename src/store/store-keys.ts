@@ -10,6 +10,10 @@
 //   <prefix>:{<account>}:al:<type>:<cycleStart>     thresholds already alerted this cycle
 //   <prefix>:{<account>}:ti:<idempotency key>       top-up idempotency record
 //   <prefix>:{<account>}:ev                         alert events, newest first (list)
+//   <prefix>:exhausted:<type>                       accounts whose pool is empty (zset, score = reset)
+//
+// The exhausted sets are the only keys not tagged by account: one per credit
+// type, read by the metrics scrape, written once per account-pool-cycle.
 //
 // Account ids may contain any visible ASCII, including { } : and %, so they are
 // escaped: otherwise "a}" would end the hash tag early, and "a:u:x" could
@@ -56,5 +60,9 @@ export class StoreKeys {
 
   events(account: string): string {
     return `${this.tag(account)}:ev`;
+  }
+
+  exhausted(creditType: string): string {
+    return `${this.prefix}:exhausted:${creditType}`;
   }
 }

@@ -23,7 +23,13 @@ function pool(creditType: string, amount: number, limit: number | null, over: Pa
 
 const ctx = (over: Partial<ChargeContext> = {}): ChargeContext => ({ now: Date.now(), thresholds: [], ...over });
 const state = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0) => ({ creditType, planUsed, grantTotal, grantUsed });
-const plain = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0) => ({ ...state(creditType, planUsed, grantTotal, grantUsed), fired: [], draws: [] });
+const plain = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0, emptied = false) => ({
+  ...state(creditType, planUsed, grantTotal, grantUsed),
+  wouldRefuse: false,
+  emptied,
+  fired: [],
+  draws: [],
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,7 +51,7 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
       it('charges within the limit and reports the new count', async () => {
         const a = account('within');
         expect(await store.charge(a, [pool('ai_tasks', 25, 100)], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 25)] });
-        expect(await store.charge(a, [pool('ai_tasks', 75, 100)], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 100)] });
+        expect(await store.charge(a, [pool('ai_tasks', 75, 100)], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 100, 0, 0, true)] });
         expect(await used(a, 'ai_tasks')).toBe(100);
       });
 
@@ -156,7 +162,10 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         await add(a, grant('g-late', 5, t + 2 * HOUR));
         await add(a, grant('g-soon', 5, t + HOUR));
         const r = await store.charge(a, [pool('ai_tasks', 12, 10)], ctx({ now: t }));
-        expect(r).toEqual({ ok: true, pools: [{ ...state('ai_tasks', 10, 10, 2), fired: [], draws: [{ grantId: 'g-soon', amount: 2 }] }] });
+        expect(r).toEqual({
+          ok: true,
+          pools: [{ ...state('ai_tasks', 10, 10, 2), wouldRefuse: false, emptied: false, fired: [], draws: [{ grantId: 'g-soon', amount: 2 }] }],
+        });
         const r2 = await store.charge(a, [pool('ai_tasks', 6, 10)], ctx({ now: t }));
         expect(r2.pools[0]!.draws).toEqual([
           { grantId: 'g-soon', amount: 3 },
@@ -241,6 +250,56 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const fired = results.flatMap((r) => r.pools[0]!.fired);
         expect(fired.sort()).toEqual([0.8, 1]);
         expect(results.filter((r) => r.ok)).toHaveLength(250);
+      });
+    });
+
+    describe('shadow mode and exhausted pools', () => {
+      it('a shadow pool is never refused: what does not fit is counted and reported', async () => {
+        const a = account('shadow');
+        const t = Date.now();
+        await store.addGrant(a, { id: 'g', creditType: 'ai_tasks', amount: 3, expiresAt: t + HOUR, createdAt: t }, { now: t, idempotencyTtlMs: HOUR });
+        const r = await store.charge(a, [pool('ai_tasks', 15, 10, { shadow: true })], ctx({ now: t }));
+        expect(r.ok).toBe(true);
+        expect(r.pools[0]).toMatchObject({ planUsed: 12, grantUsed: 3, wouldRefuse: true, emptied: true });
+        const fits = await store.charge(a, [pool('database', 1, 10, { shadow: true })], ctx({ now: t }));
+        expect(fits.pools[0]!.wouldRefuse).toBe(false);
+      });
+
+      it('an enforced short pool still refuses the whole charge, shadow pools included', async () => {
+        const a = account('shadow-mixed');
+        const r = await store.charge(a, [pool('ai_tasks', 50, 10, { shadow: true }), pool('database', 5, 1)], ctx());
+        expect(r.ok).toBe(false);
+        expect(r.pools.map((p) => [p.planUsed, p.wouldRefuse])).toEqual([
+          [0, false],
+          [0, false],
+        ]);
+      });
+
+      it('"emptied" fires once per cycle, and again after the mark is cleared (a top-up)', async () => {
+        const a = account('emptied');
+        expect((await store.charge(a, [pool('ai_tasks', 10, 10)], ctx())).pools[0]!.emptied).toBe(true);
+        expect((await store.charge(a, [pool('ai_tasks', 0, 10)], ctx())).pools[0]!.emptied).toBe(false);
+        await store.clearExhausted(a, 'ai_tasks', CYCLE);
+        expect((await store.charge(a, [pool('ai_tasks', 0, 10)], ctx())).pools[0]!.emptied).toBe(true);
+      });
+
+      it('counts accounts marked exhausted until their reset, per credit type', async () => {
+        const t = Date.now();
+        const type = `t${seq}x${process.pid}`.replace(/[^a-z0-9]/g, '');
+        const [a, b, c] = [account('ex-a'), account('ex-b'), account('ex-c')];
+        // As in real use, the account emptied a pool of that type before it was marked.
+        await store.charge(a, [pool(type, 1, 1)], ctx({ now: t }));
+        await store.markExhausted(a, type, t + HOUR);
+        await store.markExhausted(b, type, t + HOUR);
+        await store.markExhausted(b, type, t + HOUR);
+        await store.markExhausted(c, type, t + 100);
+        expect((await store.countExhausted([type, 'never_used'], t)).get(type)).toBe(3);
+        expect((await store.countExhausted([type], t + 100)).get(type)).toBe(2);
+        expect((await store.countExhausted(['never_used'], t)).get('never_used')).toBe(0);
+        await store.clearExhausted(b, type, CYCLE);
+        expect((await store.countExhausted([type], t)).get(type)).toBe(1);
+        await store.deleteAccount(a);
+        expect((await store.countExhausted([type], t)).get(type)).toBe(0);
       });
     });
 

@@ -1,0 +1,215 @@
+// Prometheus metrics, on a registry of this instance's own (never the global
+// one: a library must not collide with its host's metrics). No metric carries
+// an account id: label values come from the config (routes, credit types,
+// plans) or from small fixed sets, so cardinality is bounded.
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CompiledConfig } from '../config/compiled-config.js';
+
+export const METRIC_NAMES = {
+  decisions: 'creditgate_decisions_total',
+  creditsCharged: 'creditgate_credits_charged_total',
+  creditsRefunded: 'creditgate_credits_refunded_total',
+  topUpCreditsGranted: 'creditgate_topup_credits_granted_total',
+  storeDuration: 'creditgate_store_duration_seconds',
+  storeErrors: 'creditgate_store_errors_total',
+  upstreamDuration: 'creditgate_upstream_duration_seconds',
+  httpRequests: 'creditgate_http_requests_total',
+  configReloads: 'creditgate_config_reloads_total',
+  configInfo: 'creditgate_config_info',
+  alertsSent: 'creditgate_alerts_sent_total',
+  accountsExhausted: 'creditgate_accounts_exhausted',
+} as const;
+
+export const OUTCOMES = [
+  'allowed',
+  'exhausted',
+  'not_in_plan',
+  'unknown_account',
+  'unauthenticated',
+  'bad_request',
+  'store_error',
+  'shadow_denied',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** Outcomes decided per pool; the others are decided per request (credit_type="none"). */
+const POOL_OUTCOMES: readonly Outcome[] = ['allowed', 'exhausted', 'not_in_plan', 'shadow_denied'];
+const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error'];
+
+export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'settled_below_hold'] as const;
+export const STORE_OPERATIONS = [
+  'charge',
+  'usage',
+  'topup',
+  'get_account',
+  'put_account',
+  'delete_account',
+  'append_events',
+  'list_events',
+  'exhausted',
+  'ping',
+] as const;
+export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error'] as const;
+export const RELOAD_RESULTS = ['success', 'error'] as const;
+export const ALERT_CHANNELS = ['webhook', 'email'] as const;
+export const ALERT_RESULTS = ['sent', 'retried', 'failed', 'dropped'] as const;
+
+/** Route label for requests no route matched. */
+export const UNMATCHED_ROUTE = '(unmatched)';
+/** credit_type label for decisions that concern the request, not a pool. */
+export const NO_CREDIT_TYPE = 'none';
+
+export function statusClass(status: number | undefined): (typeof STATUS_CLASSES)[number] {
+  if (status === undefined || status < 100 || status > 599) return 'error';
+  return `${Math.floor(status / 100)}xx` as (typeof STATUS_CLASSES)[number];
+}
+
+export interface MetricsOptions {
+  /** Node process metrics (CPU, memory, event loop, GC). Default true. */
+  readonly defaultMetrics?: boolean;
+  /** Counts accounts paused on each pool; called at scrape time. */
+  readonly countExhausted?: (creditTypes: readonly string[]) => Promise<Map<string, number>>;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly decisions: Counter<'route' | 'credit_type' | 'outcome'>;
+  readonly creditsCharged: Counter<'credit_type' | 'plan'>;
+  readonly creditsRefunded: Counter<'credit_type' | 'reason'>;
+  readonly topUpCreditsGranted: Counter<'credit_type'>;
+  readonly storeDuration: Histogram<'operation'>;
+  readonly storeErrors: Counter<'operation'>;
+  readonly upstreamDuration: Histogram<'route' | 'status_class'>;
+  readonly httpRequests: Counter<'route' | 'status_class'>;
+  readonly configReloads: Counter<'result'>;
+  readonly configInfo: Gauge<'config_hash'>;
+  readonly alertsSent: Counter<'channel' | 'result'>;
+  readonly accountsExhausted: Gauge<'credit_type'>;
+  private creditTypes: readonly string[] = [];
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.decisions = new Counter({
+      name: METRIC_NAMES.decisions,
+      help: 'Credit decisions by route, credit type and outcome (per pool; request-level outcomes use credit_type="none").',
+      labelNames: ['route', 'credit_type', 'outcome'],
+      registers,
+    });
+    this.creditsCharged = new Counter({
+      name: METRIC_NAMES.creditsCharged,
+      help: 'Credits charged, by credit type and plan.',
+      labelNames: ['credit_type', 'plan'],
+      registers,
+    });
+    this.creditsRefunded = new Counter({
+      name: METRIC_NAMES.creditsRefunded,
+      help: 'Credits given back, by credit type and reason.',
+      labelNames: ['credit_type', 'reason'],
+      registers,
+    });
+    this.topUpCreditsGranted = new Counter({
+      name: METRIC_NAMES.topUpCreditsGranted,
+      help: 'Top-up credits granted, by credit type.',
+      labelNames: ['credit_type'],
+      registers,
+    });
+    this.storeDuration = new Histogram({
+      name: METRIC_NAMES.storeDuration,
+      help: 'Time of credit store operations.',
+      labelNames: ['operation'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.storeErrors = new Counter({
+      name: METRIC_NAMES.storeErrors,
+      help: 'Credit store operations that failed (unreachable, timeout, error).',
+      labelNames: ['operation'],
+      registers,
+    });
+    this.upstreamDuration = new Histogram({
+      name: METRIC_NAMES.upstreamDuration,
+      help: 'Time from forwarding a request to the upstream until its response headers.',
+      labelNames: ['route', 'status_class'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: METRIC_NAMES.httpRequests,
+      help: 'Requests answered by the sidecar, by route and status class.',
+      labelNames: ['route', 'status_class'],
+      registers,
+    });
+    this.configReloads = new Counter({
+      name: METRIC_NAMES.configReloads,
+      help: 'Config reload attempts, by result.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configInfo = new Gauge({
+      name: METRIC_NAMES.configInfo,
+      help: 'The config in force (value 1), by hash.',
+      labelNames: ['config_hash'],
+      registers,
+    });
+    this.alertsSent = new Counter({
+      name: METRIC_NAMES.alertsSent,
+      help: 'Alert deliveries, by channel and result.',
+      labelNames: ['channel', 'result'],
+      registers,
+    });
+    const metrics = this;
+    this.accountsExhausted = new Gauge({
+      name: METRIC_NAMES.accountsExhausted,
+      help: 'Accounts whose pool is empty in their current cycle, by credit type (the same value on every replica: aggregate with max).',
+      labelNames: ['credit_type'],
+      registers,
+      async collect() {
+        if (!options.countExhausted) return;
+        try {
+          const counts = await options.countExhausted(metrics.creditTypes);
+          for (const t of metrics.creditTypes) this.set({ credit_type: t }, counts.get(t) ?? 0);
+        } catch {
+          // The store is down: keep the last values; store errors are counted elsewhere.
+        }
+      },
+    });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    for (const r of RELOAD_RESULTS) this.configReloads.inc({ result: r }, 0);
+    for (const op of STORE_OPERATIONS) this.storeErrors.inc({ operation: op }, 0);
+    for (const c of ALERT_CHANNELS) for (const r of ALERT_RESULTS) this.alertsSent.inc({ channel: c, result: r }, 0);
+  }
+
+  /**
+   * Puts every known label set at 0 (so dashboards and alert rules see a
+   * series before the first event) and records which config is in force.
+   * Called at start and on every reload.
+   */
+  initialise(config: CompiledConfig): void {
+    this.creditTypes = [...config.creditTypes.keys()];
+    for (const route of config.routeList) {
+      for (const outcome of REQUEST_OUTCOMES) this.decisions.inc({ route: route.name, credit_type: NO_CREDIT_TYPE, outcome }, 0);
+      for (const c of route.charges) {
+        for (const outcome of POOL_OUTCOMES) this.decisions.inc({ route: route.name, credit_type: c.creditType, outcome }, 0);
+      }
+      for (const sc of STATUS_CLASSES) {
+        this.httpRequests.inc({ route: route.name, status_class: sc }, 0);
+      }
+    }
+    for (const sc of STATUS_CLASSES) this.httpRequests.inc({ route: UNMATCHED_ROUTE, status_class: sc }, 0);
+    for (const plan of config.plans.values()) {
+      for (const [type, quota] of plan.quotas) if (quota !== 0) this.creditsCharged.inc({ credit_type: type, plan: plan.id }, 0);
+    }
+    for (const t of config.creditTypes.values()) {
+      for (const reason of REFUND_REASONS) this.creditsRefunded.inc({ credit_type: t.id, reason }, 0);
+      if (t.kind === 'consumable') this.topUpCreditsGranted.inc({ credit_type: t.id }, 0);
+      this.accountsExhausted.set({ credit_type: t.id }, 0);
+    }
+    this.configInfo.reset();
+    this.configInfo.set({ config_hash: config.hash }, 1);
+  }
+
+  decision(route: string, creditType: string, outcome: Outcome): void {
+    this.decisions.inc({ route, credit_type: creditType, outcome });
+  }
+}
