@@ -9,8 +9,10 @@ import type { CreditEngine, PoolStatus } from './engine/credit-engine.js';
 import { readJsonBody, type BodyRead } from './http/json-body.js';
 import { sendProblem } from './http/send-problem.js';
 import { RequestGate } from './http/request-gate.js';
+import { requestIdOf } from './http/request-id.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { CreditStore } from './store/credit-store.js';
+import type { Metrics } from './observability/metrics.js';
 import { createRuntime } from './runtime.js';
 
 export interface CreditGateOptions {
@@ -35,6 +37,8 @@ export interface ChargedRequest {
 
 export interface CreditGateMiddleware extends RequestHandler {
   readonly engine: CreditEngine;
+  /** The instance's Prometheus registry: serve `metrics.registry.metrics()` where you like. */
+  readonly metrics: Metrics;
   /** Sends queued alerts (up to 5 s), then closes the store if creditGate opened it. */
   close(): Promise<void>;
 }
@@ -53,13 +57,22 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
   const config: CompiledConfig =
     typeof options.config === 'string' ? await loadConfigFile(options.config) : loadConfigObject(options.config);
   const logger = options.logger ?? silentLogger();
-  const runtime = createRuntime({ config: () => config, redis: options.redis, store: options.store, keyPrefix: options.keyPrefix, logger });
+  const runtime = createRuntime({
+    config: () => config,
+    redis: options.redis,
+    store: options.store,
+    keyPrefix: options.keyPrefix,
+    logger,
+    // Inside someone else's app the process metrics are theirs to collect.
+    defaultMetrics: false,
+  });
   const { engine } = runtime;
-  const gate = new RequestGate(engine, logger);
+  const gate = new RequestGate(engine, logger, runtime.metrics);
 
   const handler = (req: Request, res: Response, next: NextFunction): void => {
+    const requestId = requestIdOf(req.headers);
     gate
-      .evaluate({ method: req.method, url: req.originalUrl, headers: req.headers, readBody: (limit) => expressBody(req, limit) })
+      .evaluate({ method: req.method, url: req.originalUrl, headers: req.headers, requestId, readBody: (limit) => expressBody(req, limit) })
       .then((outcome) => {
         if (outcome.kind === 'pass') {
           next();
@@ -75,6 +88,7 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
   };
   return Object.assign(handler, {
     engine,
+    metrics: runtime.metrics,
     close: () => runtime.close(5000),
   });
 }

@@ -1,12 +1,14 @@
-// Assembles what both run modes share: the store, the alert dispatcher and
-// the engine over them, and closes them in the right order.
+// Assembles what both run modes share: the store (instrumented), the alert
+// dispatcher, the metrics and the engine over them, and closes them in order.
 
 import type { Cluster, Redis } from 'ioredis';
-import { AlertDispatcher, type AlertChannel, type DeliveryResult } from './alerts/alert-dispatcher.js';
+import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import type { CompiledConfig } from './config/compiled-config.js';
 import { missingSecretEnv } from './config/secret-ref.js';
 import { CreditEngine } from './engine/credit-engine.js';
 import type { Logger } from './logger.js';
+import { instrumentStore } from './observability/instrumented-store.js';
+import { Metrics } from './observability/metrics.js';
 import type { CreditStore } from './store/credit-store.js';
 import { openStore } from './store/open-store.js';
 
@@ -18,41 +20,63 @@ export interface RuntimeOptions {
   readonly keyPrefix?: string | undefined;
   readonly logger: Logger;
   readonly alertRetryBaseMs?: number | undefined;
-  readonly onAlertResult?: (channel: AlertChannel, result: DeliveryResult) => void;
+  /** Node process metrics in the registry (default true). */
+  readonly defaultMetrics?: boolean | undefined;
 }
 
 export interface Runtime {
   readonly engine: CreditEngine;
+  /** The store as the engine sees it (instrumented). */
   readonly store: CreditStore;
   readonly alerts: AlertDispatcher;
+  readonly metrics: Metrics;
   /** Waits (up to graceMs) for queued alerts, then closes the store if it opened it. */
   close(graceMs: number): Promise<void>;
 }
 
-export function createRuntime(options: RuntimeOptions): Runtime {
-  const config = options.config();
+export function checkSecrets(config: CompiledConfig): void {
   const missing = missingSecretEnv([config.alerts.webhook?.secret]);
   if (missing.length > 0) {
     throw new Error(`alerts.webhook.secret refers to ${missing.map((m) => `$${m}`).join(', ')}, which is not set`);
   }
-  const store =
+}
+
+export function createRuntime(options: RuntimeOptions): Runtime {
+  const config = options.config();
+  checkSecrets(config);
+  const raw =
     options.store ??
     openStore({ redis: options.redis, timeoutMs: config.storeTimeoutMs, prefix: options.keyPrefix, logger: options.logger });
+  const metrics = new Metrics({
+    defaultMetrics: options.defaultMetrics ?? true,
+    countExhausted: (types) => store.countExhausted(types, Date.now()),
+  });
+  const store = instrumentStore(raw, metrics);
+  metrics.initialise(config);
   const alerts = new AlertDispatcher({
     config: () => options.config().alerts,
     logger: options.logger,
     ...(options.alertRetryBaseMs === undefined ? {} : { retryBaseMs: options.alertRetryBaseMs }),
-    ...(options.onAlertResult ? { onResult: options.onAlertResult } : {}),
+    onResult: (channel, result) => metrics.alertsSent.inc({ channel, result }),
   });
-  const engine = new CreditEngine({ store, config: options.config, alerts });
+  const engine = new CreditEngine({
+    store,
+    config: options.config,
+    alerts,
+    observer: {
+      creditsCharged: (creditType, plan, amount) => metrics.creditsCharged.inc({ credit_type: creditType, plan }, amount),
+      topUpGranted: (creditType, amount) => metrics.topUpCreditsGranted.inc({ credit_type: creditType }, amount),
+    },
+  });
   return {
     engine,
     store,
     alerts,
+    metrics,
     async close(graceMs) {
       await alerts.flush(graceMs);
       alerts.close();
-      if (!options.store) await store.close();
+      if (!options.store) await raw.close();
     },
   };
 }

@@ -1,12 +1,11 @@
 // Runs creditgate as a sidecar: the proxy port in front of the upstream, and
-// the admin port (health, account API). Used by `creditgate serve` and by the
-// end-to-end tests, which start it in-process on loopback.
+// the admin port (health, metrics, account API, usage page). Used by
+// `creditgate serve` and by the end-to-end tests, which start it in-process.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Cluster, Redis } from 'ioredis';
-import type { CompiledConfig } from './config/compiled-config.js';
-import { loadConfigFile } from './config/index.js';
+import { ConfigReloader, type ReloadResult } from './config/config-reloader.js';
 import type { CreditEngine } from './engine/credit-engine.js';
 import { AdminToken } from './http/admin-auth.js';
 import { createAdminApp } from './http/admin-api.js';
@@ -14,8 +13,9 @@ import { RequestGate } from './http/request-gate.js';
 import { createSidecarHandler } from './http/sidecar-handler.js';
 import { UpstreamForwarder } from './http/upstream-forwarder.js';
 import { createLogger, type Logger } from './logger.js';
+import type { Metrics } from './observability/metrics.js';
+import { checkSecrets, createRuntime } from './runtime.js';
 import type { CreditStore } from './store/credit-store.js';
-import { createRuntime } from './runtime.js';
 
 export interface SidecarOptions {
   readonly configPath: string;
@@ -33,6 +33,8 @@ export interface SidecarOptions {
   readonly shutdownGraceMs?: number;
   /** First alert retry delay (tests shorten it). */
   readonly alertRetryBaseMs?: number;
+  /** Config file poll interval (ms), the fallback to watching. */
+  readonly configPollMs?: number;
 }
 
 export interface RunningSidecar {
@@ -40,6 +42,9 @@ export interface RunningSidecar {
   readonly adminPort: number;
   readonly engine: CreditEngine;
   readonly store: CreditStore;
+  readonly metrics: Metrics;
+  /** Re-reads the config file now (what SIGHUP does). */
+  reload(): Promise<ReloadResult>;
   /** Resolves when queued alert deliveries are done (or after `timeoutMs`). */
   flushAlerts(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -55,6 +60,8 @@ function listen(server: http.Server, port: number, host: string | undefined): Pr
   });
 }
 
+// Stop accepting, close idle keep-alive connections at once, let requests in
+// flight finish, and cut what is still open when the grace period ends.
 function closeServer(server: http.Server, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => server.closeAllConnections(), graceMs);
@@ -63,8 +70,11 @@ function closeServer(server: http.Server, graceMs: number): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    // Idle keep-alive connections would hold close() open for their timeout.
     server.closeIdleConnections();
+    // A connection that finishes its request later is idle then: close it too.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    sweep.unref();
+    server.once('close', () => clearInterval(sweep));
   });
 }
 
@@ -74,28 +84,45 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') {
     throw new Error(`--upstream must be an http:// or https:// URL, got ${options.upstream}`);
   }
-  const config: CompiledConfig = await loadConfigFile(options.configPath);
+  let metrics: Metrics | undefined;
+  const reloader = await ConfigReloader.load({
+    path: options.configPath,
+    logger,
+    validate: checkSecrets,
+    onSwap: (config) => metrics?.initialise(config),
+    onResult: (result) => {
+      if (result !== 'unchanged') metrics?.configReloads.inc({ result });
+    },
+    ...(options.configPollMs === undefined ? {} : { pollMs: options.configPollMs }),
+  });
   const runtime = createRuntime({
-    config: () => config,
+    config: () => reloader.current(),
     redis: options.redis,
     store: options.store,
     keyPrefix: options.keyPrefix,
     logger,
     alertRetryBaseMs: options.alertRetryBaseMs,
   });
+  metrics = runtime.metrics;
   const { engine, store } = runtime;
-  const gate = new RequestGate(engine, logger);
+  const gate = new RequestGate(engine, logger, metrics);
   const forwarder = new UpstreamForwarder(upstream, logger);
 
-  const handler = createSidecarHandler(gate, forwarder, logger);
+  const handler = createSidecarHandler(gate, forwarder, logger, metrics);
   const proxy = http.createServer((req, res) => void handler(req, res));
-  const admin = http.createServer(
-    createAdminApp({ engine, token: new AdminToken(options.adminToken), logger }),
-  );
+  const admin = http.createServer(createAdminApp({ engine, token: new AdminToken(options.adminToken), logger, metrics }));
   const port = await listen(proxy, options.port ?? 8080, options.host);
   const adminPort = await listen(admin, options.adminPort ?? 9090, options.host);
+  reloader.start();
   logger.info(
-    { port, adminPort, upstream: upstream.origin, config: options.configPath, configHash: config.hash, store: store.constructor.name },
+    {
+      port,
+      adminPort,
+      upstream: upstream.origin,
+      config: options.configPath,
+      configHash: reloader.current().hash,
+      store: options.store ? 'custom' : options.redis ? 'redis' : 'memory',
+    },
     'creditgate sidecar listening',
   );
 
@@ -105,13 +132,17 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     adminPort,
     engine,
     store,
+    metrics,
+    reload: () => reloader.reload('SIGHUP'),
     flushAlerts: (timeoutMs = 10_000) => runtime.alerts.flush(timeoutMs),
     close() {
       closing ??= (async () => {
         const grace = options.shutdownGraceMs ?? 10_000;
+        reloader.stop();
         await Promise.all([closeServer(proxy, grace), closeServer(admin, grace)]);
         forwarder.close();
         await runtime.close(grace);
+        logger.info('creditgate stopped');
       })();
       return closing;
     },

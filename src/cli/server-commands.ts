@@ -17,7 +17,9 @@ function exampleConfigPath(): string {
 }
 
 // Stop accepting on SIGTERM/SIGINT, let requests in flight finish, exit 0.
-function exitOnSignals(close: () => Promise<void>): void {
+// SIGHUP re-reads the config (it covers changes no file watcher can see).
+function exitOnSignals(close: () => Promise<void>, reload?: () => Promise<unknown>): void {
+  if (reload) process.on('SIGHUP', () => void reload());
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -58,7 +60,10 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
     adminToken: env.CREDITGATE_ADMIN_TOKEN,
     logger: createLogger(),
   });
-  exitOnSignals(() => sidecar.close());
+  exitOnSignals(
+    () => sidecar.close(),
+    () => sidecar.reload(),
+  );
 }
 
 export async function checkConfigCommand(args: string[], out: Out): Promise<void> {

@@ -4,6 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { type CostRule } from '../domain/cost-rules.js';
+import { parseInstant } from '../domain/billing-cycle.js';
 import { RouteTable } from '../domain/route-table.js';
 import type { ParsedConfig, ParsedCostSpec } from './config-schema.js';
 
@@ -16,6 +17,8 @@ export interface CreditTypeDef {
   readonly unit?: string | undefined;
   /** How more is bought, when the config says. */
   readonly topUp: TopUpInfo | null;
+  /** Epoch ms before which this type runs in shadow mode; null = enforced. */
+  readonly enforceFrom: number | null;
 }
 
 export interface AlertsConfig {
@@ -48,6 +51,8 @@ export interface RouteDef {
   readonly path: string;
   readonly charges: readonly RouteCharge[];
   readonly readsBody: boolean;
+  /** The route's own mode, or the global one. */
+  readonly mode: 'enforce' | 'shadow';
 }
 
 export interface CompiledConfig {
@@ -66,6 +71,16 @@ export interface CompiledConfig {
   readonly storeTimeoutMs: number;
   readonly problemBaseUrl: string;
   readonly alerts: AlertsConfig;
+  /** Epoch ms before which everything runs in shadow mode; null = from the start. */
+  readonly enforceFrom: number | null;
+}
+
+/** Whether a pool runs in shadow mode for this route at this instant (DESIGN.md rule 10). */
+export function isShadow(config: CompiledConfig, route: RouteDef | undefined, creditType: string, now: number): boolean {
+  if ((route?.mode ?? config.parsed.mode) === 'shadow') return true;
+  if (config.enforceFrom !== null && now < config.enforceFrom) return true;
+  const from = config.creditTypes.get(creditType)?.enforceFrom ?? null;
+  return from !== null && now < from;
 }
 
 export function quotaOf(plan: PlanDef, creditType: string): Quota {
@@ -91,7 +106,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
   const creditTypes = new Map<string, CreditTypeDef>(
     Object.entries(parsed.creditTypes).map(([id, t]) => [
       id,
-      { id, name: t.name, kind: t.kind, unit: t.unit, topUp: t.topUp ?? null },
+      { id, name: t.name, kind: t.kind, unit: t.unit, topUp: t.topUp ?? null, enforceFrom: t.enforceFrom === undefined ? null : parseInstant(t.enforceFrom) },
     ]),
   );
   const plans = new Map<string, PlanDef>(
@@ -112,6 +127,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
       path: r.path,
       charges,
       readsBody: charges.some((c) => c.rule.source.from === 'body' || c.rule.source.from === 'bodyLength'),
+      mode: r.mode ?? parsed.mode,
     };
   });
   return {
@@ -131,5 +147,6 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     storeTimeoutMs: parsed.store.timeoutMs,
     problemBaseUrl: parsed.problems.baseUrl.endsWith('/') ? parsed.problems.baseUrl : `${parsed.problems.baseUrl}/`,
     alerts: { ...parsed.alerts, thresholds: [...parsed.alerts.thresholds].sort((a, b) => a - b) },
+    enforceFrom: parsed.enforceFrom === undefined ? null : parseInstant(parsed.enforceFrom),
   };
 }

@@ -2,6 +2,7 @@
 // generates the published JSON Schema, so the two never disagree.
 
 import { z } from 'zod';
+import { parseInstant } from '../domain/billing-cycle.js';
 import { checkRoutePath } from '../domain/route-table.js';
 
 export const CREDIT_TYPE_ID = /^[a-z][a-z0-9_]{0,62}$/;
@@ -26,8 +27,12 @@ const topUp = z.union(
   { error: 'expected { url: https://… } or { contact: … }' },
 );
 
+const instant = z.string().describe('An ISO 8601 instant with a UTC offset, e.g. 2025-08-07T00:00:00Z.');
+const mode = z.enum(['enforce', 'shadow']).describe('shadow: charge and count as usual, never refuse; would-be refusals are logged and counted.');
+
 const creditType = z.strictObject({
   name: z.string().min(1).describe('Display name, as a billing page shows it.'),
+  enforceFrom: instant.optional().describe('Before this instant this credit type runs in shadow mode.'),
   topUp: topUp.optional().describe('How more of this credit type is bought; carried in 402 bodies and alerts.'),
   kind: z
     .enum(['consumable', 'capacity'])
@@ -90,6 +95,7 @@ const route = z.strictObject({
     .string()
     .startsWith('/', 'a route path starts with /')
     .describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
+  mode: mode.optional().describe('Overrides the global mode for this route.'),
   charge: z
     .record(creditTypeId, costSpec)
     .default({})
@@ -142,6 +148,8 @@ export const configSchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected version: 1' }),
     identity: identity.default({ header: 'x-account-id' }),
+    mode: mode.default('enforce'),
+    enforceFrom: instant.optional().describe('Before this instant everything runs in shadow mode ("announced before enforced").'),
     defaultPlan: z
       .string()
       .optional()
@@ -190,6 +198,16 @@ export const configSchema = z
         if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['plans', planId, id], message: unknownType(id) });
       }
     }
+    const checkInstant = (value: string | undefined, path: (string | number)[]) => {
+      if (value === undefined) return;
+      try {
+        parseInstant(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path, message: (err as Error).message });
+      }
+    };
+    checkInstant(cfg.enforceFrom, ['enforceFrom']);
+    for (const [id, t] of Object.entries(cfg.creditTypes)) checkInstant(t.enforceFrom, ['creditTypes', id, 'enforceFrom']);
     const sorted = [...cfg.alerts.thresholds].sort((a, b) => a - b);
     if (new Set(sorted).size !== sorted.length) ctx.addIssue({ code: 'custom', path: ['alerts', 'thresholds'], message: 'thresholds repeat' });
     if (Object.keys(cfg.plans).length === 0) ctx.addIssue({ code: 'custom', path: ['plans'], message: 'declare at least one plan' });

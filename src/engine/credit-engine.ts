@@ -3,8 +3,8 @@
 // I/O goes through the CreditStore; the arithmetic is pure domain code.
 
 import { randomBytes } from 'node:crypto';
-import type { CompiledConfig, PlanDef, TopUpInfo } from '../config/compiled-config.js';
-import { quotaOf } from '../config/compiled-config.js';
+import type { CompiledConfig, PlanDef, RouteDef, TopUpInfo } from '../config/compiled-config.js';
+import { isShadow, quotaOf } from '../config/compiled-config.js';
 import {
   CALENDAR_MONTH_ANCHOR_ISO,
   cycleContaining,
@@ -58,8 +58,20 @@ export interface PoolStatus {
   readonly topUp: TopUpInfo | null;
 }
 
+/** A pool that would have refused the request, had it not been in shadow mode. */
+export interface ShadowDenial {
+  readonly pool: PoolStatus;
+  readonly reason: 'exhausted' | 'not-in-plan';
+}
+
 export type ChargeDecision =
-  | { readonly allowed: true; readonly account: ResolvedAccount; readonly pools: readonly PoolStatus[] }
+  | {
+      readonly allowed: true;
+      readonly account: ResolvedAccount;
+      readonly pools: readonly PoolStatus[];
+      /** Shadow-mode pools that an enforced charge would have refused. */
+      readonly shadowDenied: readonly ShadowDenial[];
+    }
   | {
       readonly allowed: false;
       readonly reason: 'exhausted' | 'not-in-plan';
@@ -104,6 +116,19 @@ export interface TopUpView {
   readonly createdAt: string;
 }
 
+/** What the engine reports for metrics. */
+export interface EngineObserver {
+  creditsCharged(creditType: string, plan: string, amount: number): void;
+  topUpGranted(creditType: string, amount: number): void;
+}
+
+export interface AccountInput {
+  readonly plan: string;
+  readonly billingAnchor?: string | undefined;
+  /** undefined keeps the address on record; null removes it. */
+  readonly email?: string | null | undefined;
+}
+
 /** Receives alert events after they are stored; must not block (delivery is queued). */
 export interface AlertSink {
   publish(account: ResolvedAccount, events: readonly AlertEvent[]): void;
@@ -113,12 +138,17 @@ export class TopUpError extends Error {
   readonly code = 'invalid_topup';
 }
 
+export class AccountInputError extends Error {
+  readonly code = 'invalid_account';
+}
+
 export interface CreditEngineOptions {
   readonly store: CreditStore;
   /** Returns the config in force; read once per decision so a reload never splits one. */
   readonly config: () => CompiledConfig;
   readonly now?: () => number;
   readonly alerts?: AlertSink;
+  readonly observer?: EngineObserver;
 }
 
 export class CreditEngine {
@@ -126,12 +156,14 @@ export class CreditEngine {
   private readonly config: () => CompiledConfig;
   private readonly now: () => number;
   private readonly alerts: AlertSink | undefined;
+  private readonly observer: EngineObserver | undefined;
 
   constructor(options: CreditEngineOptions) {
     this.store = options.store;
     this.config = options.config;
     this.now = options.now ?? Date.now;
     this.alerts = options.alerts;
+    this.observer = options.observer;
   }
 
   currentConfig(): CompiledConfig {
@@ -153,7 +185,16 @@ export class CreditEngine {
     return { id: accountId, plan: fallback, record: null, anchor: CALENDAR_MONTH };
   }
 
-  async charge(accountId: string, costs: readonly CostLine[], config: CompiledConfig = this.config()): Promise<ChargeDecision> {
+  /**
+   * Charges (and releases) a request's pools, all or nothing. `route` decides
+   * shadow mode together with the global mode and the enforceFrom instants.
+   */
+  async charge(
+    accountId: string,
+    costs: readonly CostLine[],
+    options: { readonly config?: CompiledConfig; readonly route?: RouteDef } = {},
+  ): Promise<ChargeDecision> {
+    const config = options.config ?? this.config();
     const resolved = await this.resolveAccount(accountId, config);
     if ('unknown' in resolved) {
       return resolved.unknown === 'account'
@@ -163,8 +204,9 @@ export class CreditEngine {
     const now = this.now();
     const cycle = cycleContaining(resolved.anchor, now);
     const lines = mergeCosts(costs);
+    const shadow = lines.map((c) => c.op === 'charge' && isShadow(config, options.route, c.creditType, now));
 
-    const notInPlan = lines.filter((c) => c.op === 'charge' && quotaOf(resolved.plan, c.creditType) === 0);
+    const notInPlan = lines.filter((c, i) => c.op === 'charge' && !shadow[i] && quotaOf(resolved.plan, c.creditType) === 0);
     if (notInPlan.length > 0) {
       const empty = (t: string): PoolState => ({ creditType: t, planUsed: 0, grantTotal: 0, grantUsed: 0 });
       return {
@@ -175,7 +217,7 @@ export class CreditEngine {
       };
     }
 
-    const pools: PoolCharge[] = lines.map((c) => {
+    const pools: PoolCharge[] = lines.map((c, i) => {
       const capacity = isCapacity(config, c.creditType);
       return {
         creditType: c.creditType,
@@ -186,6 +228,7 @@ export class CreditEngine {
         cycleStart: capacity ? 0 : cycle.start,
         expireAt: capacity ? 0 : cycle.end + COUNTER_GRACE_MS,
         extras: !capacity,
+        shadow: shadow[i]!,
       };
     });
     const outcome = await this.store.charge(accountId, pools, { now, thresholds: config.alerts.thresholds });
@@ -198,6 +241,14 @@ export class CreditEngine {
         short: statuses.filter((s) => s.op === 'charge' && s.remaining !== null && s.remaining < s.required),
       };
     }
+    const shadowDenied: ShadowDenial[] = [];
+    outcome.pools.forEach((p, i) => {
+      const status = statuses[i]!;
+      if (p.wouldRefuse) shadowDenied.push({ pool: status, reason: status.allowance === 0 || quotaOf(resolved.plan, status.creditType) === 0 ? 'not-in-plan' : 'exhausted' });
+      if (lines[i]!.op === 'charge') this.observer?.creditsCharged(status.creditType, resolved.plan.id, status.required);
+      // Feeds the exhausted-accounts gauge; a lost mark only skews a gauge.
+      if (p.emptied && status.resetsAt !== null) void this.store.markExhausted(accountId, status.creditType, status.resetsAt).catch(() => {});
+    });
     const events = outcome.pools.flatMap((p, i) =>
       p.fired.map((threshold) => this.alertEvent(config, accountId, statuses[i]!, threshold, now)),
     );
@@ -205,7 +256,41 @@ export class CreditEngine {
       await this.store.appendEvents(accountId, events, config.alerts.keepEvents);
       this.alerts?.publish(resolved, events);
     }
-    return { allowed: true, account: resolved, pools: statuses };
+    return { allowed: true, account: resolved, pools: statuses, shadowDenied };
+  }
+
+  /**
+   * Creates or updates an account record. Omitted fields keep their values;
+   * a new record without an anchor keeps the calendar-month cycles it was
+   * already served on, so saving it never moves or empties a cycle.
+   */
+  async saveAccount(accountId: string, input: AccountInput, config: CompiledConfig = this.config()): Promise<{ record: AccountRecord; created: boolean }> {
+    if (!config.plans.has(input.plan)) {
+      throw new AccountInputError(`unknown plan "${input.plan}" (configured: ${[...config.plans.keys()].join(', ')})`);
+    }
+    if (input.billingAnchor !== undefined) {
+      try {
+        parseAnchor(input.billingAnchor);
+      } catch (err) {
+        throw new AccountInputError(`billingAnchor: ${(err as Error).message}`);
+      }
+    }
+    const existing = await this.store.getAccount(accountId);
+    const stamp = new Date(this.now()).toISOString();
+    const record: AccountRecord = {
+      plan: input.plan,
+      billingAnchor: input.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO,
+      email: input.email === null ? undefined : (input.email ?? existing?.email),
+      createdAt: existing?.createdAt ?? stamp,
+      updatedAt: stamp,
+    };
+    await this.store.putAccount(accountId, record);
+    // A new plan or cycle may have room again: the pools are no longer "exhausted".
+    if (existing && (existing.plan !== record.plan || existing.billingAnchor !== record.billingAnchor)) {
+      const cycle = cycleContaining(parseAnchor(existing.billingAnchor), this.now());
+      await Promise.all([...config.creditTypes.keys()].map((t) => this.store.clearExhausted(accountId, t, cycle.start)));
+    }
+    return { record, created: existing === null };
   }
 
   async usage(accountId: string, config: CompiledConfig = this.config()): Promise<UsageView | null> {
@@ -279,6 +364,10 @@ export class CreditEngine {
       { id: newId('tu'), creditType: def.id, amount: request.amount, expiresAt, createdAt: now },
       { now, idempotencyTtlMs: TOPUP_IDEMPOTENCY_TTL_MS, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
     );
+    if (result.created) {
+      this.observer?.topUpGranted(def.id, request.amount);
+      await this.store.clearExhausted(accountId, def.id, cycleContaining(resolved.anchor, now).start);
+    }
     return { topUp: topUpView(result.grant), created: result.created };
   }
 

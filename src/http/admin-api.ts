@@ -4,9 +4,9 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
-import { CALENDAR_MONTH_ANCHOR_ISO, InvalidAnchorError, parseAnchor } from '../domain/billing-cycle.js';
-import { TopUpError, type CreditEngine } from '../engine/credit-engine.js';
+import { AccountInputError, TopUpError, type CreditEngine } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { StoreError, type AccountRecord } from '../store/credit-store.js';
 import type { AdminToken } from './admin-auth.js';
 import { problem, type Problem } from './problem-details.js';
@@ -39,7 +39,8 @@ export interface AdminApiOptions {
   readonly logger: Logger;
   /** Extra readiness condition beyond "the store answers". */
   readonly isReady?: () => boolean;
-  readonly now?: () => number;
+  /** Served at /metrics, without the token. */
+  readonly metrics?: Metrics;
 }
 
 class ProblemError extends Error {
@@ -60,7 +61,6 @@ function publicAccount(id: string, r: AccountRecord) {
 
 export function createAdminApp(options: AdminApiOptions): express.Express {
   const { engine, token, logger } = options;
-  const now = options.now ?? Date.now;
   const baseUrl = () => engine.currentConfig().problemBaseUrl;
   const app = express();
   app.disable('x-powered-by');
@@ -68,6 +68,14 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    if (!options.metrics) {
+      res.status(404).end();
+      return;
+    }
+    const body = await options.metrics.registry.metrics();
+    res.status(200).set('content-type', options.metrics.registry.contentType).send(body);
   });
   app.get('/readyz', async (_req, res) => {
     try {
@@ -96,35 +104,15 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const id = accountIdParam(req);
     const parsed = accountBody.safeParse(req.body);
     if (!parsed.success) throw invalid(parsed.error);
-    const config = engine.currentConfig();
-    if (!config.plans.has(parsed.data.plan)) {
-      throw new ProblemError(
-        problem('invalid-request', `unknown plan "${parsed.data.plan}" (configured: ${[...config.plans.keys()].join(', ')})`),
-      );
+    let saved;
+    try {
+      saved = await engine.saveAccount(id, parsed.data);
+    } catch (err) {
+      if (err instanceof AccountInputError) throw new ProblemError(problem('invalid-request', err.message));
+      throw err;
     }
-    if (parsed.data.billingAnchor !== undefined) {
-      try {
-        parseAnchor(parsed.data.billingAnchor);
-      } catch (err) {
-        if (err instanceof InvalidAnchorError) throw new ProblemError(problem('invalid-request', `billingAnchor: ${err.message}`));
-        throw err;
-      }
-    }
-    const existing = await engine.store.getAccount(id);
-    const stamp = new Date(now()).toISOString();
-    const record: AccountRecord = {
-      plan: parsed.data.plan,
-      // Without an anchor a new record keeps the calendar-month cycles it was
-      // already served on, so creating it never moves or empties a cycle.
-      billingAnchor: parsed.data.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO,
-      // Omitted keeps the address on record; null removes it.
-      email: parsed.data.email === null ? undefined : (parsed.data.email ?? existing?.email),
-      createdAt: existing?.createdAt ?? stamp,
-      updatedAt: stamp,
-    };
-    await engine.store.putAccount(id, record);
-    logger.info({ plan: record.plan, created: existing === null }, 'account saved');
-    res.status(existing ? 200 : 201).json(publicAccount(id, record));
+    logger.info({ plan: saved.record.plan, created: saved.created }, 'account saved');
+    res.status(saved.created ? 201 : 200).json(publicAccount(id, saved.record));
   });
 
   app.get('/v1/accounts/:id', async (req, res) => {

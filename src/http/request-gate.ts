@@ -8,6 +8,7 @@ import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
 import { evaluateCost, type CostInputs } from '../domain/cost-rules.js';
 import type { ChargeDecision, ChargeRefusal, CostLine, CreditEngine, PoolStatus } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
+import { NO_CREDIT_TYPE, type Outcome } from '../observability/metrics.js';
 import { StoreError } from '../store/credit-store.js';
 import type { BodyRead } from './json-body.js';
 import { problem, type Problem } from './problem-details.js';
@@ -18,6 +19,8 @@ export interface GateRequest {
   /** Path and query as received. */
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
+  /** For logs: propagated from x-request-id or created by the adapter. */
+  readonly requestId: string;
   /** Reads the JSON body; called only for routes whose cost comes from it. */
   readBody(limitBytes: number): Promise<BodyRead>;
 }
@@ -37,6 +40,11 @@ export type GateOutcome =
       readonly body?: BodyRead & { ok: true };
     };
 
+/** Where decisions are counted (the Prometheus metrics, in practice). */
+export interface GateObserver {
+  decision(route: string, creditType: string, outcome: Outcome): void;
+}
+
 export function splitUrl(url: string): { pathname: string; query: URLSearchParams } {
   const hash = url.indexOf('#');
   const clean = hash === -1 ? url : url.slice(0, hash);
@@ -46,10 +54,23 @@ export function splitUrl(url: string): { pathname: string; query: URLSearchParam
     : { pathname: clean.slice(0, q), query: new URLSearchParams(clean.slice(q + 1)) };
 }
 
+const OUTCOME_OF_PROBLEM: Partial<Record<Problem['type'], Outcome>> = {
+  unauthenticated: 'unauthenticated',
+  'invalid-account-id': 'bad_request',
+  'invalid-cost': 'bad_request',
+  'invalid-body': 'bad_request',
+  'body-too-large': 'bad_request',
+  'unsupported-media-type': 'bad_request',
+  'unknown-account': 'unknown_account',
+  'unknown-plan': 'unknown_account',
+  'store-unavailable': 'store_error',
+};
+
 export class RequestGate {
   constructor(
     readonly engine: CreditEngine,
     private readonly logger: Logger,
+    private readonly observer?: GateObserver,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -65,7 +86,14 @@ export class RequestGate {
       return { kind: 'pass', config };
     }
     const route = matched.route;
-    const refuse = (p: Problem): GateOutcome => ({ kind: 'refuse', config, problem: p, route });
+    // Request-level refusals: counted once, logged once.
+    const refuse = (p: Problem, extra: Record<string, unknown> = {}): GateOutcome => {
+      const outcome = OUTCOME_OF_PROBLEM[p.type] ?? 'bad_request';
+      this.observer?.decision(route.name, NO_CREDIT_TYPE, outcome);
+      const level = outcome === 'store_error' ? 'error' : 'info';
+      this.logger[level]({ requestId: req.requestId, route: route.name, creditType: NO_CREDIT_TYPE, outcome, status: p.status, ...extra }, p.detail);
+      return { kind: 'refuse', config, problem: p, route };
+    };
 
     const identity = req.headers[config.identityHeader];
     const accountId = Array.isArray(identity) ? undefined : identity;
@@ -95,14 +123,26 @@ export class RequestGate {
 
     let decision: ChargeDecision;
     try {
-      decision = await this.engine.charge(accountId, costs, config);
+      decision = await this.engine.charge(accountId, costs, { config, route });
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
-      this.logger.error({ err, route: route.name, outcome: 'store_error' }, 'credit store unavailable');
-      return refuse(problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } }));
+      return refuse(problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } }), {
+        err: err.message,
+      });
     }
 
     if (decision.allowed) {
+      for (const p of decision.pools) if (p.op === 'charge') this.observer?.decision(route.name, p.creditType, 'allowed');
+      for (const d of decision.shadowDenied) {
+        this.observer?.decision(route.name, d.pool.creditType, 'shadow_denied');
+        this.logger.warn(
+          { requestId: req.requestId, route: route.name, creditType: d.pool.creditType, outcome: 'shadow_denied', wouldBe: d.reason, required: d.pool.required, remaining: d.pool.remaining },
+          'shadow mode: this request would have been refused',
+        );
+      }
+      if (this.logger.isLevelEnabled('debug')) {
+        this.logger.debug({ requestId: req.requestId, route: route.name, outcome: 'allowed', pools: decision.pools.map((p) => ({ creditType: p.creditType, required: p.required, remaining: p.remaining })) }, 'decision');
+      }
       return {
         kind: 'allow',
         config,
@@ -113,12 +153,13 @@ export class RequestGate {
         ...(body ? { body } : {}),
       };
     }
-    const refusal = refusalProblem(decision, this.now());
-    this.logger.info(
-      { route: route.name, creditType: refusal.extensions?.creditType, outcome: decision.reason.replaceAll('-', '_') },
-      'request refused',
-    );
-    return refuse(refusal);
+    if (decision.reason === 'unknown-account' || decision.reason === 'unknown-plan') return refuse(refusalProblem(decision, this.now()));
+    const outcome: Outcome = decision.reason === 'exhausted' ? 'exhausted' : 'not_in_plan';
+    for (const s of decision.short) {
+      this.observer?.decision(route.name, s.creditType, outcome);
+      this.logger.info({ requestId: req.requestId, route: route.name, creditType: s.creditType, outcome, required: s.required, remaining: s.remaining }, 'request refused');
+    }
+    return { kind: 'refuse', config, problem: refusalProblem(decision, this.now()), route };
   }
 }
 

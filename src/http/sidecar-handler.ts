@@ -3,42 +3,59 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
+import { statusClass, UNMATCHED_ROUTE, type Metrics } from '../observability/metrics.js';
 import { readJsonBody } from './json-body.js';
 import { problem } from './problem-details.js';
-import { sendProblem } from './send-problem.js';
 import type { RequestGate } from './request-gate.js';
+import { requestIdOf } from './request-id.js';
+import { sendProblem } from './send-problem.js';
 import type { UpstreamForwarder } from './upstream-forwarder.js';
 
-export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwarder, logger: Logger) {
+export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwarder, logger: Logger, metrics?: Metrics) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = requestIdOf(req.headers);
+    req.headers['x-request-id'] = requestId;
+    res.setHeader('x-request-id', requestId);
+    let routeLabel = UNMATCHED_ROUTE;
+    if (metrics) {
+      res.once('close', () => metrics.httpRequests.inc({ route: routeLabel, status_class: res.headersSent ? statusClass(res.statusCode) : 'error' }));
+    }
+    const onUpstream = metrics
+      ? (status: number | undefined, seconds: number) =>
+          metrics.upstreamDuration.observe({ route: routeLabel, status_class: statusClass(status) }, seconds)
+      : undefined;
     const baseUrl = gate.engine.currentConfig().problemBaseUrl;
     try {
       const outcome = await gate.evaluate({
         method: req.method ?? 'GET',
         url: req.url ?? '/',
         headers: req.headers,
+        requestId,
         readBody: (limit) => readJsonBody(req, req.headers, limit),
       });
       switch (outcome.kind) {
         case 'pass':
-          forwarder.forward(req, res, { problemBaseUrl: outcome.config.problemBaseUrl });
+          forwarder.forward(req, res, { problemBaseUrl: outcome.config.problemBaseUrl, ...(onUpstream ? { onUpstream } : {}) });
           return;
         case 'refuse':
+          if (outcome.route) routeLabel = outcome.route.name;
           // Node discards an unread body before the next request on this
           // connection; one too large to read is not worth discarding.
           if (outcome.problem.status === 413) res.setHeader('connection', 'close');
           sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.url);
           return;
         case 'allow':
+          routeLabel = outcome.route.name;
           forwarder.forward(req, res, {
             problemBaseUrl: outcome.config.problemBaseUrl,
             responseHeaders: outcome.headers,
             ...(outcome.body ? { body: outcome.body.raw } : {}),
+            ...(onUpstream ? { onUpstream } : {}),
           });
           return;
       }
     } catch (err) {
-      logger.error({ err }, 'request failed');
+      logger.error({ err, requestId }, 'request failed');
       if (res.headersSent) {
         res.destroy();
         return;

@@ -40,6 +40,8 @@ export interface ForwardOptions {
   /** The body, when the gate already read it; otherwise the request is streamed. */
   readonly body?: Buffer;
   readonly problemBaseUrl: string;
+  /** Called once: with the upstream's status and the seconds until its headers, or with no status on failure. */
+  readonly onUpstream?: (status: number | undefined, seconds: number) => void;
 }
 
 export class UpstreamForwarder {
@@ -65,6 +67,8 @@ export class UpstreamForwarder {
     if (req.headers.host) headers['x-forwarded-host'] ??= req.headers.host;
     if (options.body) headers['content-length'] = String(options.body.length);
 
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     const outgoing = this.client.request({
       protocol: this.upstream.protocol,
       hostname: this.upstream.hostname,
@@ -76,6 +80,7 @@ export class UpstreamForwarder {
     });
 
     outgoing.on('response', (up) => {
+      options.onUpstream?.(up.statusCode, elapsed());
       const out = withoutHopByHop(up.headers);
       Object.assign(out, options.responseHeaders);
       res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
@@ -87,6 +92,7 @@ export class UpstreamForwarder {
         res.destroy(err);
         return;
       }
+      options.onUpstream?.(undefined, elapsed());
       this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'upstream request failed');
       const p = problem('upstream-unavailable', 'the upstream service did not answer');
       const body = JSON.stringify(problemBody(p, options.problemBaseUrl));

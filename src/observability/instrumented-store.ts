@@ -1,0 +1,38 @@
+// A CreditStore that times every call and counts failures, around any other
+// store. Keeps the stores themselves free of metrics.
+
+import type { CreditStore } from '../store/credit-store.js';
+import type { Metrics, STORE_OPERATIONS } from './metrics.js';
+
+type Operation = (typeof STORE_OPERATIONS)[number];
+
+export function instrumentStore(store: CreditStore, metrics: Metrics): CreditStore {
+  const timed =
+    <A extends unknown[], R>(operation: Operation, fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const end = metrics.storeDuration.startTimer({ operation });
+      try {
+        return await fn(...args);
+      } catch (err) {
+        metrics.storeErrors.inc({ operation });
+        throw err;
+      } finally {
+        end();
+      }
+    };
+  return {
+    charge: timed('charge', store.charge.bind(store)),
+    usage: timed('usage', store.usage.bind(store)),
+    addGrant: timed('topup', store.addGrant.bind(store)),
+    getAccount: timed('get_account', store.getAccount.bind(store)),
+    putAccount: timed('put_account', store.putAccount.bind(store)),
+    deleteAccount: timed('delete_account', store.deleteAccount.bind(store)),
+    appendEvents: timed('append_events', store.appendEvents.bind(store)),
+    listEvents: timed('list_events', store.listEvents.bind(store)),
+    markExhausted: timed('exhausted', store.markExhausted.bind(store)),
+    clearExhausted: timed('exhausted', store.clearExhausted.bind(store)),
+    countExhausted: timed('exhausted', store.countExhausted.bind(store)),
+    ping: timed('ping', store.ping.bind(store)),
+    close: () => store.close(),
+  };
+}
