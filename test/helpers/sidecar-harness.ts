@@ -4,7 +4,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '../../src/logger.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
 import { startSidecar, type RunningSidecar } from '../../src/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from './recording-upstream.js';
 
@@ -33,6 +33,8 @@ export async function startHarness(options: {
   keyPrefix?: string;
   adminToken?: string | null;
   alertRetryBaseMs?: number;
+  logger?: Logger;
+  configPollMs?: number;
 }): Promise<Harness> {
   const configPath = writeConfig(options.config);
   const upstream = await startRecordingUpstream();
@@ -46,7 +48,8 @@ export async function startHarness(options: {
     ...(options.redis ? { redis: options.redis } : {}),
     keyPrefix: options.keyPrefix,
     adminToken,
-    logger: silentLogger(),
+    logger: options.logger ?? silentLogger(),
+    ...(options.configPollMs === undefined ? {} : { configPollMs: options.configPollMs }),
     shutdownGraceMs: 2000,
     ...(options.alertRetryBaseMs === undefined ? {} : { alertRetryBaseMs: options.alertRetryBaseMs }),
   });
