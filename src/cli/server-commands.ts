@@ -12,6 +12,12 @@ import { CliError, parsePort, usageError } from './cli-errors.js';
 
 type Out = (text: string) => void;
 
+function parsePositive(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw usageError(`${what} must be a whole number of milliseconds, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 function exampleConfigPath(): string {
   return new URL('../../config/credits.example.yaml', import.meta.url).pathname;
 }
@@ -59,6 +65,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
     redis: values.redis ?? env.REDIS_URL,
     adminToken: env.CREDITGATE_ADMIN_TOKEN,
     logger: createLogger(),
+    ...(env.CREDITGATE_CONFIG_POLL_MS ? { configPollMs: parsePositive(env.CREDITGATE_CONFIG_POLL_MS, 'CREDITGATE_CONFIG_POLL_MS') } : {}),
+    ...(env.CREDITGATE_SHUTDOWN_GRACE_MS ? { shutdownGraceMs: parsePositive(env.CREDITGATE_SHUTDOWN_GRACE_MS, 'CREDITGATE_SHUTDOWN_GRACE_MS') } : {}),
   });
   exitOnSignals(
     () => sidecar.close(),
