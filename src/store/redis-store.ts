@@ -77,6 +77,9 @@ export class RedisStore implements CreditStore {
         maxRetriesPerRequest: 1,
         ...options.redisOptions,
       });
+      // Connection errors surface as failed commands (StoreError); without a
+      // listener ioredis would also print each reconnect attempt.
+      this.client.on('error', () => {});
       this.ownsClient = true;
     } else {
       throw new TypeError('RedisStore needs a url or a client');

@@ -45,9 +45,9 @@ async function waitForPing(url: string, child: ChildProcess, deadlineMs: number)
   }
 }
 
-export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
+export async function startRedis(extraArgs: string[] = [], options: { port?: number } = {}): Promise<TestRedis> {
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const dir = mkdtempSync(join(tmpdir(), 'creditgate-redis-'));
     const child = spawn(
       'redis-server',
@@ -60,7 +60,7 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
     } catch (err) {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
-      if (attempt < 3) continue;
+      if (attempt < 3 && options.port === undefined) continue;
       throw err;
     }
     return {
