@@ -4,15 +4,18 @@
 -- Every key shares the account's hash tag, so this runs on one Cluster slot.
 --
 -- KEYS[1]            the account's key index (a set of every key written)
--- per pool i (base b = 1 + 4(i-1)):
+-- KEYS[2]            the idempotency record of this request (unused without a key)
+-- per pool i (base b = 2 + 4(i-1)):
 --   KEYS[b+1]        used-from-plan counter for the cycle (or for all time: capacity)
 --   KEYS[b+2]        grants of the credit type: hash id -> JSON {a=amount,u=used,x=expiresAt,c=createdAt}
 --   KEYS[b+3]        grant expiry index: zset id -> expiresAt (ms)
 --   KEYS[b+4]        alert marks of the cycle: hash threshold -> 1
 --
 -- ARGV[1]            now (epoch ms)
--- ARGV[2]            m, the number of alert thresholds; ARGV[3..2+m] the thresholds (fractions)
--- per pool i (base c = 2 + m + 6(i-1)):
+-- ARGV[2]            "1": the request carries an idempotency key (KEYS[2])
+-- ARGV[3]            how long a claimed key stays "pending" (ms)
+-- ARGV[4]            m, the number of alert thresholds; ARGV[5..4+m] the thresholds (fractions)
+-- per pool i (base c = 4 + m + 7(i-1)):
 --   ARGV[c+1]        op: "c" charge, "r" release (capacity: give back, never below 0)
 --   ARGV[c+2]        amount (integer >= 0)
 --   ARGV[c+3]        plan limit this cycle; -1 = unlimited
@@ -20,26 +23,41 @@
 --   ARGV[c+5]        "1" if top-ups and alerts apply to this pool (consumables), else "0"
 --   ARGV[c+6]        "1" in shadow mode: never refuse; what does not fit is still
 --                    counted (as plan usage beyond the limit) and reported
+--   ARGV[c+7]        the least amount that will do (a hold takes what remains
+--                    down to this); equal to the amount for a plain charge
 --
--- Returns { ok, pool_1 ..., pool_n } flattened, each pool as
---   planUsed, grantTotal, grantUsed, flags, firedCount, fired..., drawCount, (grantId, amount)...
+-- Returns { 2, state } when the idempotency key was already claimed (state:
+-- "pending" while the first request runs, "done" after it), charging nothing.
+-- Otherwise { ok, pool_1 ..., pool_n } flattened, each pool as
+--   planUsed, grantTotal, grantUsed, flags, charged, planDelta, firedCount, fired...,
+--   drawCount, (grantId, amount)...
+-- charged: the amount taken (less than asked for a hold that took what remained);
+-- planDelta: how the plan counter moved (negative for a release).
 -- flags: 1 = shadow pool that would have been refused, 2 = this charge emptied
 -- the pool (first time this cycle). ok = 1: the counts after the charge;
 -- ok = 0: as found, nothing written.
 
 local now = tonumber(ARGV[1])
-local m = tonumber(ARGV[2])
+local idempotent = ARGV[2] == '1'
+local m = tonumber(ARGV[4])
 local thresholds = {}
-for t = 1, m do thresholds[t] = ARGV[2 + t] end
-local n = (#KEYS - 1) / 4
+for t = 1, m do thresholds[t] = ARGV[4 + t] end
+local n = (#KEYS - 2) / 4
+
+-- A repeated idempotency key is decided before anything is read or written:
+-- the same request is never charged twice, even while the first is in flight.
+if idempotent then
+  local state = redis.call('GET', KEYS[2])
+  if state then return { 2, state } end
+end
 
 local pools = {}
 local fits = true
 
 -- Pass 1: read everything and plan each pool's draw; write nothing.
 for i = 1, n do
-  local b = 1 + 4 * (i - 1)
-  local c = 2 + m + 6 * (i - 1)
+  local b = 2 + 4 * (i - 1)
+  local c = 4 + m + 7 * (i - 1)
   local p = {
     op = ARGV[c + 1],
     amount = tonumber(ARGV[c + 2]),
@@ -47,6 +65,9 @@ for i = 1, n do
     expireAt = ARGV[c + 4],
     extras = ARGV[c + 5] == '1',
     shadow = ARGV[c + 6] == '1',
+    minAmount = tonumber(ARGV[c + 7]),
+    charged = 0,
+    planDelta = 0,
     wouldRefuse = false,
     emptied = false,
     planUsed = 0,
@@ -78,6 +99,7 @@ for i = 1, n do
     end
   end
   if p.op == 'c' then
+    p.charged = p.amount
     if p.limit < 0 then
       p.fromPlan = p.amount
     else
@@ -96,6 +118,8 @@ for i = 1, n do
         if p.shadow then
           p.fromPlan = p.fromPlan + rest
           p.wouldRefuse = true
+        elseif p.amount - rest >= p.minAmount and p.minAmount < p.amount then
+          p.charged = p.amount - rest
         else
           fits = false
         end
@@ -110,6 +134,8 @@ local function encode(out, p)
   table.insert(out, p.grantTotal)
   table.insert(out, p.grantUsed)
   table.insert(out, (p.wouldRefuse and 1 or 0) + (p.emptied and 2 or 0))
+  table.insert(out, p.charged)
+  table.insert(out, p.planDelta)
   table.insert(out, #p.fired)
   for _, f in ipairs(p.fired) do table.insert(out, f) end
   table.insert(out, #p.draws)
@@ -124,6 +150,7 @@ if not fits then
   for i = 1, n do
     pools[i].draws = {}
     pools[i].wouldRefuse = false
+    pools[i].charged = 0
     encode(out, pools[i])
   end
   return out
@@ -143,18 +170,27 @@ local function index(key, expireAt)
   end
 end
 
+-- Claimed only when the charge succeeds: a refused request leaves the key
+-- free for a retry; a refund releases it again (refund.lua).
+if idempotent then
+  redis.call('SET', KEYS[2], 'pending', 'PX', ARGV[3])
+end
+
 local out = { 1 }
 for i = 1, n do
-  local b = 1 + 4 * (i - 1)
+  local b = 2 + 4 * (i - 1)
   local p = pools[i]
   if p.op == 'r' then
     local give = math.min(p.amount, p.planUsed)
+    p.charged = give
     if give > 0 then
       p.planUsed = redis.call('DECRBY', KEYS[b + 1], give)
+      p.planDelta = -give
     end
   else
     if p.fromPlan > 0 then
       p.planUsed = redis.call('INCRBY', KEYS[b + 1], p.fromPlan)
+      p.planDelta = p.fromPlan
       if p.expireAt ~= '0' then redis.call('PEXPIREAT', KEYS[b + 1], p.expireAt) end
       if not p.exists then index(KEYS[b + 1], p.expireAt) end
     end

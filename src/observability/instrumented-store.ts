@@ -23,6 +23,8 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
   return {
     charge: timed('charge', store.charge.bind(store)),
     usage: timed('usage', store.usage.bind(store)),
+    refund: timed('refund', store.refund.bind(store)),
+    completeIdempotency: timed('charge', store.completeIdempotency.bind(store)),
     addGrant: timed('topup', store.addGrant.bind(store)),
     getAccount: timed('get_account', store.getAccount.bind(store)),
     putAccount: timed('put_account', store.putAccount.bind(store)),

@@ -40,6 +40,7 @@ const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticate
 export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'settled_below_hold'] as const;
 export const STORE_OPERATIONS = [
   'charge',
+  'refund',
   'usage',
   'topup',
   'get_account',

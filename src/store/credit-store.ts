@@ -42,6 +42,11 @@ export interface PoolCharge {
    * usage beyond the limit) and reported as `wouldRefuse`.
    */
   readonly shadow?: boolean;
+  /**
+   * A hold: when less than `amount` remains, take what remains if it is at
+   * least this much. Default: `amount` (all or nothing).
+   */
+  readonly minAmount?: number;
 }
 
 export interface ChargeContext {
@@ -49,6 +54,12 @@ export interface ChargeContext {
   readonly now: number;
   /** Alert thresholds as fractions of the allowance, ascending. */
   readonly thresholds: readonly number[];
+  /**
+   * Charge at most once per key: a key seen before charges nothing and the
+   * outcome says `duplicate`. The key is claimed only when the charge
+   * succeeds, stays "pending" for `pendingTtlMs`, and a refund frees it.
+   */
+  readonly idempotency?: { readonly key: string; readonly pendingTtlMs: number };
 }
 
 /** A pool as the store sees it: plan usage and the active grants' totals. */
@@ -66,6 +77,10 @@ export interface ChargedPool extends PoolState {
   readonly wouldRefuse: boolean;
   /** This charge emptied the pool, for the first time this cycle. */
   readonly emptied: boolean;
+  /** Credits taken (a hold may take less than asked; a release: what was given back). */
+  readonly charged: number;
+  /** How the plan counter moved: + charged to the plan, − released capacity. */
+  readonly planDelta: number;
   /** Thresholds this charge reached first in the cycle (each fires once). */
   readonly fired: readonly number[];
   /** What was drawn from which grant (empty when the plan covered it). */
@@ -75,8 +90,19 @@ export interface ChargedPool extends PoolState {
 export interface ChargeOutcome {
   /** true: every pool had room and all were charged; false: none was charged. */
   readonly ok: boolean;
+  /** The idempotency key was claimed before: nothing was charged (pools are empty). */
+  readonly duplicate?: 'pending' | 'done';
   /** In the order of the request's pools: after the charge, or as found. */
   readonly pools: readonly ChargedPool[];
+}
+
+/** What to give back of one pool of an earlier charge. */
+export interface RefundLine {
+  readonly creditType: string;
+  readonly cycleStart: number;
+  /** Off the plan counter (negative: put released capacity back). */
+  readonly planDelta: number;
+  readonly draws: readonly { readonly grantId: string; readonly amount: number }[];
 }
 
 export interface PoolKey {
@@ -120,6 +146,10 @@ export interface AlertEvent {
 export interface CreditStore {
   /** All-or-nothing check-and-charge (and release) of several pools of one account. */
   charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome>;
+  /** Gives back (part of) an earlier charge; frees its idempotency key when given. */
+  refund(account: string, lines: readonly RefundLine[], options?: { readonly idempotencyKey?: string }): Promise<void>;
+  /** The request with this key completed: remember it as done for `ttlMs`. */
+  completeIdempotency(account: string, key: string, ttlMs: number): Promise<void>;
   /** Each pool's state with its active grants, in order. */
   usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]>;
   /** Adds a grant, or returns the one made earlier under the same idempotency key. */

@@ -12,4 +12,5 @@ export const LUA = {
   charge: readLua('charge'),
   topup: readLua('topup'),
   usage: readLua('usage'),
+  refund: readLua('refund'),
 } as const;

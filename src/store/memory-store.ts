@@ -18,6 +18,7 @@ import type {
   PoolCharge,
   PoolKey,
   PoolUsage,
+  RefundLine,
 } from './credit-store.js';
 import { planDraw } from './plan-draw.js';
 
@@ -44,6 +45,7 @@ interface AccountState {
   /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
   alerted: Map<string, Expiring<Set<number | 'empty'>>>;
   topUpKeys: Map<string, Expiring<string>>;
+  requestKeys: Map<string, Expiring<'pending' | 'done'>>;
   events: AlertEvent[];
 }
 
@@ -72,6 +74,10 @@ export class MemoryStore implements CreditStore {
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
     const state = this.state(account);
     const clock = this.now();
+    if (context.idempotency) {
+      const seen = state.requestKeys.get(context.idempotency.key);
+      if (live(seen, clock)) return { ok: false, duplicate: seen.value, pools: [] };
+    }
     const read = pools.map((p) => {
       const counterKey = `${p.creditType}:${p.cycleStart}`;
       const counter = state.counters.get(counterKey);
@@ -83,10 +89,12 @@ export class MemoryStore implements CreditStore {
     const result: ChargedPool[] = read.map(({ p, counterKey, planUsed, grants, draw }) => {
       const grantTotal = grants.reduce((s, g) => s + g.amount, 0);
       let grantUsed = grants.reduce((s, g) => s + g.used, 0);
-      if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: false, emptied: false, fired: [], draws: [] };
+      if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: false, emptied: false, charged: 0, planDelta: 0, fired: [], draws: [] };
       let newPlanUsed = planUsed;
+      let charged = draw.charged;
       if (p.op === 'release') {
         newPlanUsed = Math.max(0, planUsed - p.amount);
+        charged = planUsed - newPlanUsed;
         if (newPlanUsed !== planUsed) state.counters.set(counterKey, { value: newPlanUsed, expireAt: p.expireAt });
       } else if (draw.fromPlan > 0) {
         newPlanUsed = planUsed + draw.fromPlan;
@@ -118,9 +126,47 @@ export class MemoryStore implements CreditStore {
           if (fired.length > 0 || emptied) state.alerted.set(markKey, { value: marks.value, expireAt: p.expireAt });
         }
       }
-      return { creditType: p.creditType, planUsed: newPlanUsed, grantTotal, grantUsed, wouldRefuse: draw.wouldRefuse, emptied, fired, draws: draw.draws };
+      return {
+        creditType: p.creditType,
+        planUsed: newPlanUsed,
+        grantTotal,
+        grantUsed,
+        wouldRefuse: draw.wouldRefuse,
+        emptied,
+        charged,
+        planDelta: newPlanUsed - planUsed,
+        fired,
+        draws: draw.draws,
+      };
     });
+    if (fits && context.idempotency) {
+      state.requestKeys.set(context.idempotency.key, { value: 'pending', expireAt: clock + context.idempotency.pendingTtlMs });
+    }
     return { ok: fits, pools: result };
+  }
+
+  async refund(account: string, lines: readonly RefundLine[], options: { idempotencyKey?: string } = {}): Promise<void> {
+    const state = this.accounts.get(account);
+    if (!state) return;
+    const clock = this.now();
+    if (options.idempotencyKey !== undefined) state.requestKeys.delete(options.idempotencyKey);
+    for (const line of lines) {
+      const key = `${line.creditType}:${line.cycleStart}`;
+      const counter = state.counters.get(key);
+      if (line.planDelta !== 0 && live(counter, clock)) {
+        counter.value = line.planDelta > 0 ? counter.value - Math.min(line.planDelta, counter.value) : counter.value - line.planDelta;
+      }
+      const byType = state.grants.get(line.creditType);
+      for (const d of line.draws) {
+        const g = byType?.get(d.grantId);
+        if (g) g.used = Math.max(0, g.used - d.amount);
+      }
+    }
+  }
+
+  async completeIdempotency(account: string, key: string, ttlMs: number): Promise<void> {
+    const state = this.accounts.get(account);
+    if (state?.requestKeys.has(key)) state.requestKeys.set(key, { value: 'done', expireAt: this.now() + ttlMs });
   }
 
   async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {
@@ -226,7 +272,7 @@ export class MemoryStore implements CreditStore {
   private state(account: string): AccountState {
     let s = this.accounts.get(account);
     if (!s) {
-      s = { counters: new Map(), grants: new Map(), alerted: new Map(), topUpKeys: new Map(), events: [] };
+      s = { counters: new Map(), grants: new Map(), alerted: new Map(), topUpKeys: new Map(), requestKeys: new Map(), events: [] };
       this.accounts.set(account, s);
     }
     return s;
@@ -247,11 +293,13 @@ export class MemoryStore implements CreditStore {
       for (const [k, c] of s.counters) if (!live(c, now)) s.counters.delete(k);
       for (const [k, a] of s.alerted) if (!live(a, now)) s.alerted.delete(k);
       for (const [k, t] of s.topUpKeys) if (!live(t, now)) s.topUpKeys.delete(k);
+      for (const [k, t] of s.requestKeys) if (!live(t, now)) s.requestKeys.delete(k);
       for (const [type, byType] of s.grants) {
         for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
         if (byType.size === 0) s.grants.delete(type);
       }
-      const empty = !s.record && s.counters.size === 0 && s.grants.size === 0 && s.topUpKeys.size === 0 && s.events.length === 0;
+      const empty =
+        !s.record && s.counters.size === 0 && s.grants.size === 0 && s.topUpKeys.size === 0 && s.requestKeys.size === 0 && s.events.length === 0;
       if (empty) this.accounts.delete(account);
     }
   }

@@ -6,6 +6,8 @@ import type { Grant, PoolCharge } from './credit-store.js';
 
 export interface Draw {
   readonly fits: boolean;
+  /** Credits taken: the amount, or less for a hold that took what remained. */
+  readonly charged: number;
   /** Shadow pool over its allowance: charged anyway, reported. */
   readonly wouldRefuse: boolean;
   readonly fromPlan: number;
@@ -14,8 +16,8 @@ export interface Draw {
 
 /** `grants` must be active and sorted earliest expiry first. */
 export function planDraw(pool: PoolCharge, planUsed: number, grants: readonly Grant[]): Draw {
-  if (pool.op === 'release') return { fits: true, wouldRefuse: false, fromPlan: 0, draws: [] };
-  if (pool.limit === null) return { fits: true, wouldRefuse: false, fromPlan: pool.amount, draws: [] };
+  if (pool.op === 'release') return { fits: true, charged: 0, wouldRefuse: false, fromPlan: 0, draws: [] };
+  if (pool.limit === null) return { fits: true, charged: pool.amount, wouldRefuse: false, fromPlan: pool.amount, draws: [] };
   const fromPlan = Math.min(pool.amount, Math.max(0, pool.limit - planUsed));
   let rest = pool.amount - fromPlan;
   const draws: { grantId: string; amount: number }[] = [];
@@ -27,8 +29,11 @@ export function planDraw(pool: PoolCharge, planUsed: number, grants: readonly Gr
       rest -= take;
     }
   }
-  if (rest === 0) return { fits: true, wouldRefuse: false, fromPlan, draws };
+  if (rest === 0) return { fits: true, charged: pool.amount, wouldRefuse: false, fromPlan, draws };
   // Shadow mode counts what does not fit as plan usage beyond the limit.
-  if (pool.shadow) return { fits: true, wouldRefuse: true, fromPlan: fromPlan + rest, draws };
-  return { fits: false, wouldRefuse: false, fromPlan, draws: [] };
+  if (pool.shadow) return { fits: true, charged: pool.amount, wouldRefuse: true, fromPlan: fromPlan + rest, draws };
+  // A hold takes what remains when that is enough.
+  const min = pool.minAmount ?? pool.amount;
+  if (min < pool.amount && pool.amount - rest >= min) return { fits: true, charged: pool.amount - rest, wouldRefuse: false, fromPlan, draws };
+  return { fits: false, charged: 0, wouldRefuse: false, fromPlan, draws: [] };
 }

@@ -14,6 +14,7 @@ import type {
   PoolCharge,
   PoolKey,
   PoolUsage,
+  RefundLine,
 } from './credit-store.js';
 import { StoreError } from './credit-store.js';
 import { LUA } from './lua-scripts.js';
@@ -26,6 +27,7 @@ interface CreditgateCommands {
   creditgateCharge(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateTopup(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
 }
 
 /** Grants are stored compactly: amount, used, expiresAt, createdAt. */
@@ -89,12 +91,14 @@ export class RedisStore implements CreditStore {
     if (typeof c.creditgateCharge !== 'function') c.defineCommand('creditgateCharge', { lua: LUA.charge });
     if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
     if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
+    if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
     this.commands = this.client as unknown as CreditgateCommands;
   }
 
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
-    const keys: string[] = [this.keys.index(account)];
-    const args: (string | number)[] = [context.now, context.thresholds.length, ...context.thresholds];
+    const idem = context.idempotency;
+    const keys: string[] = [this.keys.index(account), this.keys.requestIdempotency(account, idem?.key ?? '-')];
+    const args: (string | number)[] = [context.now, idem ? '1' : '0', idem?.pendingTtlMs ?? 0, context.thresholds.length, ...context.thresholds];
     for (const p of pools) {
       keys.push(
         this.keys.usage(account, p.creditType, p.cycleStart),
@@ -102,9 +106,18 @@ export class RedisStore implements CreditStore {
         this.keys.grantExpiry(account, p.creditType),
         this.keys.alerts(account, p.creditType, p.cycleStart),
       );
-      args.push(p.op === 'charge' ? 'c' : 'r', p.amount, p.limit === null ? -1 : p.limit, p.expireAt, p.extras ? '1' : '0', p.shadow ? '1' : '0');
+      args.push(
+        p.op === 'charge' ? 'c' : 'r',
+        p.amount,
+        p.limit === null ? -1 : p.limit,
+        p.expireAt,
+        p.extras ? '1' : '0',
+        p.shadow ? '1' : '0',
+        p.minAmount ?? p.amount,
+      );
     }
     const reply = await this.call('charge', () => this.commands.creditgateCharge(keys.length, ...keys, ...args));
+    if (reply[0] === 2) return { ok: false, duplicate: String(reply[1]) as 'pending' | 'done', pools: [] };
     let at = 1;
     const next = () => reply[at++]!;
     const result: ChargedPool[] = pools.map((p) => {
@@ -112,11 +125,38 @@ export class RedisStore implements CreditStore {
       const grantTotal = Number(next());
       const grantUsed = Number(next());
       const flags = Number(next());
+      const charged = Number(next());
+      const planDelta = Number(next());
       const fired = Array.from({ length: Number(next()) }, () => Number(next()));
       const draws = Array.from({ length: Number(next()) }, () => ({ grantId: String(next()), amount: Number(next()) }));
-      return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: (flags & 1) !== 0, emptied: (flags & 2) !== 0, fired, draws };
+      return {
+        creditType: p.creditType,
+        planUsed,
+        grantTotal,
+        grantUsed,
+        wouldRefuse: (flags & 1) !== 0,
+        emptied: (flags & 2) !== 0,
+        charged,
+        planDelta,
+        fired,
+        draws,
+      };
     });
     return { ok: reply[0] === 1, pools: result };
+  }
+
+  async refund(account: string, lines: readonly RefundLine[], options: { idempotencyKey?: string } = {}): Promise<void> {
+    const keys = [this.keys.requestIdempotency(account, options.idempotencyKey ?? '-')];
+    const args: (string | number)[] = [options.idempotencyKey === undefined ? '0' : '1'];
+    for (const line of lines) {
+      keys.push(this.keys.usage(account, line.creditType, line.cycleStart), this.keys.grants(account, line.creditType));
+      args.push(line.planDelta, line.draws.length, ...line.draws.flatMap((d) => [d.grantId, d.amount]));
+    }
+    await this.call('refund', () => this.commands.creditgateRefund(keys.length, ...keys, ...args));
+  }
+
+  async completeIdempotency(account: string, key: string, ttlMs: number): Promise<void> {
+    await this.call('charge', () => this.client.set(this.keys.requestIdempotency(account, key), 'done', 'PX', ttlMs, 'XX'));
   }
 
   async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {

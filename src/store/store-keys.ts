@@ -9,6 +9,7 @@
 //   <prefix>:{<account>}:gx:<type>                  grant expiry index (zset)
 //   <prefix>:{<account>}:al:<type>:<cycleStart>     thresholds already alerted this cycle
 //   <prefix>:{<account>}:ti:<idempotency key>       top-up idempotency record
+//   <prefix>:{<account>}:ik:<route>:<key>           request idempotency record
 //   <prefix>:{<account>}:ev                         alert events, newest first (list)
 //   <prefix>:exhausted:<type>                       accounts whose pool is empty (zset, score = reset)
 //
@@ -56,6 +57,10 @@ export class StoreKeys {
 
   topUpIdempotency(account: string, key: string): string {
     return `${this.tag(account)}:ti:${key}`;
+  }
+
+  requestIdempotency(account: string, key: string): string {
+    return `${this.tag(account)}:ik:${key}`;
   }
 
   events(account: string): string {

@@ -23,13 +23,15 @@ function pool(creditType: string, amount: number, limit: number | null, over: Pa
 
 const ctx = (over: Partial<ChargeContext> = {}): ChargeContext => ({ now: Date.now(), thresholds: [], ...over });
 const state = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0) => ({ creditType, planUsed, grantTotal, grantUsed });
-const plain = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0, emptied = false) => ({
-  ...state(creditType, planUsed, grantTotal, grantUsed),
-  wouldRefuse: false,
-  emptied,
-  fired: [],
-  draws: [],
-});
+// charged and planDelta have tests of their own; elsewhere they are left out.
+const plain = (creditType: string, planUsed: number, grantTotal = 0, grantUsed = 0, emptied = false) =>
+  expect.objectContaining({
+    ...state(creditType, planUsed, grantTotal, grantUsed),
+    wouldRefuse: false,
+    emptied,
+    fired: [],
+    draws: [],
+  });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -164,7 +166,9 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const r = await store.charge(a, [pool('ai_tasks', 12, 10)], ctx({ now: t }));
         expect(r).toEqual({
           ok: true,
-          pools: [{ ...state('ai_tasks', 10, 10, 2), wouldRefuse: false, emptied: false, fired: [], draws: [{ grantId: 'g-soon', amount: 2 }] }],
+          pools: [
+            { ...state('ai_tasks', 10, 10, 2), wouldRefuse: false, emptied: false, charged: 12, planDelta: 10, fired: [], draws: [{ grantId: 'g-soon', amount: 2 }] },
+          ],
         });
         const r2 = await store.charge(a, [pool('ai_tasks', 6, 10)], ctx({ now: t }));
         expect(r2.pools[0]!.draws).toEqual([
@@ -250,6 +254,82 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const fired = results.flatMap((r) => r.pools[0]!.fired);
         expect(fired.sort()).toEqual([0.8, 1]);
         expect(results.filter((r) => r.ok)).toHaveLength(250);
+      });
+    });
+
+    describe('holds, refunds and idempotency', () => {
+      it('a hold takes what remains when that is at least the minimum, else refuses', async () => {
+        const a = account('hold');
+        await store.charge(a, [pool('voice_minutes', 50, 60)], ctx());
+        const r = await store.charge(a, [pool('voice_minutes', 15, 60, { minAmount: 1 })], ctx());
+        expect(r.ok).toBe(true);
+        expect(r.pools[0]).toMatchObject({ charged: 10, planDelta: 10, planUsed: 60 });
+        expect((await store.charge(a, [pool('voice_minutes', 15, 60, { minAmount: 1 })], ctx())).ok).toBe(false);
+        const b = account('hold-min');
+        await store.charge(b, [pool('voice_minutes', 58, 60)], ctx());
+        expect((await store.charge(b, [pool('voice_minutes', 15, 60, { minAmount: 5 })], ctx())).ok).toBe(false);
+      });
+
+      it('a refund gives back plan and grant credits exactly as they were taken', async () => {
+        const a = account('refund');
+        const t = Date.now();
+        await store.addGrant(a, { id: 'g1', creditType: 'ai_tasks', amount: 10, expiresAt: t + HOUR, createdAt: t }, { now: t, idempotencyTtlMs: HOUR });
+        await store.charge(a, [pool('ai_tasks', 8, 10)], ctx({ now: t }));
+        const r = await store.charge(a, [pool('ai_tasks', 5, 10)], ctx({ now: t }));
+        expect(r.pools[0]).toMatchObject({ charged: 5, planDelta: 2, draws: [{ grantId: 'g1', amount: 3 }] });
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: 2, draws: [{ grantId: 'g1', amount: 3 }] }]);
+        const [u] = await store.usage(a, [key('ai_tasks')], t);
+        expect(u).toMatchObject({ planUsed: 8, grantUsed: 0 });
+        // Never below zero, and a counter that does not exist stays absent.
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: 100, draws: [{ grantId: 'g1', amount: 100 }] }]);
+        expect((await store.usage(a, [key('ai_tasks')], t))[0]).toMatchObject({ planUsed: 0, grantUsed: 0 });
+        await store.refund(a, [{ creditType: 'database', cycleStart: CYCLE, planDelta: 5, draws: [] }]);
+        expect(await used(a, 'database')).toBe(0);
+      });
+
+      it('refunding a release holds the capacity again', async () => {
+        const a = account('refund-release');
+        const cap = (op: 'charge' | 'release') => pool('mailboxes', 1, 5, { op, cycleStart: 0, expireAt: 0, extras: false });
+        await store.charge(a, [cap('charge')], ctx());
+        const r = await store.charge(a, [cap('release')], ctx());
+        expect(r.pools[0]).toMatchObject({ charged: 1, planDelta: -1, planUsed: 0 });
+        await store.refund(a, [{ creditType: 'mailboxes', cycleStart: 0, planDelta: -1, draws: [] }]);
+        expect(await used(a, 'mailboxes', 0)).toBe(1);
+      });
+
+      it('an idempotency key charges once: pending while in flight, done after, free again after a refund', async () => {
+        const a = account('idem');
+        const idem = { key: 'route:k1', pendingTtlMs: HOUR };
+        expect((await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).ok).toBe(true);
+        expect(await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).toEqual({ ok: false, duplicate: 'pending', pools: [] });
+        await store.completeIdempotency(a, idem.key, HOUR);
+        expect((await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).duplicate).toBe('done');
+        expect(await used(a, 'ai_tasks')).toBe(3);
+
+        const failed = { key: 'route:k2', pendingTtlMs: HOUR };
+        const first = await store.charge(a, [pool('ai_tasks', 4, 100)], ctx({ idempotency: failed }));
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: first.pools[0]!.planDelta, draws: [] }], { idempotencyKey: failed.key });
+        expect(await used(a, 'ai_tasks')).toBe(3);
+        const retry = await store.charge(a, [pool('ai_tasks', 4, 100)], ctx({ idempotency: failed }));
+        expect(retry.ok).toBe(true);
+        expect(await used(a, 'ai_tasks')).toBe(7);
+      });
+
+      it('a refused charge does not claim its idempotency key', async () => {
+        const a = account('idem-refused');
+        const idem = { key: 'route:k', pendingTtlMs: HOUR };
+        expect((await store.charge(a, [pool('ai_tasks', 5, 3)], ctx({ idempotency: idem }))).ok).toBe(false);
+        expect((await store.charge(a, [pool('ai_tasks', 3, 3)], ctx({ idempotency: idem }))).ok).toBe(true);
+      });
+
+      it('50 concurrent requests with one idempotency key charge exactly once', async () => {
+        const a = account('idem-race');
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { key: 'r:same', pendingTtlMs: HOUR } }))),
+        );
+        expect(results.filter((r) => r.ok)).toHaveLength(1);
+        expect(results.filter((r) => r.duplicate === 'pending')).toHaveLength(49);
+        expect(await used(a, 'ai_tasks')).toBe(2);
       });
     });
 
