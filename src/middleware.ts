@@ -1,6 +1,7 @@
 // Express middleware: the same engine and the same answers as the sidecar,
 // inside an existing app. `app.use(await creditGate({ config, redis }))`.
 
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { CompiledConfig } from './config/compiled-config.js';
@@ -33,6 +34,16 @@ export interface ChargedRequest {
   readonly account: string;
   readonly route: string;
   readonly pools: readonly PoolStatus[];
+  /** Held pools and what each may use (what creditgate-reserved tells a sidecar's upstream). */
+  readonly reserved: Readonly<Record<string, number>>;
+  /**
+   * Settles held pools to what was actually used (never above the hold) and
+   * keeps the charge. Call it before responding for final numbers; otherwise
+   * it happens from the response headers when the response finishes.
+   */
+  settle(actuals: Readonly<Record<string, number>>): Promise<void>;
+  /** Gives the whole charge back (the work was not delivered). */
+  refund(): Promise<void>;
 }
 
 export interface CreditGateMiddleware extends RequestHandler {
@@ -80,8 +91,33 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
           sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl);
         } else {
           res.set(outcome.headers);
-          const credits: ChargedRequest = { account: outcome.accountId, route: outcome.route.name, pools: outcome.pools };
+          for (const [name, value] of Object.entries(outcome.upstreamHeaders)) req.headers[name] = value;
+          const receipt = outcome.receipt;
+          // One of: the handler settles or refunds, or the finished response decides.
+          let done = false;
+          const once = async (fn: () => Promise<unknown>) => {
+            if (done || !receipt) return;
+            done = true;
+            await fn();
+          };
+          const credits: ChargedRequest = {
+            account: outcome.accountId,
+            route: outcome.route.name,
+            pools: outcome.pools,
+            reserved: Object.fromEntries((receipt?.lines ?? []).filter((l) => l.settle).map((l) => [l.creditType, l.charged])),
+            settle: (actuals) =>
+              once(async () => {
+                await engine.settle(receipt!, new Map(Object.entries(actuals)));
+                await engine.complete(receipt!, outcome.config);
+              }),
+            refund: () => once(() => engine.refund(receipt!, 'not_delivered')),
+          };
           res.locals.credits = credits;
+          res.once('finish', () => {
+            void once(() => gate.finish(outcome, { status: res.statusCode }, res.getHeaders() as IncomingHttpHeaders)).catch((err: unknown) =>
+              logger.error({ err, requestId }, 'refund or settle after the response failed'),
+            );
+          });
           next();
         }
       }, next);

@@ -65,6 +65,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     alerts,
     observer: {
       creditsCharged: (creditType, plan, amount) => metrics.creditsCharged.inc({ credit_type: creditType, plan }, amount),
+      creditsRefunded: (creditType, reason, amount) => metrics.creditsRefunded.inc({ credit_type: creditType, reason }, amount),
+      unbilledOverage: (creditType, amount) => metrics.unbilledOverage.inc({ credit_type: creditType }, amount),
       topUpGranted: (creditType, amount) => metrics.topUpCreditsGranted.inc({ credit_type: creditType }, amount),
     },
   });

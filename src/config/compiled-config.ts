@@ -5,8 +5,13 @@
 import { createHash } from 'node:crypto';
 import { type CostRule } from '../domain/cost-rules.js';
 import { parseInstant } from '../domain/billing-cycle.js';
+import { parseDuration } from '../domain/duration.js';
+import type { RefundCondition } from '../domain/refund-policy.js';
 import { RouteTable } from '../domain/route-table.js';
 import type { ParsedConfig, ParsedCostSpec } from './config-schema.js';
+
+/** What plain `onStoreError: allow` lets an account spend per pool and replica during an outage. */
+export const DEFAULT_OUTAGE_ALLOWANCE = 100;
 
 export type TopUpInfo = { readonly url: string } | { readonly contact: string };
 
@@ -19,6 +24,8 @@ export interface CreditTypeDef {
   readonly topUp: TopUpInfo | null;
   /** Epoch ms before which this type runs in shadow mode; null = enforced. */
   readonly enforceFrom: number | null;
+  /** Store outage: deny (503), or allow up to this many credits per account and replica. */
+  readonly onStoreError: { readonly allow: number } | 'deny';
 }
 
 export interface AlertsConfig {
@@ -53,6 +60,9 @@ export interface RouteDef {
   readonly readsBody: boolean;
   /** The route's own mode, or the global one. */
   readonly mode: 'enforce' | 'shadow';
+  readonly refundOn: readonly RefundCondition[];
+  readonly chargeWhen?: { readonly status: readonly number[] } | undefined;
+  readonly rateLimit?: { readonly points: number; readonly durationMs: number } | undefined;
 }
 
 export interface CompiledConfig {
@@ -73,6 +83,9 @@ export interface CompiledConfig {
   readonly alerts: AlertsConfig;
   /** Epoch ms before which everything runs in shadow mode; null = from the start. */
   readonly enforceFrom: number | null;
+  readonly upstreamTimeoutMs: number;
+  readonly idempotency: { readonly header: string; readonly ttlMs: number };
+  readonly journalSize: number;
 }
 
 /** Whether a pool runs in shadow mode for this route at this instant (DESIGN.md rule 10). */
@@ -98,15 +111,28 @@ function toCostRule(spec: ParsedCostSpec): CostRule {
         ? ({ from: 'bodyLength', field: spec.bodyLength } as const)
         : spec.header !== undefined
           ? ({ from: 'header', name: spec.header.toLowerCase() } as const)
-          : ({ from: 'query', name: spec.query! } as const);
-  return { source, default: spec.default, min: spec.min, max: spec.max };
+          : spec.reserve !== undefined
+            ? ({ from: 'fixed', amount: spec.reserve } as const)
+            : ({ from: 'query', name: spec.query! } as const);
+  return { source, default: spec.default, min: spec.min, max: spec.max, settle: spec.settle, minReserve: spec.settle ? (spec.minReserve ?? 1) : undefined };
 }
 
 export function compileConfig(parsed: ParsedConfig): CompiledConfig {
   const creditTypes = new Map<string, CreditTypeDef>(
     Object.entries(parsed.creditTypes).map(([id, t]) => [
       id,
-      { id, name: t.name, kind: t.kind, unit: t.unit, topUp: t.topUp ?? null, enforceFrom: t.enforceFrom === undefined ? null : parseInstant(t.enforceFrom) },
+      {
+        id,
+        name: t.name,
+        kind: t.kind,
+        unit: t.unit,
+        topUp: t.topUp ?? null,
+        enforceFrom: t.enforceFrom === undefined ? null : parseInstant(t.enforceFrom),
+        onStoreError:
+          t.onStoreError === undefined || t.onStoreError === 'deny'
+            ? ('deny' as const)
+            : { allow: t.onStoreError === 'allow' ? DEFAULT_OUTAGE_ALLOWANCE : t.onStoreError.allow },
+      },
     ]),
   );
   const plans = new Map<string, PlanDef>(
@@ -128,6 +154,9 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
       charges,
       readsBody: charges.some((c) => c.rule.source.from === 'body' || c.rule.source.from === 'bodyLength'),
       mode: r.mode ?? parsed.mode,
+      refundOn: r.refundOn ?? parsed.upstream.refundOn,
+      chargeWhen: r.chargeWhen,
+      rateLimit: r.rateLimit ? { points: r.rateLimit.points, durationMs: parseDuration(r.rateLimit.duration) } : undefined,
     };
   });
   return {
@@ -148,5 +177,8 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     problemBaseUrl: parsed.problems.baseUrl.endsWith('/') ? parsed.problems.baseUrl : `${parsed.problems.baseUrl}/`,
     alerts: { ...parsed.alerts, thresholds: [...parsed.alerts.thresholds].sort((a, b) => a - b) },
     enforceFrom: parsed.enforceFrom === undefined ? null : parseInstant(parsed.enforceFrom),
+    upstreamTimeoutMs: parsed.upstream.timeoutMs,
+    idempotency: { header: parsed.idempotency.header.toLowerCase(), ttlMs: parsed.idempotency.ttlMs },
+    journalSize: parsed.store.journalSize,
   };
 }

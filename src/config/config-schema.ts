@@ -30,8 +30,13 @@ const topUp = z.union(
 const instant = z.string().describe('An ISO 8601 instant with a UTC offset, e.g. 2025-08-07T00:00:00Z.');
 const mode = z.enum(['enforce', 'shadow']).describe('shadow: charge and count as usual, never refuse; would-be refusals are logged and counted.');
 
+const onStoreError = z
+  .union([z.enum(['deny', 'allow']), z.strictObject({ allow: z.number().int().min(1) })])
+  .describe('When the store is unreachable: deny (503), or allow up to an outage allowance per account and replica.');
+
 const creditType = z.strictObject({
   name: z.string().min(1).describe('Display name, as a billing page shows it.'),
+  onStoreError: onStoreError.optional().describe('Default deny; plain allow = { allow: 100 }.'),
   enforceFrom: instant.optional().describe('Before this instant this credit type runs in shadow mode.'),
   topUp: topUp.optional().describe('How more of this credit type is bought; carried in 402 bodies and alerts.'),
   kind: z
@@ -53,6 +58,21 @@ const costRule = z
     bodyLength: z.string().min(1).optional().describe('The length of an array field of the JSON body.'),
     header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').optional(),
     query: z.string().min(1).optional().describe('A query-string parameter.'),
+    reserve: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional().describe('A fixed hold, settled after the response (needs settle).'),
+    settle: z
+      .strictObject({
+        responseHeader: z.string().regex(HEADER_NAME, 'expected an HTTP header name').describe('Response header with the actual amount.'),
+        divideBy: z.number().positive().default(1).describe('Divide the header value by this (seconds → minutes: 60).'),
+        round: z.enum(['up', 'down', 'nearest']).default('up'),
+      })
+      .optional()
+      .describe('Hold the cost before forwarding; charge the actual amount from the response, never above the hold.'),
+    minReserve: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('With settle: when less than the hold remains, hold what remains down to this (default 1); below it, 402.'),
     default: z.number().int().min(0).optional().describe('Cost when the input is absent (else 400).'),
     min: z.number().int().min(0).default(1).describe('Smallest accepted cost (else 400).'),
     max: z
@@ -64,15 +84,21 @@ const costRule = z
       .describe('Largest accepted cost (else 400).'),
   })
   .superRefine((rule, ctx) => {
-    const sources = (['body', 'bodyLength', 'header', 'query'] as const).filter((k) => rule[k] !== undefined);
+    const sources = (['body', 'bodyLength', 'header', 'query', 'reserve'] as const).filter((k) => rule[k] !== undefined);
     if (sources.length !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
           sources.length === 0
-            ? 'a cost rule needs one of body, bodyLength, header or query'
+            ? 'a cost rule needs one of body, bodyLength, header, query or reserve'
             : `a cost rule takes one input, got ${sources.join(' and ')}`,
       });
+    }
+    if (rule.reserve !== undefined && rule.settle === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['settle'], message: 'reserve holds credits until the response settles them: add settle' });
+    }
+    if (rule.minReserve !== undefined && rule.settle === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['minReserve'], message: 'minReserve applies to a held cost: add settle' });
     }
     if (rule.min > rule.max) ctx.addIssue({ code: 'custom', path: ['min'], message: 'min is above max' });
   });
@@ -88,6 +114,14 @@ const method = z
   .transform((m) => m.toUpperCase())
   .pipe(z.enum([...HTTP_METHODS, '*'], { error: `expected one of ${HTTP_METHODS.join(', ')} or *` }));
 
+const refundCondition = z.union([
+  z.enum(['5xx', '4xx', 'connection_error', 'timeout']),
+  z.number().int().min(100).max(599),
+]);
+const refundOn = z
+  .array(refundCondition)
+  .describe('Upstream outcomes that give the charge back: 5xx, 4xx, exact statuses, connection_error, timeout.');
+
 const route = z.strictObject({
   name: z.string().regex(ROUTE_NAME, 'route names are letters, digits, _ . : -').describe('Used in logs and metrics.'),
   method: z.union([method, z.array(method).min(1)]).default('*'),
@@ -96,6 +130,18 @@ const route = z.strictObject({
     .startsWith('/', 'a route path starts with /')
     .describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
   mode: mode.optional().describe('Overrides the global mode for this route.'),
+  refundOn: refundOn.optional().describe('Overrides upstream.refundOn for this route.'),
+  chargeWhen: z
+    .strictObject({ status: z.array(z.number().int().min(100).max(599)).min(1) })
+    .optional()
+    .describe('Credits owed only on these statuses; any other answer is refunded (e.g. 404 "not identified").'),
+  rateLimit: z
+    .strictObject({
+      points: z.number().int().min(1).describe('Requests allowed per account per window.'),
+      duration: z.string().regex(/^\d+(ms|s|m|h)$/, 'expected a duration such as 1s, 500ms, 1m').describe('The window.'),
+    })
+    .optional()
+    .describe('A request-rate limit per account beside the credits (429 when exceeded; nothing charged).'),
   charge: z
     .record(creditTypeId, costSpec)
     .default({})
@@ -176,8 +222,26 @@ export const configSchema = z
     store: z
       .strictObject({
         timeoutMs: z.number().int().min(1).max(60_000).default(50).describe('Timeout of each store call.'),
+        journalSize: z
+          .number()
+          .int()
+          .min(0)
+          .default(100_000)
+          .describe('Charges allowed during a store outage kept for replay; when full, allow-mode requests are denied.'),
       })
-      .default({ timeoutMs: 50 }),
+      .default({ timeoutMs: 50, journalSize: 100_000 }),
+    upstream: z
+      .strictObject({
+        timeoutMs: z.number().int().min(1).default(30_000).describe('Longest wait for the upstream\'s response headers (then 504 and a refund).'),
+        refundOn: refundOn.default(['5xx', 'connection_error', 'timeout']),
+      })
+      .default({ timeoutMs: 30_000, refundOn: ['5xx', 'connection_error', 'timeout'] }),
+    idempotency: z
+      .strictObject({
+        header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').default('idempotency-key'),
+        ttlMs: z.number().int().min(1000).default(86_400_000).describe('How long a completed request\'s key is remembered.'),
+      })
+      .default({ header: 'idempotency-key', ttlMs: 86_400_000 }),
     problems: z
       .strictObject({
         baseUrl: z.url().default('https://creditgate.dev/problems/').describe('Prefix of problem+json type URIs.'),

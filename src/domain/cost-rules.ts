@@ -1,6 +1,8 @@
 // Turns a route's charge rules and a request's inputs into credit amounts.
 // Pure: the caller supplies headers, query and (already parsed) body.
 
+import type { SettleRule } from './settle-rule.js';
+
 export type CostSource =
   | { readonly from: 'fixed'; readonly amount: number }
   | { readonly from: 'body'; readonly field: string }
@@ -10,6 +12,10 @@ export type CostSource =
 
 export interface CostRule {
   readonly source: CostSource;
+  /** A held cost: charged before forwarding, settled from the response. */
+  readonly settle?: SettleRule | undefined;
+  /** For a hold: take what remains down to this much (default 1). */
+  readonly minReserve?: number | undefined;
   /** Used when the input is absent; without it an absent input is a bad request. */
   readonly default?: number | undefined;
   readonly min: number;

@@ -13,7 +13,10 @@ import {
   type BillingAnchor,
   type BillingCycle,
 } from '../domain/billing-cycle.js';
-import type { AccountRecord, AlertEvent, CreditStore, Grant, PoolCharge, PoolState } from '../store/credit-store.js';
+import type { RefundReason } from '../domain/refund-policy.js';
+import { settleAgainstHold, type SettleRule } from '../domain/settle-rule.js';
+import type { AccountRecord, AlertEvent, CreditStore, Grant, PoolCharge, PoolState, RefundLine } from '../store/credit-store.js';
+import { splitRefund, type ChargedLine } from './refund-split.js';
 
 /**
  * How long a counter outlives its cycle. A request charged just before the
@@ -39,6 +42,24 @@ export interface CostLine {
   readonly amount: number;
   /** Default "charge"; "release" gives capacity back. */
   readonly op?: 'charge' | 'release';
+  /** A hold, settled after the response: take what remains down to `minAmount`. */
+  readonly hold?: { readonly minAmount: number; readonly settle: SettleRule };
+}
+
+/** What a charge took, so that it can be refunded or settled after the response. */
+export interface ReceiptLine extends ChargedLine {
+  readonly op: 'charge' | 'release';
+  /** Credits taken (for a hold: the amount held). */
+  readonly charged: number;
+  readonly settle?: SettleRule | undefined;
+}
+
+export interface ChargeReceipt {
+  readonly account: string;
+  readonly plan: string;
+  /** The store-level idempotency key (route:key), when the request had one. */
+  readonly idempotencyKey?: string | undefined;
+  readonly lines: readonly ReceiptLine[];
 }
 
 export interface PoolStatus {
@@ -71,7 +92,10 @@ export type ChargeDecision =
       readonly pools: readonly PoolStatus[];
       /** Shadow-mode pools that an enforced charge would have refused. */
       readonly shadowDenied: readonly ShadowDenial[];
+      readonly receipt: ChargeReceipt;
     }
+  /** The idempotency key was used before: nothing was charged. */
+  | { readonly allowed: false; readonly reason: 'duplicate'; readonly state: 'pending' | 'done' }
   | {
       readonly allowed: false;
       readonly reason: 'exhausted' | 'not-in-plan';
@@ -119,8 +143,12 @@ export interface TopUpView {
 /** What the engine reports for metrics. */
 export interface EngineObserver {
   creditsCharged(creditType: string, plan: string, amount: number): void;
+  creditsRefunded(creditType: string, reason: RefundReasonLabel, amount: number): void;
+  unbilledOverage(creditType: string, amount: number): void;
   topUpGranted(creditType: string, amount: number): void;
 }
+
+export type RefundReasonLabel = RefundReason | 'settled_below_hold';
 
 export interface AccountInput {
   readonly plan: string;
@@ -192,7 +220,7 @@ export class CreditEngine {
   async charge(
     accountId: string,
     costs: readonly CostLine[],
-    options: { readonly config?: CompiledConfig; readonly route?: RouteDef } = {},
+    options: { readonly config?: CompiledConfig; readonly route?: RouteDef; readonly idempotencyKey?: string } = {},
   ): Promise<ChargeDecision> {
     const config = options.config ?? this.config();
     const resolved = await this.resolveAccount(accountId, config);
@@ -229,10 +257,19 @@ export class CreditEngine {
         expireAt: capacity ? 0 : cycle.end + COUNTER_GRACE_MS,
         extras: !capacity,
         shadow: shadow[i]!,
+        ...(c.hold ? { minAmount: Math.min(c.hold.minAmount, c.amount) } : {}),
       };
     });
-    const outcome = await this.store.charge(accountId, pools, { now, thresholds: config.alerts.thresholds });
-    const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c, outcome.pools[i]!));
+    const idempotencyKey = options.idempotencyKey === undefined ? undefined : `${options.route?.name ?? '-'}:${options.idempotencyKey}`;
+    const outcome = await this.store.charge(accountId, pools, {
+      now,
+      thresholds: config.alerts.thresholds,
+      // A claimed key stays "pending" as long as the request may take, then a while.
+      ...(idempotencyKey ? { idempotency: { key: idempotencyKey, pendingTtlMs: config.upstreamTimeoutMs + 60_000 } } : {}),
+    });
+    if (outcome.duplicate) return { allowed: false, reason: 'duplicate', state: outcome.duplicate };
+    // A hold that took what remained asked for less: report what was held.
+    const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
     if (!outcome.ok) {
       return {
         allowed: false,
@@ -245,7 +282,7 @@ export class CreditEngine {
     outcome.pools.forEach((p, i) => {
       const status = statuses[i]!;
       if (p.wouldRefuse) shadowDenied.push({ pool: status, reason: status.allowance === 0 || quotaOf(resolved.plan, status.creditType) === 0 ? 'not-in-plan' : 'exhausted' });
-      if (lines[i]!.op === 'charge') this.observer?.creditsCharged(status.creditType, resolved.plan.id, status.required);
+      if (lines[i]!.op === 'charge') this.observer?.creditsCharged(status.creditType, resolved.plan.id, p.charged);
       // Feeds the exhausted-accounts gauge; a lost mark only skews a gauge.
       if (p.emptied && status.resetsAt !== null) void this.store.markExhausted(accountId, status.creditType, status.resetsAt).catch(() => {});
     });
@@ -256,7 +293,60 @@ export class CreditEngine {
       await this.store.appendEvents(accountId, events, config.alerts.keepEvents);
       this.alerts?.publish(resolved, events);
     }
-    return { allowed: true, account: resolved, pools: statuses, shadowDenied };
+    const receipt: ChargeReceipt = {
+      account: accountId,
+      plan: resolved.plan.id,
+      idempotencyKey,
+      lines: lines.map((c, i) => ({
+        creditType: c.creditType,
+        op: c.op,
+        cycleStart: pools[i]!.cycleStart,
+        planDelta: outcome.pools[i]!.planDelta,
+        draws: outcome.pools[i]!.draws,
+        charged: outcome.pools[i]!.charged,
+        settle: c.hold?.settle,
+      })),
+    };
+    return { allowed: true, account: resolved, pools: statuses, shadowDenied, receipt };
+  }
+
+  /** Gives a request's charge back in full (upstream failed, or did not deliver) and frees its idempotency key. */
+  async refund(receipt: ChargeReceipt, reason: RefundReason): Promise<void> {
+    await this.store.refund(
+      receipt.account,
+      receipt.lines.map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws })),
+      receipt.idempotencyKey === undefined ? {} : { idempotencyKey: receipt.idempotencyKey },
+    );
+    for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.observer?.creditsRefunded(l.creditType, reason, l.charged);
+  }
+
+  /**
+   * Settles held lines to their actual amounts, never above the hold: the
+   * rest of each hold is given back; an actual above the hold is not charged
+   * and is reported as unbilled overage. Lines without an actual keep the hold.
+   * Returns what each settled line finally cost.
+   */
+  async settle(receipt: ChargeReceipt, actuals: ReadonlyMap<string, number>): Promise<Map<string, { charged: number; overage: number }>> {
+    const result = new Map<string, { charged: number; overage: number }>();
+    const refunds: RefundLine[] = [];
+    for (const line of receipt.lines) {
+      const actual = actuals.get(line.creditType);
+      if (actual === undefined || line.op !== 'charge') continue;
+      const { charge, release, overage } = settleAgainstHold(line.charged, actual);
+      if (release > 0) {
+        refunds.push(splitRefund(line, release));
+        this.observer?.creditsRefunded(line.creditType, 'settled_below_hold', release);
+      }
+      if (overage > 0) this.observer?.unbilledOverage(line.creditType, overage);
+      result.set(line.creditType, { charged: charge, overage });
+    }
+    if (refunds.length > 0) await this.store.refund(receipt.account, refunds);
+    return result;
+  }
+
+  /** The request completed and keeps its charge: its idempotency key is remembered as done. */
+  async complete(receipt: ChargeReceipt, config: CompiledConfig = this.config()): Promise<void> {
+    if (receipt.idempotencyKey !== undefined) await this.store.completeIdempotency(receipt.account, receipt.idempotencyKey, config.idempotency.ttlMs);
   }
 
   /**
@@ -396,7 +486,7 @@ export class CreditEngine {
     };
   }
 
-  private status(config: CompiledConfig, plan: PlanDef, cycle: BillingCycle, cost: Required<CostLine>, state: PoolState): PoolStatus {
+  private status(config: CompiledConfig, plan: PlanDef, cycle: BillingCycle, cost: MergedLine, state: PoolState): PoolStatus {
     const def = config.creditTypes.get(cost.creditType);
     const capacity = def?.kind === 'capacity';
     const quota = quotaOf(plan, cost.creditType);
@@ -439,14 +529,16 @@ function isCapacity(config: CompiledConfig, creditType: string): boolean {
   return config.creditTypes.get(creditType)?.kind === 'capacity';
 }
 
+type MergedLine = CostLine & { readonly op: 'charge' | 'release' };
+
 /** One line per credit type and op, in first-seen order: a pool is charged once per request. */
-function mergeCosts(costs: readonly CostLine[]): Required<CostLine>[] {
-  const totals = new Map<string, Required<CostLine>>();
+function mergeCosts(costs: readonly CostLine[]): MergedLine[] {
+  const totals = new Map<string, MergedLine>();
   for (const c of costs) {
     const op = c.op ?? 'charge';
     const key = `${op}:${c.creditType}`;
     const prev = totals.get(key);
-    totals.set(key, { creditType: c.creditType, op, amount: (prev?.amount ?? 0) + c.amount });
+    totals.set(key, { creditType: c.creditType, op, amount: (prev?.amount ?? 0) + c.amount, ...(c.hold ?? prev?.hold ? { hold: c.hold ?? prev!.hold! } : {}) });
   }
   return [...totals.values()];
 }

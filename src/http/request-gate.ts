@@ -6,7 +6,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
 import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
 import { evaluateCost, type CostInputs } from '../domain/cost-rules.js';
-import type { ChargeDecision, ChargeRefusal, CostLine, CreditEngine, PoolStatus } from '../engine/credit-engine.js';
+import { refundReason, type UpstreamResult } from '../domain/refund-policy.js';
+import { settledAmount } from '../domain/settle-rule.js';
+import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, CreditEngine, PoolStatus } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import { NO_CREDIT_TYPE, type Outcome } from '../observability/metrics.js';
 import { StoreError } from '../store/credit-store.js';
@@ -28,17 +30,27 @@ export interface GateRequest {
 export type GateOutcome =
   | { readonly kind: 'pass'; readonly config: CompiledConfig }
   | { readonly kind: 'refuse'; readonly config: CompiledConfig; readonly problem: Problem; readonly route?: RouteDef }
-  | {
-      readonly kind: 'allow';
-      readonly config: CompiledConfig;
-      readonly route: RouteDef;
-      readonly accountId: string;
-      readonly pools: readonly PoolStatus[];
-      /** RateLimit headers for the response. */
-      readonly headers: Readonly<Record<string, string>>;
-      /** The body as read, when the route needed it. */
-      readonly body?: BodyRead & { ok: true };
-    };
+  | AllowOutcome;
+
+export interface AllowOutcome {
+  readonly kind: 'allow';
+  readonly config: CompiledConfig;
+  readonly route: RouteDef;
+  readonly accountId: string;
+  readonly requestId: string;
+  readonly pools: readonly PoolStatus[];
+  /** RateLimit headers for the response. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Headers for the upstream: what each held pool may use (creditgate-reserved). */
+  readonly upstreamHeaders: Readonly<Record<string, string>>;
+  /** What was charged, to refund or settle after the response; absent for an idempotent replay. */
+  readonly receipt?: ChargeReceipt;
+  /** The body as read, when the route needed it. */
+  readonly body?: BodyRead & { ok: true };
+}
+
+/** Header telling the upstream what a held pool may use: `voice_minutes=15`. */
+export const RESERVED_HEADER = 'creditgate-reserved';
 
 /** Where decisions are counted (the Prometheus metrics, in practice). */
 export interface GateObserver {
@@ -64,6 +76,8 @@ const OUTCOME_OF_PROBLEM: Partial<Record<Problem['type'], Outcome>> = {
   'unknown-account': 'unknown_account',
   'unknown-plan': 'unknown_account',
   'store-unavailable': 'store_error',
+  'invalid-request': 'bad_request',
+  'idempotency-in-progress': 'bad_request',
 };
 
 export class RequestGate {
@@ -118,17 +132,52 @@ export class RequestGate {
       if (!result.ok) {
         return refuse(problem('invalid-cost', `${charge.creditType}: ${result.message}`, { extensions: { creditType: charge.creditType } }));
       }
-      costs.push({ creditType: charge.creditType, amount: result.amount, op: charge.op });
+      const { settle, minReserve } = charge.rule;
+      costs.push({
+        creditType: charge.creditType,
+        amount: result.amount,
+        op: charge.op,
+        ...(settle ? { hold: { minAmount: minReserve ?? 1, settle } } : {}),
+      });
+    }
+
+    const idempotencyHeader = req.headers[config.idempotency.header];
+    const idempotencyKey = typeof idempotencyHeader === 'string' && idempotencyHeader !== '' ? idempotencyHeader : undefined;
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+      return refuse(problem('invalid-request', `${config.idempotency.header} must be 1–255 visible ASCII characters`));
     }
 
     let decision: ChargeDecision;
     try {
-      decision = await this.engine.charge(accountId, costs, { config, route });
+      decision = await this.engine.charge(accountId, costs, { config, route, ...(idempotencyKey ? { idempotencyKey } : {}) });
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
       return refuse(problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } }), {
         err: err.message,
       });
+    }
+
+    if (!decision.allowed && decision.reason === 'duplicate') {
+      if (decision.state === 'pending') {
+        return refuse(
+          problem('idempotency-in-progress', 'a request with this idempotency key is still being processed; retry when it has finished', {
+            headers: { 'retry-after': '1' },
+          }),
+        );
+      }
+      // Completed before: charged then, forwarded uncharged now (the upstream sees the same key).
+      this.logger.info({ requestId: req.requestId, route: route.name, outcome: 'allowed', idempotentReplay: true }, 'idempotent replay: not charged again');
+      return {
+        kind: 'allow',
+        config,
+        route,
+        accountId,
+        requestId: req.requestId,
+        pools: [],
+        headers: { 'idempotent-replayed': 'true' },
+        upstreamHeaders: {},
+        ...(body ? { body } : {}),
+      };
     }
 
     if (decision.allowed) {
@@ -143,17 +192,22 @@ export class RequestGate {
       if (this.logger.isLevelEnabled('debug')) {
         this.logger.debug({ requestId: req.requestId, route: route.name, outcome: 'allowed', pools: decision.pools.map((p) => ({ creditType: p.creditType, required: p.required, remaining: p.remaining })) }, 'decision');
       }
+      const held = decision.receipt.lines.filter((l) => l.settle);
       return {
         kind: 'allow',
         config,
         route,
         accountId,
+        requestId: req.requestId,
         pools: decision.pools,
         headers: rateLimitHeaders(decision.pools.filter((p) => p.op === 'charge'), this.now()),
+        upstreamHeaders: held.length > 0 ? { [RESERVED_HEADER]: held.map((l) => `${l.creditType}=${l.charged}`).join(', ') } : {},
+        receipt: decision.receipt,
         ...(body ? { body } : {}),
       };
     }
     if (decision.reason === 'unknown-account' || decision.reason === 'unknown-plan') return refuse(refusalProblem(decision, this.now()));
+    // Only exhausted and not-in-plan remain here.
     const outcome: Outcome = decision.reason === 'exhausted' ? 'exhausted' : 'not_in_plan';
     for (const s of decision.short) {
       this.observer?.decision(route.name, s.creditType, outcome);
@@ -161,6 +215,56 @@ export class RequestGate {
     }
     return { kind: 'refuse', config, problem: refusalProblem(decision, this.now()), route };
   }
+
+  /**
+   * After the upstream answered (or failed): refund when the answer says the
+   * credits are not owed, otherwise settle held pools from the response and
+   * mark the idempotency key done. Returns the RateLimit headers as they
+   * stand afterwards. Awaited before the client sees a status, so a usage
+   * read right after the response sees the final numbers.
+   */
+  async finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): Promise<Record<string, string>> {
+    const { receipt, route } = allow;
+    if (!receipt) return { ...allow.headers };
+    const reason = refundReason(result, route.refundOn, route.chargeWhen);
+    if (reason) {
+      await this.engine.refund(receipt, reason);
+      this.logger.info({ requestId: allow.requestId, route: route.name, outcome: 'refunded', reason, upstream: 'status' in result ? result.status : result.error }, 'charge refunded');
+      return rateLimitHeaders(
+        allow.pools.filter((p) => p.op === 'charge').map((p) => giveBack(p, receipt.lines.find((l) => l.creditType === p.creditType)?.charged ?? 0)),
+        this.now(),
+      );
+    }
+    const actuals = new Map<string, number>();
+    for (const line of receipt.lines) {
+      if (!line.settle) continue;
+      const settled = settledAmount(line.settle, responseHeaders[line.settle.responseHeader.toLowerCase()]);
+      if (settled.ok) actuals.set(line.creditType, settled.amount);
+      else this.logger.warn({ requestId: allow.requestId, route: route.name, creditType: line.creditType, held: line.charged, reason: settled.reason }, 'cannot settle: keeping the hold');
+    }
+    const settled = actuals.size > 0 ? await this.engine.settle(receipt, actuals) : new Map<string, { charged: number; overage: number }>();
+    for (const [creditType, { charged, overage }] of settled) {
+      if (overage > 0) {
+        this.logger.warn({ requestId: allow.requestId, route: route.name, creditType, charged, overage }, 'actual use above the hold: not charged (no overage beyond plan limits)');
+      }
+    }
+    await this.engine.complete(receipt, allow.config);
+    if (settled.size === 0) return { ...allow.headers };
+    return rateLimitHeaders(
+      allow.pools.filter((p) => p.op === 'charge').map((p) => {
+        const line = receipt.lines.find((l) => l.creditType === p.creditType);
+        const s = settled.get(p.creditType);
+        return s && line ? giveBack(p, line.charged - s.charged) : p;
+      }),
+      this.now(),
+    );
+  }
+}
+
+/** A pool's status after `amount` of what was charged was given back. */
+function giveBack(p: PoolStatus, amount: number): PoolStatus {
+  if (amount <= 0 || p.remaining === null) return p;
+  return { ...p, used: p.used - amount, remaining: p.remaining + amount };
 }
 
 function shortfall(p: PoolStatus) {
@@ -175,7 +279,7 @@ function shortfall(p: PoolStatus) {
   };
 }
 
-export function refusalProblem(decision: ChargeRefusal, now: number): Problem {
+export function refusalProblem(decision: Exclude<ChargeRefusal, { reason: 'duplicate' }>, now: number): Problem {
   if (decision.reason === 'unknown-account') {
     return problem('unknown-account', 'this account has no record and no default plan is configured');
   }

@@ -35,7 +35,11 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
       });
       switch (outcome.kind) {
         case 'pass':
-          forwarder.forward(req, res, { problemBaseUrl: outcome.config.problemBaseUrl, ...(onUpstream ? { onUpstream } : {}) });
+          forwarder.forward(req, res, {
+            problemBaseUrl: outcome.config.problemBaseUrl,
+            timeoutMs: outcome.config.upstreamTimeoutMs,
+            ...(onUpstream ? { onUpstream } : {}),
+          });
           return;
         case 'refuse':
           if (outcome.route) routeLabel = outcome.route.name;
@@ -48,7 +52,10 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           routeLabel = outcome.route.name;
           forwarder.forward(req, res, {
             problemBaseUrl: outcome.config.problemBaseUrl,
+            timeoutMs: outcome.config.upstreamTimeoutMs,
             responseHeaders: outcome.headers,
+            upstreamHeaders: outcome.upstreamHeaders,
+            beforeRespond: (result, headers) => gate.finish(outcome, result, headers),
             ...(outcome.body ? { body: outcome.body.raw } : {}),
             ...(onUpstream ? { onUpstream } : {}),
           });

@@ -5,6 +5,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Logger } from '../logger.js';
+import type { UpstreamResult } from '../domain/refund-policy.js';
 import { problem, problemBody, problemHeaders } from './problem-details.js';
 
 const HOP_BY_HOP = new Set([
@@ -35,13 +36,22 @@ function withoutHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHe
 }
 
 export interface ForwardOptions {
-  /** Response headers to add (RateLimit…). */
+  /** Response headers to add (RateLimit…), when there is no `beforeRespond`. */
   readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** Request headers to add for the upstream (creditgate-reserved…). */
+  readonly upstreamHeaders?: Readonly<Record<string, string>>;
   /** The body, when the gate already read it; otherwise the request is streamed. */
   readonly body?: Buffer;
   readonly problemBaseUrl: string;
+  /** Longest wait for the upstream's response headers; then 504. */
+  readonly timeoutMs: number;
   /** Called once: with the upstream's status and the seconds until its headers, or with no status on failure. */
   readonly onUpstream?: (status: number | undefined, seconds: number) => void;
+  /**
+   * Runs after the upstream answered or failed and before the client sees a
+   * status (refund, settle); returns the response headers to add.
+   */
+  readonly beforeRespond?: (result: UpstreamResult, headers: http.IncomingHttpHeaders) => Promise<Record<string, string>>;
 }
 
 export class UpstreamForwarder {
@@ -65,6 +75,7 @@ export class UpstreamForwarder {
     if (peer) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${req.headers['x-forwarded-for']}, ${peer}` : peer;
     headers['x-forwarded-proto'] ??= 'encrypted' in req.socket ? 'https' : 'http';
     if (req.headers.host) headers['x-forwarded-host'] ??= req.headers.host;
+    Object.assign(headers, options.upstreamHeaders);
     if (options.body) headers['content-length'] = String(options.body.length);
 
     const started = process.hrtime.bigint();
@@ -78,26 +89,57 @@ export class UpstreamForwarder {
       headers,
       agent: this.agent,
     });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      outgoing.destroy(new Error(`upstream did not answer within ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    timer.unref();
+
+    const settle = async (result: UpstreamResult, upHeaders: http.IncomingHttpHeaders): Promise<Record<string, string>> => {
+      if (!options.beforeRespond) return { ...options.responseHeaders };
+      try {
+        return await options.beforeRespond(result, upHeaders);
+      } catch (err) {
+        // The answer still goes out; what could not be refunded or settled is logged.
+        this.logger.error({ err: { message: (err as Error).message } }, 'refund or settle after the response failed');
+        return { ...options.responseHeaders };
+      }
+    };
 
     outgoing.on('response', (up) => {
+      clearTimeout(timer);
       options.onUpstream?.(up.statusCode, elapsed());
-      const out = withoutHopByHop(up.headers);
-      Object.assign(out, options.responseHeaders);
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-      up.pipe(res);
-      up.on('error', () => res.destroy());
+      void settle({ status: up.statusCode ?? 502 }, up.headers).then((extra) => {
+        if (res.destroyed) {
+          up.destroy();
+          return;
+        }
+        const out = withoutHopByHop(up.headers);
+        Object.assign(out, extra);
+        res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+        up.pipe(res);
+        up.on('error', () => res.destroy());
+      });
     });
     outgoing.on('error', (err) => {
+      clearTimeout(timer);
       if (res.headersSent) {
         res.destroy(err);
         return;
       }
       options.onUpstream?.(undefined, elapsed());
-      this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'upstream request failed');
-      const p = problem('upstream-unavailable', 'the upstream service did not answer');
-      const body = JSON.stringify(problemBody(p, options.problemBaseUrl));
-      res.writeHead(p.status, problemHeaders(p, body));
-      res.end(body);
+      const code = (err as NodeJS.ErrnoException).code;
+      this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
+      void settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
+        if (res.destroyed) return;
+        const p = timedOut
+          ? problem('upstream-timeout', `the upstream service did not answer within ${options.timeoutMs} ms`)
+          : problem('upstream-unavailable', 'the upstream service did not answer');
+        const body = JSON.stringify(problemBody(p, options.problemBaseUrl));
+        res.writeHead(p.status, { ...problemHeaders(p, body), ...extra });
+        res.end(body);
+      });
     });
     // A client that goes away should not leave the upstream working for nobody.
     res.on('close', () => {

@@ -19,6 +19,7 @@ export const METRIC_NAMES = {
   configInfo: 'creditgate_config_info',
   alertsSent: 'creditgate_alerts_sent_total',
   accountsExhausted: 'creditgate_accounts_exhausted',
+  unbilledOverage: 'creditgate_unbilled_overage_total',
 } as const;
 
 export const OUTCOMES = [
@@ -87,6 +88,7 @@ export class Metrics {
   readonly configInfo: Gauge<'config_hash'>;
   readonly alertsSent: Counter<'channel' | 'result'>;
   readonly accountsExhausted: Gauge<'credit_type'>;
+  readonly unbilledOverage: Counter<'credit_type'>;
   private creditTypes: readonly string[] = [];
 
   constructor(options: MetricsOptions = {}) {
@@ -139,6 +141,12 @@ export class Metrics {
       name: METRIC_NAMES.httpRequests,
       help: 'Requests answered by the sidecar, by route and status class.',
       labelNames: ['route', 'status_class'],
+      registers,
+    });
+    this.unbilledOverage = new Counter({
+      name: METRIC_NAMES.unbilledOverage,
+      help: 'Actual use reported above a hold, not charged (no overage beyond plan limits), by credit type.',
+      labelNames: ['credit_type'],
       registers,
     });
     this.configReloads = new Counter({
@@ -203,7 +211,10 @@ export class Metrics {
     }
     for (const t of config.creditTypes.values()) {
       for (const reason of REFUND_REASONS) this.creditsRefunded.inc({ credit_type: t.id, reason }, 0);
-      if (t.kind === 'consumable') this.topUpCreditsGranted.inc({ credit_type: t.id }, 0);
+      if (t.kind === 'consumable') {
+        this.topUpCreditsGranted.inc({ credit_type: t.id }, 0);
+        this.unbilledOverage.inc({ credit_type: t.id }, 0);
+      }
       this.accountsExhausted.set({ credit_type: t.id }, 0);
     }
     this.configInfo.reset();
