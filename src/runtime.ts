@@ -22,6 +22,8 @@ export interface RuntimeOptions {
   readonly alertRetryBaseMs?: number | undefined;
   /** Node process metrics in the registry (default true). */
   readonly defaultMetrics?: boolean | undefined;
+  /** How often an open store breaker probes the store (ms). */
+  readonly probeIntervalMs?: number | undefined;
 }
 
 export interface Runtime {
@@ -63,10 +65,20 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     store,
     config: options.config,
     alerts,
+    ...(options.probeIntervalMs === undefined ? {} : { probeIntervalMs: options.probeIntervalMs }),
     observer: {
       creditsCharged: (creditType, plan, amount) => metrics.creditsCharged.inc({ credit_type: creditType, plan }, amount),
       creditsRefunded: (creditType, reason, amount) => metrics.creditsRefunded.inc({ credit_type: creditType, reason }, amount),
       unbilledOverage: (creditType, amount) => metrics.unbilledOverage.inc({ credit_type: creditType }, amount),
+      journal: (size, replayed, dropped) => {
+        metrics.journalEntries.set(size);
+        metrics.journalReplayed.inc(replayed);
+        metrics.journalDropped.inc(dropped);
+      },
+      breaker: (open) => {
+        metrics.storeBreakerOpen.set(open ? 1 : 0);
+        options.logger[open ? 'error' : 'info'](open ? 'credit store unreachable: following onStoreError until it answers' : 'credit store reachable again');
+      },
       topUpGranted: (creditType, amount) => metrics.topUpCreditsGranted.inc({ credit_type: creditType }, amount),
     },
   });
@@ -76,6 +88,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     alerts,
     metrics,
     async close(graceMs) {
+      engine.close();
       await alerts.flush(graceMs);
       alerts.close();
       if (!options.store) await raw.close();

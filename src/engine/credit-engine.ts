@@ -15,7 +15,9 @@ import {
 } from '../domain/billing-cycle.js';
 import type { RefundReason } from '../domain/refund-policy.js';
 import { settleAgainstHold, type SettleRule } from '../domain/settle-rule.js';
-import type { AccountRecord, AlertEvent, CreditStore, Grant, PoolCharge, PoolState, RefundLine } from '../store/credit-store.js';
+import { StoreError, type AccountRecord, type AlertEvent, type ChargedPool, type CreditStore, type Grant, type PoolCharge, type PoolState, type RefundLine } from '../store/credit-store.js';
+import { OutageJournal } from './outage-journal.js';
+import { StoreBreaker } from './store-breaker.js';
 import { splitRefund, type ChargedLine } from './refund-split.js';
 
 /**
@@ -60,6 +62,8 @@ export interface ChargeReceipt {
   /** The store-level idempotency key (route:key), when the request had one. */
   readonly idempotencyKey?: string | undefined;
   readonly lines: readonly ReceiptLine[];
+  /** Set when the charge was allowed during a store outage and lives in the journal. */
+  readonly journalId?: number;
 }
 
 export interface PoolStatus {
@@ -88,7 +92,8 @@ export interface ShadowDenial {
 export type ChargeDecision =
   | {
       readonly allowed: true;
-      readonly account: ResolvedAccount;
+      /** null when allowed by the outage policy (the store, and so the account, unknown). */
+      readonly account: ResolvedAccount | null;
       readonly pools: readonly PoolStatus[];
       /** Shadow-mode pools that an enforced charge would have refused. */
       readonly shadowDenied: readonly ShadowDenial[];
@@ -143,6 +148,9 @@ export interface TopUpView {
 /** What the engine reports for metrics. */
 export interface EngineObserver {
   creditsCharged(creditType: string, plan: string, amount: number): void;
+  /** Outage journal: its size, and entries written to the store or dropped. */
+  journal(size: number, replayed: number, dropped: number): void;
+  breaker(open: boolean): void;
   creditsRefunded(creditType: string, reason: RefundReasonLabel, amount: number): void;
   unbilledOverage(creditType: string, amount: number): void;
   topUpGranted(creditType: string, amount: number): void;
@@ -177,7 +185,12 @@ export interface CreditEngineOptions {
   readonly now?: () => number;
   readonly alerts?: AlertSink;
   readonly observer?: EngineObserver;
+  /** How often an open store breaker probes the store (ms). */
+  readonly probeIntervalMs?: number;
 }
+
+/** The store failed inside a decision: the outage policy decides instead. */
+class StoreDown extends Error {}
 
 export class CreditEngine {
   readonly store: CreditStore;
@@ -185,6 +198,8 @@ export class CreditEngine {
   private readonly now: () => number;
   private readonly alerts: AlertSink | undefined;
   private readonly observer: EngineObserver | undefined;
+  private readonly breaker: StoreBreaker;
+  readonly journal: OutageJournal;
 
   constructor(options: CreditEngineOptions) {
     this.store = options.store;
@@ -192,6 +207,40 @@ export class CreditEngine {
     this.now = options.now ?? Date.now;
     this.alerts = options.alerts;
     this.observer = options.observer;
+    this.journal = new OutageJournal(this.config().journalSize);
+    this.breaker = new StoreBreaker({
+      probe: () => this.store.ping(),
+      probeIntervalMs: options.probeIntervalMs ?? 1000,
+      onOpen: () => this.observer?.breaker(true),
+      onClose: async () => {
+        this.observer?.breaker(false);
+        await this.replayJournal();
+      },
+    });
+  }
+
+  /** Whether the store is considered down (requests follow the outage policy). */
+  get storeDown(): boolean {
+    return this.breaker.isOpen;
+  }
+
+  /** Stops the breaker's probes. */
+  close(): void {
+    this.breaker.stop();
+  }
+
+  /** Runs a store call of a decision: a failure opens the breaker and hands over to the outage policy. */
+  private async guarded<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.breaker.isOpen) throw new StoreDown();
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof StoreError) {
+        this.breaker.failure();
+        throw new StoreDown(err.message);
+      }
+      throw err;
+    }
   }
 
   currentConfig(): CompiledConfig {
@@ -223,7 +272,21 @@ export class CreditEngine {
     options: { readonly config?: CompiledConfig; readonly route?: RouteDef; readonly idempotencyKey?: string } = {},
   ): Promise<ChargeDecision> {
     const config = options.config ?? this.config();
-    const resolved = await this.resolveAccount(accountId, config);
+    try {
+      return await this.chargeInStore(accountId, costs, config, options);
+    } catch (err) {
+      if (err instanceof StoreDown) return this.chargeDuringOutage(accountId, costs, config);
+      throw err;
+    }
+  }
+
+  private async chargeInStore(
+    accountId: string,
+    costs: readonly CostLine[],
+    config: CompiledConfig,
+    options: { readonly route?: RouteDef; readonly idempotencyKey?: string },
+  ): Promise<ChargeDecision> {
+    const resolved = await this.guarded(() => this.resolveAccount(accountId, config));
     if ('unknown' in resolved) {
       return resolved.unknown === 'account'
         ? { allowed: false, reason: 'unknown-account', accountId }
@@ -261,12 +324,14 @@ export class CreditEngine {
       };
     });
     const idempotencyKey = options.idempotencyKey === undefined ? undefined : `${options.route?.name ?? '-'}:${options.idempotencyKey}`;
-    const outcome = await this.store.charge(accountId, pools, {
-      now,
+    const outcome = await this.guarded(() =>
+      this.store.charge(accountId, pools, {
+        now,
       thresholds: config.alerts.thresholds,
-      // A claimed key stays "pending" as long as the request may take, then a while.
-      ...(idempotencyKey ? { idempotency: { key: idempotencyKey, pendingTtlMs: config.upstreamTimeoutMs + 60_000 } } : {}),
-    });
+        // A claimed key stays "pending" as long as the request may take, then a while.
+        ...(idempotencyKey ? { idempotency: { key: idempotencyKey, pendingTtlMs: config.upstreamTimeoutMs + 60_000 } } : {}),
+      }),
+    );
     if (outcome.duplicate) return { allowed: false, reason: 'duplicate', state: outcome.duplicate };
     // A hold that took what remained asked for less: report what was held.
     const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
@@ -283,16 +348,8 @@ export class CreditEngine {
       const status = statuses[i]!;
       if (p.wouldRefuse) shadowDenied.push({ pool: status, reason: status.allowance === 0 || quotaOf(resolved.plan, status.creditType) === 0 ? 'not-in-plan' : 'exhausted' });
       if (lines[i]!.op === 'charge') this.observer?.creditsCharged(status.creditType, resolved.plan.id, p.charged);
-      // Feeds the exhausted-accounts gauge; a lost mark only skews a gauge.
-      if (p.emptied && status.resetsAt !== null) void this.store.markExhausted(accountId, status.creditType, status.resetsAt).catch(() => {});
     });
-    const events = outcome.pools.flatMap((p, i) =>
-      p.fired.map((threshold) => this.alertEvent(config, accountId, statuses[i]!, threshold, now)),
-    );
-    if (events.length > 0) {
-      await this.store.appendEvents(accountId, events, config.alerts.keepEvents);
-      this.alerts?.publish(resolved, events);
-    }
+    await this.afterCharge(config, resolved, outcome.pools, statuses, now);
     const receipt: ChargeReceipt = {
       account: accountId,
       plan: resolved.plan.id,
@@ -310,8 +367,144 @@ export class CreditEngine {
     return { allowed: true, account: resolved, pools: statuses, shadowDenied, receipt };
   }
 
+  /**
+   * What follows a charge that went through: exhausted-pool marks for the
+   * gauge, alert events stored and handed to delivery. Failures here are not
+   * the request's: the charge stands, so they are swallowed.
+   */
+  private async afterCharge(
+    config: CompiledConfig,
+    account: ResolvedAccount,
+    pools: readonly ChargedPool[],
+    statuses: readonly PoolStatus[],
+    now: number,
+  ): Promise<void> {
+    pools.forEach((p, i) => {
+      const status = statuses[i]!;
+      if (p.emptied && status.resetsAt !== null) void this.store.markExhausted(account.id, status.creditType, status.resetsAt).catch(() => {});
+    });
+    const events = pools.flatMap((p, i) => p.fired.map((threshold) => this.alertEvent(config, account.id, statuses[i]!, threshold, now)));
+    if (events.length === 0) return;
+    try {
+      await this.store.appendEvents(account.id, events, config.alerts.keepEvents);
+    } catch {
+      // The feed misses these events; delivery below still happens.
+    }
+    this.alerts?.publish(account, events);
+  }
+
+  /**
+   * The store is unreachable: each charged credit type's onStoreError
+   * decides. "deny" (the default) refuses (503); "allow" lets an account
+   * spend up to its outage allowance per pool on this replica, recorded in
+   * the journal that is replayed when the store is back.
+   */
+  private chargeDuringOutage(accountId: string, costs: readonly CostLine[], config: CompiledConfig): ChargeDecision {
+    const lines = mergeCosts(costs);
+    for (const c of lines) {
+      if (c.op !== 'charge') continue;
+      const policy = config.creditTypes.get(c.creditType)?.onStoreError ?? 'deny';
+      if (policy === 'deny') throw new StoreError(`the credit store is unreachable and ${c.creditType} is deny-on-outage`);
+      if (this.journal.spentBy(accountId, c.creditType) + c.amount > policy.allow) {
+        throw new StoreError(`the credit store is unreachable and the outage allowance of ${c.creditType} is used up`);
+      }
+    }
+    this.journal.setCapacity(config.journalSize);
+    const entry = this.journal.record(
+      accountId,
+      this.now(),
+      lines.map((c) => ({ creditType: c.creditType, op: c.op, amount: c.amount })),
+    );
+    if (!entry) throw new StoreError('the credit store is unreachable and the outage journal is full');
+    this.observer?.journal(this.journal.size, 0, 0);
+    return {
+      allowed: true,
+      account: null,
+      shadowDenied: [],
+      pools: lines.map((c) => ({
+        creditType: c.creditType,
+        name: config.creditTypes.get(c.creditType)?.name ?? c.creditType,
+        op: c.op,
+        required: c.amount,
+        used: this.journal.spentBy(accountId, c.creditType),
+        // Unknown until the store answers: no RateLimit fields are sent.
+        allowance: null,
+        remaining: null,
+        resetsAt: null,
+        windowSeconds: null,
+        topUp: config.creditTypes.get(c.creditType)?.topUp ?? null,
+      })),
+      receipt: {
+        account: accountId,
+        plan: '(outage)',
+        journalId: entry.id,
+        lines: lines.map((c) => ({ creditType: c.creditType, op: c.op, cycleStart: 0, planDelta: 0, draws: [], charged: c.amount, settle: c.hold?.settle })),
+      },
+    };
+  }
+
+  /**
+   * Writes the outage journal to the store, oldest first, each entry into the
+   * cycle its request fell in, never refused (the credits were used). Entries
+   * whose cycle ended more than the counter grace ago are dropped: their
+   * counters are gone. Stops at the first store failure.
+   */
+  async replayJournal(): Promise<void> {
+    const config = this.config();
+    let replayed = 0;
+    let dropped = 0;
+    for (const entry of this.journal.pending()) {
+      try {
+        const resolved = await this.resolveAccount(entry.account, config);
+        if ('unknown' in resolved) {
+          this.journal.remove(entry.id);
+          dropped += 1;
+          continue;
+        }
+        const cycle = cycleContaining(resolved.anchor, entry.at);
+        if (cycle.end + COUNTER_GRACE_MS <= this.now()) {
+          this.journal.remove(entry.id);
+          dropped += 1;
+          continue;
+        }
+        const lines = entry.lines.filter((l) => l.amount > 0).map((l) => ({ ...l }) as MergedLine);
+        const pools: PoolCharge[] = lines.map((l) => {
+          const capacity = isCapacity(config, l.creditType);
+          return {
+            creditType: l.creditType,
+            op: l.op,
+            amount: l.amount,
+            limit: quotaOf(resolved.plan, l.creditType),
+            cycleStart: capacity ? 0 : cycle.start,
+            expireAt: capacity ? 0 : cycle.end + COUNTER_GRACE_MS,
+            extras: !capacity,
+            shadow: true,
+          };
+        });
+        const outcome = await this.store.charge(entry.account, pools, { now: entry.at, thresholds: config.alerts.thresholds });
+        this.journal.remove(entry.id);
+        replayed += 1;
+        const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c, outcome.pools[i]!));
+        lines.forEach((c, i) => c.op === 'charge' && this.observer?.creditsCharged(c.creditType, resolved.plan.id, outcome.pools[i]!.charged));
+        await this.afterCharge(config, resolved, outcome.pools, statuses, this.now());
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        this.breaker.failure();
+        break;
+      }
+    }
+    this.journal.resetSpent();
+    this.observer?.journal(this.journal.size, replayed, dropped);
+  }
+
   /** Gives a request's charge back in full (upstream failed, or did not deliver) and frees its idempotency key. */
   async refund(receipt: ChargeReceipt, reason: RefundReason): Promise<void> {
+    if (receipt.journalId !== undefined) {
+      this.journal.cancel(receipt.journalId);
+      this.observer?.journal(this.journal.size, 0, 0);
+      for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.observer?.creditsRefunded(l.creditType, reason, l.charged);
+      return;
+    }
     await this.store.refund(
       receipt.account,
       receipt.lines.map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws })),
@@ -329,12 +522,14 @@ export class CreditEngine {
   async settle(receipt: ChargeReceipt, actuals: ReadonlyMap<string, number>): Promise<Map<string, { charged: number; overage: number }>> {
     const result = new Map<string, { charged: number; overage: number }>();
     const refunds: RefundLine[] = [];
+    const journalId = receipt.journalId;
     for (const line of receipt.lines) {
       const actual = actuals.get(line.creditType);
       if (actual === undefined || line.op !== 'charge') continue;
       const { charge, release, overage } = settleAgainstHold(line.charged, actual);
       if (release > 0) {
-        refunds.push(splitRefund(line, release));
+        if (journalId === undefined) refunds.push(splitRefund(line, release));
+        else this.journal.adjust(journalId, line.creditType, charge);
         this.observer?.creditsRefunded(line.creditType, 'settled_below_hold', release);
       }
       if (overage > 0) this.observer?.unbilledOverage(line.creditType, overage);
@@ -346,7 +541,7 @@ export class CreditEngine {
 
   /** The request completed and keeps its charge: its idempotency key is remembered as done. */
   async complete(receipt: ChargeReceipt, config: CompiledConfig = this.config()): Promise<void> {
-    if (receipt.idempotencyKey !== undefined) await this.store.completeIdempotency(receipt.account, receipt.idempotencyKey, config.idempotency.ttlMs);
+    if (receipt.idempotencyKey !== undefined && receipt.journalId === undefined) await this.store.completeIdempotency(receipt.account, receipt.idempotencyKey, config.idempotency.ttlMs);
   }
 
   /**

@@ -182,6 +182,9 @@ export class RequestGate {
 
     if (decision.allowed) {
       for (const p of decision.pools) if (p.op === 'charge') this.observer?.decision(route.name, p.creditType, 'allowed');
+      if (decision.receipt.journalId !== undefined) {
+        this.logger.warn({ requestId: req.requestId, route: route.name, outcome: 'allowed', storeOutage: true }, 'credit store unreachable: allowed by onStoreError, journaled for replay');
+      }
       for (const d of decision.shadowDenied) {
         this.observer?.decision(route.name, d.pool.creditType, 'shadow_denied');
         this.logger.warn(

@@ -20,6 +20,10 @@ export const METRIC_NAMES = {
   alertsSent: 'creditgate_alerts_sent_total',
   accountsExhausted: 'creditgate_accounts_exhausted',
   unbilledOverage: 'creditgate_unbilled_overage_total',
+  journalEntries: 'creditgate_outage_journal_entries',
+  journalReplayed: 'creditgate_outage_journal_replayed_total',
+  journalDropped: 'creditgate_outage_journal_dropped_total',
+  storeBreakerOpen: 'creditgate_store_breaker_open',
 } as const;
 
 export const OUTCOMES = [
@@ -89,6 +93,10 @@ export class Metrics {
   readonly alertsSent: Counter<'channel' | 'result'>;
   readonly accountsExhausted: Gauge<'credit_type'>;
   readonly unbilledOverage: Counter<'credit_type'>;
+  readonly journalEntries: Gauge;
+  readonly journalReplayed: Counter;
+  readonly journalDropped: Counter;
+  readonly storeBreakerOpen: Gauge;
   private creditTypes: readonly string[] = [];
 
   constructor(options: MetricsOptions = {}) {
@@ -149,6 +157,26 @@ export class Metrics {
       labelNames: ['credit_type'],
       registers,
     });
+    this.journalEntries = new Gauge({
+      name: METRIC_NAMES.journalEntries,
+      help: 'Charges allowed during a store outage, waiting in this replica to be written to the store.',
+      registers,
+    });
+    this.journalReplayed = new Counter({
+      name: METRIC_NAMES.journalReplayed,
+      help: 'Outage journal entries written to the store after it came back.',
+      registers,
+    });
+    this.journalDropped = new Counter({
+      name: METRIC_NAMES.journalDropped,
+      help: 'Outage journal entries dropped at replay (their cycle long over, or the account gone).',
+      registers,
+    });
+    this.storeBreakerOpen = new Gauge({
+      name: METRIC_NAMES.storeBreakerOpen,
+      help: '1 while the store is considered down (requests follow onStoreError), else 0.',
+      registers,
+    });
     this.configReloads = new Counter({
       name: METRIC_NAMES.configReloads,
       help: 'Config reload attempts, by result.',
@@ -185,6 +213,10 @@ export class Metrics {
     });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     for (const r of RELOAD_RESULTS) this.configReloads.inc({ result: r }, 0);
+    this.journalEntries.set(0);
+    this.journalReplayed.inc(0);
+    this.journalDropped.inc(0);
+    this.storeBreakerOpen.set(0);
     for (const op of STORE_OPERATIONS) this.storeErrors.inc({ operation: op }, 0);
     for (const c of ALERT_CHANNELS) for (const r of ALERT_RESULTS) this.alertsSent.inc({ channel: c, result: r }, 0);
   }

@@ -12,7 +12,12 @@ export interface TestRedis {
   readonly url: string;
   readonly port: number;
   readonly pid: number;
+  /** The data directory (AOF lives here). */
+  readonly dir: string;
+  /** Graceful stop; removes the data directory unless it was given. */
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: the data directory stays for a restart. */
+  kill(): Promise<void>;
 }
 
 export function freePort(): Promise<number> {
@@ -45,13 +50,16 @@ async function waitForPing(url: string, child: ChildProcess, deadlineMs: number)
   }
 }
 
-export async function startRedis(extraArgs: string[] = [], options: { port?: number } = {}): Promise<TestRedis> {
+export async function startRedis(extraArgs: string[] = [], options: { port?: number; dir?: string } = {}): Promise<TestRedis> {
   for (let attempt = 0; ; attempt++) {
     const port = options.port ?? (await freePort());
-    const dir = mkdtempSync(join(tmpdir(), 'creditgate-redis-'));
+    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'creditgate-redis-'));
+    const cleanup = () => {
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    };
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--enable-debug-command', 'local', ...extraArgs],
       { stdio: 'ignore' },
     );
     const url = `redis://127.0.0.1:${port}`;
@@ -59,27 +67,29 @@ export async function startRedis(extraArgs: string[] = [], options: { port?: num
       await waitForPing(url, child, 5000);
     } catch (err) {
       child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      cleanup();
       if (attempt < 3 && options.port === undefined) continue;
       throw err;
     }
+    const exited = () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) resolve();
+        else child.once('exit', () => resolve());
+      });
     return {
       url,
       port,
       pid: child.pid!,
-      stop: () =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null) {
-            rmSync(dir, { recursive: true, force: true });
-            resolve();
-            return;
-          }
-          child.once('exit', () => {
-            rmSync(dir, { recursive: true, force: true });
-            resolve();
-          });
-          child.kill('SIGTERM');
-        }),
+      dir,
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        await exited();
+        cleanup();
+      },
+      kill: async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await exited();
+      },
     };
   }
 }
