@@ -78,7 +78,7 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
     defaultMetrics: false,
   });
   const { engine } = runtime;
-  const gate = new RequestGate(engine, logger, runtime.metrics);
+  const gate = new RequestGate(engine, logger, { observer: runtime.metrics, burst: runtime.burst });
 
   const handler = (req: Request, res: Response, next: NextFunction): void => {
     const requestId = requestIdOf(req.headers);

@@ -11,6 +11,8 @@ import { instrumentStore } from './observability/instrumented-store.js';
 import { Metrics } from './observability/metrics.js';
 import type { CreditStore } from './store/credit-store.js';
 import { openStore } from './store/open-store.js';
+import { RedisStore } from './store/redis-store.js';
+import { BurstLimiter } from './http/burst-limiter.js';
 
 export interface RuntimeOptions {
   readonly config: () => CompiledConfig;
@@ -32,6 +34,8 @@ export interface Runtime {
   readonly store: CreditStore;
   readonly alerts: AlertDispatcher;
   readonly metrics: Metrics;
+  /** Request-rate limits of routes with `rateLimit`. */
+  readonly burst: BurstLimiter;
   /** Waits (up to graceMs) for queued alerts, then closes the store if it opened it. */
   close(graceMs: number): Promise<void>;
 }
@@ -82,11 +86,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       topUpGranted: (creditType, amount) => metrics.topUpCreditsGranted.inc({ credit_type: creditType }, amount),
     },
   });
+  const burst = new BurstLimiter(raw instanceof RedisStore ? raw.client : undefined, options.keyPrefix ?? 'cg');
   return {
     engine,
     store,
     alerts,
     metrics,
+    burst,
     async close(graceMs) {
       engine.close();
       await alerts.flush(graceMs);

@@ -105,7 +105,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   });
   metrics = runtime.metrics;
   const { engine, store } = runtime;
-  const gate = new RequestGate(engine, logger, metrics);
+  const gate = new RequestGate(engine, logger, { observer: metrics, burst: runtime.burst });
   const forwarder = new UpstreamForwarder(upstream, logger);
 
   const handler = createSidecarHandler(gate, forwarder, logger, metrics);

@@ -138,7 +138,10 @@ const route = z.strictObject({
   rateLimit: z
     .strictObject({
       points: z.number().int().min(1).describe('Requests allowed per account per window.'),
-      duration: z.string().regex(/^\d+(ms|s|m|h)$/, 'expected a duration such as 1s, 500ms, 1m').describe('The window.'),
+      duration: z
+        .string()
+        .regex(/^[1-9]\d*(s|m|h)$/, 'expected a whole number of seconds, minutes or hours: 1s, 10s, 1m')
+        .describe('The window (whole seconds: the limiter keeps Redis TTLs in seconds).'),
     })
     .optional()
     .describe('A request-rate limit per account beside the credits (429 when exceeded; nothing charged).'),

@@ -12,6 +12,7 @@ import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, CreditEngi
 import type { Logger } from '../logger.js';
 import { NO_CREDIT_TYPE, type Outcome } from '../observability/metrics.js';
 import { StoreError } from '../store/credit-store.js';
+import type { BurstLimiter } from './burst-limiter.js';
 import type { BodyRead } from './json-body.js';
 import { problem, type Problem } from './problem-details.js';
 import { rateLimitHeaders, secondsUntil } from './ratelimit-headers.js';
@@ -78,15 +79,29 @@ const OUTCOME_OF_PROBLEM: Partial<Record<Problem['type'], Outcome>> = {
   'store-unavailable': 'store_error',
   'invalid-request': 'bad_request',
   'idempotency-in-progress': 'bad_request',
+  'rate-limited': 'rate_limited',
 };
 
+export interface RequestGateOptions {
+  readonly observer?: GateObserver | undefined;
+  readonly burst?: BurstLimiter | undefined;
+  readonly now?: () => number;
+}
+
 export class RequestGate {
+  private readonly observer: GateObserver | undefined;
+  private readonly burst: BurstLimiter | undefined;
+  private readonly now: () => number;
+
   constructor(
     readonly engine: CreditEngine,
     private readonly logger: Logger,
-    private readonly observer?: GateObserver,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: RequestGateOptions = {},
+  ) {
+    this.observer = options.observer;
+    this.burst = options.burst;
+    this.now = options.now ?? Date.now;
+  }
 
   async evaluate(req: GateRequest): Promise<GateOutcome> {
     // One config snapshot per request: a reload mid-request does not split it.
@@ -116,6 +131,23 @@ export class RequestGate {
     }
     if (!isValidAccountId(accountId)) {
       return refuse(problem('invalid-account-id', `account ids are ${ACCOUNT_ID_RULE}`));
+    }
+
+    if (route.rateLimit && this.burst) {
+      const burst = await this.burst.consume(route.name, route.rateLimit, accountId);
+      if (!burst.ok) {
+        const seconds = Math.max(1, Math.ceil(burst.retryAfterMs / 1000));
+        const window = Math.round(burst.durationMs / 1000);
+        return refuse(
+          problem('rate-limited', `at most ${burst.points} requests per ${window} s per account on this route; retry in ${seconds} s`, {
+            headers: {
+              'retry-after': String(seconds),
+              'ratelimit-policy': `"requests";q=${burst.points};w=${window}`,
+              ratelimit: `"requests";r=0;t=${seconds}`,
+            },
+          }),
+        );
+      }
     }
 
     let body: (BodyRead & { ok: true }) | undefined;

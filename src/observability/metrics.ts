@@ -35,12 +35,13 @@ export const OUTCOMES = [
   'bad_request',
   'store_error',
   'shadow_denied',
+  'rate_limited',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 /** Outcomes decided per pool; the others are decided per request (credit_type="none"). */
 const POOL_OUTCOMES: readonly Outcome[] = ['allowed', 'exhausted', 'not_in_plan', 'shadow_denied'];
-const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error'];
+const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error', 'rate_limited'];
 
 export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'settled_below_hold'] as const;
 export const STORE_OPERATIONS = [
