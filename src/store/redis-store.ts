@@ -1,6 +1,6 @@
 // The production store: counters in Redis, each charge one Lua round trip.
 
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type {
   AccountRecord,
   AlertEvent,
@@ -18,6 +18,7 @@ import type {
 } from './credit-store.js';
 import { StoreError } from './credit-store.js';
 import { LUA } from './lua-scripts.js';
+import { createRedisClient } from './redis-connection.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
 
 type RedisClient = Redis | Cluster;
@@ -44,7 +45,7 @@ const GRANT_GRACE_MS = 24 * 3600 * 1000;
 const EVENTS_TTL_S = 90 * 24 * 3600;
 
 export interface RedisStoreOptions {
-  /** A redis:// or rediss:// URL; the store then owns (and closes) the client. */
+  /** redis://, rediss://, redis+cluster://h:p,h:p or redis+sentinel://h:p?name=…; the store then owns (and closes) the client. */
   readonly url?: string;
   /** A client the caller owns; the store never closes it. */
   readonly client?: RedisClient;
@@ -71,7 +72,7 @@ export class RedisStore implements CreditStore {
       this.client = options.client;
       this.ownsClient = false;
     } else if (options.url) {
-      this.client = new Redis(options.url, {
+      this.client = createRedisClient(options.url, {
         // One decision is one script call; batching the calls of one event-loop
         // tick into one write is what keeps Redis busy rather than the network.
         enableAutoPipelining: true,

@@ -1,0 +1,53 @@
+// Opens the ioredis client a Redis URL names: a single server (redis://,
+// rediss://), a Redis Cluster (redis+cluster://host:port,host:port), or a
+// Sentinel-managed primary (redis+sentinel://host:port,host:port?name=mymaster).
+
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+function hosts(list: string): { host: string; port: number }[] {
+  return list.split(',').map((hp) => {
+    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(hp.trim());
+    if (!m) throw new Error(`not a host:port: ${hp}`);
+    return { host: m[1]!, port: m[2] ? Number(m[2]) : 6379 };
+  });
+}
+
+/** Splits "scheme://[user:pass@]h1:p1,h2:p2[/db][?query]" (URL cannot parse host lists). */
+function parseMultiHost(url: string): { user?: string; password?: string; hosts: string; path: string; query: URLSearchParams } {
+  const m = /^[a-z+]+:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]+)(\/[^?]*)?(?:\?(.*))?$/.exec(url);
+  if (!m) throw new Error(`cannot parse Redis URL ${url.replace(/\/\/[^@]*@/, '//***@')}`);
+  return {
+    ...(m[1] ? { user: decodeURIComponent(m[1]) } : {}),
+    ...(m[2] ? { password: decodeURIComponent(m[2]) } : {}),
+    hosts: m[3]!,
+    path: m[4] ?? '',
+    query: new URLSearchParams(m[5] ?? ''),
+  };
+}
+
+export function createRedisClient(url: string, options: RedisOptions): Redis | Cluster {
+  if (url.startsWith('redis+cluster://') || url.startsWith('rediss+cluster://')) {
+    const parts = parseMultiHost(url);
+    const auth = { ...(parts.user ? { username: parts.user } : {}), ...(parts.password ? { password: parts.password } : {}) };
+    return new Cluster(hosts(parts.hosts), {
+      enableAutoPipelining: options.enableAutoPipelining ?? true,
+      // Every key of a decision lives in one slot, on its primary.
+      scaleReads: 'master',
+      redisOptions: { ...options, ...auth, ...(url.startsWith('rediss') ? { tls: {} } : {}) },
+    });
+  }
+  if (url.startsWith('redis+sentinel://') || url.startsWith('rediss+sentinel://')) {
+    const parts = parseMultiHost(url);
+    const name = parts.query.get('name') ?? (parts.path.replace(/^\//, '') || 'mymaster');
+    return new Redis({
+      ...options,
+      sentinels: hosts(parts.hosts),
+      name,
+      ...(parts.user ? { username: parts.user } : {}),
+      ...(parts.password ? { password: parts.password } : {}),
+      ...(parts.query.get('sentinelPassword') ? { sentinelPassword: parts.query.get('sentinelPassword')! } : {}),
+      ...(url.startsWith('rediss') ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+    });
+  }
+  return new Redis(url, options);
+}
