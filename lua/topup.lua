@@ -4,19 +4,20 @@
 -- KEYS[1]  the account's key index (set)
 -- KEYS[2]  grants of the credit type: hash id -> JSON {a=amount,u=used,x=expiresAt,c=createdAt}
 -- KEYS[3]  grant expiry index: zset id -> expiresAt (ms)
--- KEYS[4]  idempotency record for this key (holds the grant id)
+-- KEYS[4]  idempotency record for this key: the grant as first answered
 --
 -- ARGV[1]  grant id        ARGV[2]  amount        ARGV[3]  expiresAt (ms)
 -- ARGV[4]  createdAt (ms)  ARGV[5]  now (ms)      ARGV[6]  "1" when an idempotency key was given
 -- ARGV[7]  idempotency record lifetime (ms)       ARGV[8]  expire-at for the grant keys (ms)
 --
--- Returns { created (1|0), id, grantJSON }.
+-- ARGV[9]  the credit type (kept in the idempotency record)
+--
+-- Returns { created (1|0), grantJSON }: a replayed key answers with the grant
+-- exactly as the first call did (the original response), whatever the replay asked.
 
 if ARGV[6] == '1' then
-  local existing = redis.call('GET', KEYS[4])
-  if existing then
-    return { 0, existing, redis.call('HGET', KEYS[2], existing) or '' }
-  end
+  local first = redis.call('GET', KEYS[4])
+  if first then return { 0, first } end
 end
 
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
@@ -35,12 +36,13 @@ local function extend(key)
 end
 extend(KEYS[2])
 extend(KEYS[3])
+local answer = cjson.encode({ id = ARGV[1], t = ARGV[9], a = tonumber(ARGV[2]), u = 0, x = tonumber(ARGV[3]), c = tonumber(ARGV[4]) })
 if ARGV[6] == '1' then
-  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[7])
+  redis.call('SET', KEYS[4], answer, 'PX', ARGV[7])
   redis.call('SADD', KEYS[1], KEYS[4])
 end
 local idx = redis.call('PEXPIRETIME', KEYS[1])
 if idx > 0 and idx < tonumber(ARGV[8]) then redis.call('PEXPIREAT', KEYS[1], ARGV[8]) end
 if idx == -2 then redis.call('PEXPIREAT', KEYS[1], ARGV[8]) end
 
-return { 1, ARGV[1], grant }
+return { 1, answer }

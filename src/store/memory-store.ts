@@ -44,7 +44,8 @@ interface AccountState {
   grants: Map<string, Map<string, GrantData>>;
   /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
   alerted: Map<string, Expiring<Set<number | 'empty'>>>;
-  topUpKeys: Map<string, Expiring<string>>;
+  /** Top-up idempotency key -> the grant as first answered. */
+  topUpKeys: Map<string, Expiring<Grant>>;
   requestKeys: Map<string, Expiring<'pending' | 'done'>>;
   events: AlertEvent[];
 }
@@ -195,18 +196,17 @@ export class MemoryStore implements CreditStore {
     const byType = state.grants.get(grant.creditType) ?? new Map<string, GrantData>();
     if (options.idempotencyKey !== undefined) {
       const seen = state.topUpKeys.get(options.idempotencyKey);
-      if (live(seen, clock)) {
-        const first = byType.get(seen.value);
-        return { created: false, grant: first ? toGrant(seen.value, grant.creditType, first) : { ...grant, used: 0 } };
-      }
+      // The original answer, whatever the replay asked for.
+      if (live(seen, clock)) return { created: false, grant: { ...seen.value } };
     }
     for (const [id, g] of byType) if (g.expiresAt <= options.now) byType.delete(id);
     byType.set(grant.id, { amount: grant.amount, used: 0, expiresAt: grant.expiresAt, createdAt: grant.createdAt });
     state.grants.set(grant.creditType, byType);
+    const answer: Grant = { ...grant, used: 0 };
     if (options.idempotencyKey !== undefined) {
-      state.topUpKeys.set(options.idempotencyKey, { value: grant.id, expireAt: clock + options.idempotencyTtlMs });
+      state.topUpKeys.set(options.idempotencyKey, { value: answer, expireAt: clock + options.idempotencyTtlMs });
     }
-    return { created: true, grant: { ...grant, used: 0 } };
+    return { created: true, grant: { ...answer } };
   }
 
   async getAccount(account: string): Promise<AccountRecord | null> {

@@ -203,11 +203,11 @@ export class RedisStore implements CreditStore {
       options.idempotencyKey === undefined ? '0' : '1',
       options.idempotencyTtlMs,
       grant.expiresAt + GRANT_GRACE_MS,
+      grant.creditType,
     ];
-    const [created, id, raw] = await this.call('topup', () => this.commands.creditgateTopup(keys.length, ...keys, ...args));
-    // A replayed key whose grant has since been pruned still answers with the grant it made.
-    const stored = raw ? toGrant(String(id), grant.creditType, String(raw)) : { ...grant, id: String(id), used: 0 };
-    return { created: created === 1, grant: stored };
+    const [created, raw] = await this.call('topup', () => this.commands.creditgateTopup(keys.length, ...keys, ...args));
+    const answer = JSON.parse(String(raw)) as StoredGrant & { id: string; t: string };
+    return { created: created === 1, grant: toGrant(answer.id, answer.t, JSON.stringify(answer)) };
   }
 
   async getAccount(account: string): Promise<AccountRecord | null> {

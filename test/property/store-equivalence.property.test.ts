@@ -1,0 +1,118 @@
+// RedisStore ≡ MemoryStore: random sequences of charges (multi-pool, shadow,
+// holds, idempotency keys), refunds (full and partial), top-ups, releases,
+// completions and clock moves give the same outcomes and the same usage on
+// both. A failure prints the seed and the shortest sequence that shows it.
+
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { splitRefund } from '../../src/engine/refund-split.js';
+import type { ChargeOutcome, CreditStore, PoolCharge } from '../../src/store/credit-store.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { RedisStore } from '../../src/store/redis-store.js';
+import { redisUrl } from '../helpers/test-redis.js';
+
+const TYPES = ['a', 'b'] as const;
+const poolArb = fc.record({
+  type: fc.constantFrom(...TYPES),
+  amount: fc.integer({ min: 0, max: 30 }),
+  limit: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null, freq: 5 }),
+  shadow: fc.boolean(),
+  hold: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
+  cycle: fc.constantFrom(0, 1),
+});
+const opArb = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('charge' as const), pools: fc.uniqueArray(poolArb, { minLength: 1, maxLength: 2, selector: (p) => p.type }), idem: fc.option(fc.constantFrom('k1', 'k2'), { nil: undefined }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), which: fc.nat(), part: fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('topup' as const), type: fc.constantFrom(...TYPES), amount: fc.integer({ min: 1, max: 20 }), expiresIn: fc.integer({ min: 1, max: 120 }), idem: fc.option(fc.constantFrom('g1', 'g2'), { nil: undefined }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('capacity' as const), release: fc.boolean(), amount: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('complete' as const), which: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 60 }) }) },
+);
+
+const stores: CreditStore[] = [];
+afterAll(async () => {
+  for (const s of stores) await s.close();
+});
+
+type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
+
+async function runOn(store: CreditStore, ops: Op[], t0: number) {
+  const account = 'acct';
+  let now = t0;
+  const expireAt = Date.now() + 3_600_000;
+  const charges: { outcome: ChargeOutcome; pools: PoolCharge[]; idem?: string }[] = [];
+  const trace: unknown[] = [];
+  for (const [i, op] of ops.entries()) {
+    if (op.kind === 'tick') {
+      now += op.ms;
+    } else if (op.kind === 'charge') {
+      const pools: PoolCharge[] = op.pools.map((p) => ({
+        creditType: p.type,
+        op: 'charge',
+        amount: p.amount,
+        limit: p.limit,
+        cycleStart: 1_000_000 * (p.cycle + 1),
+        expireAt,
+        extras: true,
+        shadow: p.shadow,
+        ...(p.hold !== undefined ? { minAmount: Math.min(p.hold, p.amount) } : {}),
+      }));
+      const outcome = await store.charge(account, pools, {
+        now,
+        thresholds: [0.5, 1],
+        ...(op.idem ? { idempotency: { key: op.idem, pendingTtlMs: 3_600_000 } } : {}),
+      });
+      if (outcome.ok) charges.push({ outcome, pools, ...(op.idem ? { idem: op.idem } : {}) });
+      trace.push(outcome);
+    } else if (op.kind === 'refund') {
+      const c = charges[op.which % Math.max(1, charges.length)];
+      if (!c) continue;
+      const lines = c.outcome.pools.map((p, j) => {
+        const line = { creditType: p.creditType, cycleStart: c.pools[j]!.cycleStart, planDelta: p.planDelta, draws: p.draws };
+        return op.part === undefined ? line : splitRefund(line, Math.min(op.part, p.charged));
+      });
+      await store.refund(account, lines, op.part === undefined && c.idem ? { idempotencyKey: c.idem } : {});
+    } else if (op.kind === 'topup') {
+      const r = await store.addGrant(
+        account,
+        { id: `g${i}`, creditType: op.type, amount: op.amount, expiresAt: now + op.expiresIn, createdAt: now },
+        { now, idempotencyTtlMs: 3_600_000, ...(op.idem ? { idempotencyKey: op.idem } : {}) },
+      );
+      trace.push(r);
+    } else if (op.kind === 'capacity') {
+      trace.push(
+        await store.charge(account, [{ creditType: 'cap', op: op.release ? 'release' : 'charge', amount: op.amount, limit: 4, cycleStart: 0, expireAt: 0, extras: false }], { now, thresholds: [] }),
+      );
+    } else if (op.kind === 'complete') {
+      const c = charges[op.which % Math.max(1, charges.length)];
+      if (c?.idem) await store.completeIdempotency(account, c.idem, 3_600_000);
+    }
+  }
+  const usage = await store.usage(
+    account,
+    [...TYPES.flatMap((t) => [1, 2].map((c) => ({ creditType: t, cycleStart: 1_000_000 * c }))), { creditType: 'cap', cycleStart: 0 }],
+    now,
+  );
+  return { trace, usage };
+}
+
+describe('RedisStore ≡ MemoryStore (property-based)', () => {
+  it('the same operations give the same outcomes and the same final usage', async () => {
+    const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
+    // eslint-disable-next-line no-console
+    console.log(`store equivalence: FC_SEED=${seed}`);
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), async (ops) => {
+        const memory = new MemoryStore();
+        const redis = new RedisStore({ url: redisUrl(), prefix: `cgprop:${randomUUID().slice(0, 8)}`, timeoutMs: 5000 });
+        stores.push(memory, redis);
+        const t0 = Date.now();
+        const [m, r] = [await runOn(memory, ops, t0), await runOn(redis, ops, t0)];
+        expect(r.trace).toEqual(m.trace);
+        expect(r.usage).toEqual(m.usage);
+      }),
+      { numRuns: 60, seed },
+    );
+  });
+});
