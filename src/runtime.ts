@@ -41,9 +41,10 @@ export interface Runtime {
 }
 
 export function checkSecrets(config: CompiledConfig): void {
-  const missing = missingSecretEnv([config.alerts.webhook?.secret]);
+  const refs = [config.alerts.webhook?.secret, config.identity.trustedHopSecret, config.identity.jwt?.secret];
+  const missing = missingSecretEnv(refs);
   if (missing.length > 0) {
-    throw new Error(`alerts.webhook.secret refers to ${missing.map((m) => `$${m}`).join(', ')}, which is not set`);
+    throw new Error(`the config refers to ${missing.map((m) => `$${m}`).join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} not set`);
   }
 }
 

@@ -76,6 +76,14 @@ export interface CompiledConfig {
   /** The routes in file order, for summaries. */
   readonly routeList: readonly RouteDef[];
   readonly identityHeader: string;
+  readonly identity: {
+    /** env:NAME or literal; required from the trusted hop in header mode. */
+    readonly trustedHopSecret?: string | undefined;
+    readonly trustedHopHeader: string;
+    readonly jwt?: ParsedConfig['identity']['jwt'];
+  };
+  /** Request headers never forwarded upstream (the trusted-hop secret). */
+  readonly dropHeaders: readonly string[];
   readonly unmatched: 'pass' | 'reject';
   readonly maxBodyBytes: number;
   readonly storeTimeoutMs: number;
@@ -171,6 +179,16 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     ),
     routeList: routeDefs,
     identityHeader: parsed.identity.header.toLowerCase(),
+    identity: {
+      trustedHopSecret: parsed.identity.trustedHopSecret,
+      trustedHopHeader: parsed.identity.trustedHopHeader.toLowerCase(),
+      jwt: parsed.identity.jwt ? { ...parsed.identity.jwt, header: parsed.identity.jwt.header.toLowerCase() } : undefined,
+    },
+    // The hop secret stays on its hop; with tokens, the account header is creditgate's to set.
+    dropHeaders: [
+      ...(parsed.identity.trustedHopSecret ? [parsed.identity.trustedHopHeader.toLowerCase()] : []),
+      ...(parsed.identity.jwt ? [parsed.identity.header.toLowerCase()] : []),
+    ],
     unmatched: parsed.unmatched,
     maxBodyBytes: parsed.limits.maxBodyBytes,
     storeTimeoutMs: parsed.store.timeoutMs,

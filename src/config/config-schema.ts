@@ -185,18 +185,66 @@ const alerts = z.strictObject({
   queueSize: z.number().int().min(1).default(10_000).describe('Deliveries waiting at most; beyond it the oldest are dropped.'),
 });
 
+const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'] as const;
+
+const jwtIdentity = z
+  .strictObject({
+    issuer: z.string().min(1).describe('Expected iss.'),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).describe('Expected aud.'),
+    jwksUrl: z.url().optional().describe('JWKS endpoint (https, or http on a loopback host); cached, refreshed on an unknown kid.'),
+    publicKey: z.string().optional().describe('A PEM public key (SPKI) or certificate.'),
+    secret: secretRef.optional().describe('HMAC secret for HS* tokens (env:NAME).'),
+    algorithms: z.array(z.enum(JWT_ALGORITHMS, { error: `expected one of ${JWT_ALGORITHMS.join(', ')} (never "none")` })).min(1),
+    accountClaim: z.string().min(1).default('sub').describe('The claim whose value is the account id.'),
+    planClaim: z.string().min(1).optional().describe('A claim naming the plan: the plan comes from the token, not from an account record.'),
+    header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').default('authorization').describe('Header carrying "Bearer <token>".'),
+    clockSkewSeconds: z.number().int().min(0).max(600).default(30).describe('Tolerance on exp and nbf.'),
+  })
+  .superRefine((jwt, ctx) => {
+    const sources = (['jwksUrl', 'publicKey', 'secret'] as const).filter((k) => jwt[k] !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of jwksUrl, publicKey or secret' });
+      return;
+    }
+    const hmac = jwt.algorithms.filter((a) => a.startsWith('HS'));
+    const asymmetric = jwt.algorithms.filter((a) => !a.startsWith('HS'));
+    // A key used both ways is how an RS256 public key becomes an HMAC secret.
+    if (jwt.secret !== undefined && asymmetric.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `a shared secret verifies HS* only, not ${asymmetric.join(', ')}` });
+    }
+    if (jwt.secret === undefined && hmac.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `${hmac.join(', ')} need a shared secret, not a public key` });
+    }
+    if (jwt.jwksUrl !== undefined) {
+      const url = new URL(jwt.jwksUrl);
+      const loopback = ['localhost', '127.0.0.1', '[::1]', '::1'].includes(url.hostname) || url.hostname.startsWith('127.');
+      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+        ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'jwksUrl must be https (http only on a loopback host)' });
+      }
+    }
+  });
+
 const identity = z.strictObject({
   header: z
     .string()
     .regex(HEADER_NAME, 'expected an HTTP header name')
     .default('x-account-id')
     .describe('Request header carrying the account id. Must be set by a trusted hop.'),
+  trustedHopSecret: secretRef
+    .optional()
+    .describe('Header mode: require the trusted hop to prove itself with this shared secret (env:NAME).'),
+  trustedHopHeader: z
+    .string()
+    .regex(HEADER_NAME, 'expected an HTTP header name')
+    .default('x-creditgate-hop-secret')
+    .describe('The header carrying the trusted hop secret; never forwarded upstream.'),
+  jwt: jwtIdentity.optional().describe('Identify accounts by a verified JWT instead of trusting a header.'),
 });
 
 export const configSchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected version: 1' }),
-    identity: identity.default({ header: 'x-account-id' }),
+    identity: identity.default({ header: 'x-account-id', trustedHopHeader: 'x-creditgate-hop-secret' }),
     mode: mode.default('enforce'),
     enforceFrom: instant.optional().describe('Before this instant everything runs in shadow mode ("announced before enforced").'),
     defaultPlan: z

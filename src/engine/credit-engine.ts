@@ -247,11 +247,22 @@ export class CreditEngine {
     return this.config();
   }
 
+  /**
+   * The plan and billing anchor that apply. `planOverride` (a verified
+   * token's plan claim) replaces the record's plan; the anchor still comes
+   * from the record, or calendar months without one.
+   */
   async resolveAccount(
     accountId: string,
     config: CompiledConfig = this.config(),
+    planOverride?: string,
   ): Promise<ResolvedAccount | { unknown: 'account' } | { unknown: 'plan'; plan: string }> {
     const record = await this.store.getAccount(accountId);
+    if (planOverride !== undefined) {
+      const plan = config.plans.get(planOverride);
+      if (!plan) return { unknown: 'plan', plan: planOverride };
+      return { id: accountId, plan, record, anchor: record ? parseAnchor(record.billingAnchor) : CALENDAR_MONTH };
+    }
     if (record) {
       const plan = config.plans.get(record.plan);
       if (!plan) return { unknown: 'plan', plan: record.plan };
@@ -269,7 +280,7 @@ export class CreditEngine {
   async charge(
     accountId: string,
     costs: readonly CostLine[],
-    options: { readonly config?: CompiledConfig; readonly route?: RouteDef; readonly idempotencyKey?: string } = {},
+    options: { readonly config?: CompiledConfig; readonly route?: RouteDef; readonly idempotencyKey?: string; readonly plan?: string } = {},
   ): Promise<ChargeDecision> {
     const config = options.config ?? this.config();
     try {
@@ -284,9 +295,9 @@ export class CreditEngine {
     accountId: string,
     costs: readonly CostLine[],
     config: CompiledConfig,
-    options: { readonly route?: RouteDef; readonly idempotencyKey?: string },
+    options: { readonly route?: RouteDef; readonly idempotencyKey?: string; readonly plan?: string },
   ): Promise<ChargeDecision> {
-    const resolved = await this.guarded(() => this.resolveAccount(accountId, config));
+    const resolved = await this.guarded(() => this.resolveAccount(accountId, config, options.plan));
     if ('unknown' in resolved) {
       return resolved.unknown === 'account'
         ? { allowed: false, reason: 'unknown-account', accountId }

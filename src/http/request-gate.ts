@@ -4,15 +4,16 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
-import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
 import { evaluateCost, type CostInputs } from '../domain/cost-rules.js';
+import { METHOD_OVERRIDE_HEADERS, normalizePath } from '../domain/normalize-path.js';
 import { refundReason, type UpstreamResult } from '../domain/refund-policy.js';
 import { settledAmount } from '../domain/settle-rule.js';
 import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, CreditEngine, PoolStatus } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
-import { NO_CREDIT_TYPE, type Outcome } from '../observability/metrics.js';
+import { NO_CREDIT_TYPE, UNMATCHED_ROUTE, type Outcome } from '../observability/metrics.js';
 import { StoreError } from '../store/credit-store.js';
 import type { BurstLimiter } from './burst-limiter.js';
+import { IdentityVerifier } from './identity.js';
 import type { BodyRead } from './json-body.js';
 import { problem, type Problem } from './problem-details.js';
 import { rateLimitHeaders, secondsUntil } from './ratelimit-headers.js';
@@ -29,7 +30,7 @@ export interface GateRequest {
 }
 
 export type GateOutcome =
-  | { readonly kind: 'pass'; readonly config: CompiledConfig }
+  | { readonly kind: 'pass'; readonly config: CompiledConfig; readonly forwardUrl: string }
   | { readonly kind: 'refuse'; readonly config: CompiledConfig; readonly problem: Problem; readonly route?: RouteDef }
   | AllowOutcome;
 
@@ -37,6 +38,8 @@ export interface AllowOutcome {
   readonly kind: 'allow';
   readonly config: CompiledConfig;
   readonly route: RouteDef;
+  /** The normalised path and the query: what the upstream receives. */
+  readonly forwardUrl: string;
   readonly accountId: string;
   readonly requestId: string;
   readonly pools: readonly PoolStatus[];
@@ -52,19 +55,42 @@ export interface AllowOutcome {
 
 /** Header telling the upstream what a held pool may use: `voice_minutes=15`. */
 export const RESERVED_HEADER = 'creditgate-reserved';
+/** Header telling the upstream what this request was charged: `ai_tasks=25, database=1`. */
+export const CHARGED_HEADER = 'creditgate-charged';
 
 /** Where decisions are counted (the Prometheus metrics, in practice). */
 export interface GateObserver {
   decision(route: string, creditType: string, outcome: Outcome): void;
 }
 
-export function splitUrl(url: string): { pathname: string; query: URLSearchParams } {
+export function splitUrl(url: string): { pathname: string; search: string; query: URLSearchParams } {
   const hash = url.indexOf('#');
   const clean = hash === -1 ? url : url.slice(0, hash);
   const q = clean.indexOf('?');
   return q === -1
-    ? { pathname: clean, query: new URLSearchParams() }
-    : { pathname: clean.slice(0, q), query: new URLSearchParams(clean.slice(q + 1)) };
+    ? { pathname: clean, search: '', query: new URLSearchParams() }
+    : { pathname: clean.slice(0, q), search: clean.slice(q), query: new URLSearchParams(clean.slice(q + 1)) };
+}
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * The methods a request may be handled as: its own, and the one a
+ * method-override header names (frameworks that honour X-HTTP-Method-Override
+ * run that handler). null when an override is malformed or ambiguous.
+ */
+function candidateMethods(method: string, headers: IncomingHttpHeaders): string[] | null {
+  const overrides = new Set<string>();
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    for (const m of (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(','))) overrides.add(m.trim().toUpperCase());
+  }
+  if (overrides.size === 0) return [method];
+  if (overrides.size > 1) return null;
+  const [override] = overrides;
+  if (!KNOWN_METHODS.has(override!)) return null;
+  return override === method ? [method] : [override!, method];
 }
 
 const OUTCOME_OF_PROBLEM: Partial<Record<Problem['type'], Outcome>> = {
@@ -72,6 +98,9 @@ const OUTCOME_OF_PROBLEM: Partial<Record<Problem['type'], Outcome>> = {
   'invalid-account-id': 'bad_request',
   'invalid-cost': 'bad_request',
   'invalid-body': 'bad_request',
+  'invalid-path': 'bad_request',
+  'invalid-identity': 'unauthenticated',
+  'identity-unavailable': 'unauthenticated',
   'body-too-large': 'bad_request',
   'unsupported-media-type': 'bad_request',
   'unknown-account': 'unknown_account',
@@ -92,6 +121,16 @@ export class RequestGate {
   private readonly observer: GateObserver | undefined;
   private readonly burst: BurstLimiter | undefined;
   private readonly now: () => number;
+  private readonly verifiers = new WeakMap<CompiledConfig, IdentityVerifier>();
+
+  private verifierFor(config: CompiledConfig): IdentityVerifier {
+    let v = this.verifiers.get(config);
+    if (!v) {
+      v = new IdentityVerifier(config);
+      this.verifiers.set(config, v);
+    }
+    return v;
+  }
 
   constructor(
     readonly engine: CreditEngine,
@@ -106,13 +145,30 @@ export class RequestGate {
   async evaluate(req: GateRequest): Promise<GateOutcome> {
     // One config snapshot per request: a reload mid-request does not split it.
     const config = this.engine.currentConfig();
-    const { pathname, query } = splitUrl(req.url);
-    const matched = config.routes.match(req.method, pathname);
+    const { pathname: rawPath, search, query } = splitUrl(req.url);
+    const normalized = normalizePath(rawPath);
+    if (!normalized.ok) {
+      this.observer?.decision(UNMATCHED_ROUTE, NO_CREDIT_TYPE, 'bad_request');
+      this.logger.info({ requestId: req.requestId, outcome: 'bad_request', reason: normalized.reason }, 'path refused');
+      return { kind: 'refuse', config, problem: problem('invalid-path', normalized.reason) };
+    }
+    const pathname = normalized.path;
+    const forwardUrl = pathname + search;
+    const methods = candidateMethods(req.method.toUpperCase(), req.headers);
+    if (!methods) {
+      this.observer?.decision(UNMATCHED_ROUTE, NO_CREDIT_TYPE, 'bad_request');
+      return { kind: 'refuse', config, problem: problem('invalid-request', 'method-override headers disagree or name an unknown method') };
+    }
+    let matched = null;
+    for (const m of methods) {
+      matched = config.routes.match(m, pathname);
+      if (matched) break;
+    }
     if (!matched) {
       if (config.unmatched === 'reject') {
         return { kind: 'refuse', config, problem: problem('route-not-found', `no route matches ${req.method} ${pathname}`) };
       }
-      return { kind: 'pass', config };
+      return { kind: 'pass', config, forwardUrl };
     }
     const route = matched.route;
     // Request-level refusals: counted once, logged once.
@@ -124,14 +180,9 @@ export class RequestGate {
       return { kind: 'refuse', config, problem: p, route };
     };
 
-    const identity = req.headers[config.identityHeader];
-    const accountId = Array.isArray(identity) ? undefined : identity;
-    if (accountId === undefined || accountId === '') {
-      return refuse(problem('unauthenticated', `send the account id in the ${config.identityHeader} header`));
-    }
-    if (!isValidAccountId(accountId)) {
-      return refuse(problem('invalid-account-id', `account ids are ${ACCOUNT_ID_RULE}`));
-    }
+    const identity = await this.verifierFor(config).identify(req.headers);
+    if (!identity.ok) return refuse(identity.problem);
+    const accountId = identity.account;
 
     if (route.rateLimit && this.burst) {
       const burst = await this.burst.consume(route.name, route.rateLimit, accountId);
@@ -181,7 +232,12 @@ export class RequestGate {
 
     let decision: ChargeDecision;
     try {
-      decision = await this.engine.charge(accountId, costs, { config, route, ...(idempotencyKey ? { idempotencyKey } : {}) });
+      decision = await this.engine.charge(accountId, costs, {
+        config,
+        route,
+        ...(idempotencyKey ? { idempotencyKey } : {}),
+        ...(identity.plan !== undefined ? { plan: identity.plan } : {}),
+      });
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
       return refuse(problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } }), {
@@ -203,11 +259,12 @@ export class RequestGate {
         kind: 'allow',
         config,
         route,
+        forwardUrl,
         accountId,
         requestId: req.requestId,
         pools: [],
         headers: { 'idempotent-replayed': 'true' },
-        upstreamHeaders: {},
+        upstreamHeaders: config.identity.jwt ? { [config.identityHeader]: accountId } : {},
         ...(body ? { body } : {}),
       };
     }
@@ -228,15 +285,22 @@ export class RequestGate {
         this.logger.debug({ requestId: req.requestId, route: route.name, outcome: 'allowed', pools: decision.pools.map((p) => ({ creditType: p.creditType, required: p.required, remaining: p.remaining })) }, 'decision');
       }
       const held = decision.receipt.lines.filter((l) => l.settle);
+      const charged = decision.receipt.lines.filter((l) => l.op === 'charge');
+      const upstreamHeaders: Record<string, string> = {};
+      // With a verified token, the upstream learns the account from creditgate, not from the client.
+      if (config.identity.jwt) upstreamHeaders[config.identityHeader] = accountId;
+      if (held.length > 0) upstreamHeaders[RESERVED_HEADER] = held.map((l) => `${l.creditType}=${l.charged}`).join(', ');
+      if (charged.length > 0) upstreamHeaders[CHARGED_HEADER] = charged.map((l) => `${l.creditType}=${l.charged}`).join(', ');
       return {
         kind: 'allow',
         config,
         route,
+        forwardUrl,
         accountId,
         requestId: req.requestId,
         pools: decision.pools,
         headers: rateLimitHeaders(decision.pools.filter((p) => p.op === 'charge'), this.now()),
-        upstreamHeaders: held.length > 0 ? { [RESERVED_HEADER]: held.map((l) => `${l.creditType}=${l.charged}`).join(', ') } : {},
+        upstreamHeaders,
         receipt: decision.receipt,
         ...(body ? { body } : {}),
       };

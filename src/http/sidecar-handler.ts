@@ -36,8 +36,10 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
       switch (outcome.kind) {
         case 'pass':
           forwarder.forward(req, res, {
+            path: outcome.forwardUrl,
             problemBaseUrl: outcome.config.problemBaseUrl,
             timeoutMs: outcome.config.upstreamTimeoutMs,
+            dropHeaders: outcome.config.dropHeaders,
             ...(onUpstream ? { onUpstream } : {}),
           });
           return;
@@ -51,8 +53,10 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
         case 'allow':
           routeLabel = outcome.route.name;
           forwarder.forward(req, res, {
+            path: outcome.forwardUrl,
             problemBaseUrl: outcome.config.problemBaseUrl,
             timeoutMs: outcome.config.upstreamTimeoutMs,
+            dropHeaders: outcome.config.dropHeaders,
             responseHeaders: outcome.headers,
             upstreamHeaders: outcome.upstreamHeaders,
             beforeRespond: (result, headers) => gate.finish(outcome, result, headers),

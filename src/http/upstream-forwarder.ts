@@ -35,7 +35,17 @@ function withoutHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHe
   return out;
 }
 
+/** creditgate-* request headers are creditgate's to set: a client's are dropped, never trusted upstream. */
+function withoutOwnHeaders(headers: http.OutgoingHttpHeaders): http.OutgoingHttpHeaders {
+  for (const name of Object.keys(headers)) if (name.startsWith('creditgate-')) delete headers[name];
+  return headers;
+}
+
 export interface ForwardOptions {
+  /** The request target to send: the normalised path and the query. */
+  readonly path: string;
+  /** Request headers to drop before forwarding (the trusted-hop secret…). */
+  readonly dropHeaders?: readonly string[];
   /** Response headers to add (RateLimit…), when there is no `beforeRespond`. */
   readonly responseHeaders?: Readonly<Record<string, string>>;
   /** Request headers to add for the upstream (creditgate-reserved…). */
@@ -70,7 +80,8 @@ export class UpstreamForwarder {
   }
 
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
-    const headers = withoutHopByHop(req.headers);
+    const headers = withoutOwnHeaders(withoutHopByHop(req.headers));
+    for (const name of options.dropHeaders ?? []) delete headers[name];
     const peer = req.socket.remoteAddress;
     if (peer) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${req.headers['x-forwarded-for']}, ${peer}` : peer;
     headers['x-forwarded-proto'] ??= 'encrypted' in req.socket ? 'https' : 'http';
@@ -85,7 +96,7 @@ export class UpstreamForwarder {
       hostname: this.upstream.hostname,
       port: this.upstream.port,
       method: req.method,
-      path: this.basePath + (req.url ?? '/'),
+      path: this.basePath + options.path,
       headers,
       agent: this.agent,
     });
