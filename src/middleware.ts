@@ -57,9 +57,9 @@ export interface CreditGateMiddleware extends RequestHandler {
 // If a body parser already ran, its result is used; otherwise the body is
 // read here and left in req.body, and body parsers that run later see a
 // finished stream and keep it.
-async function expressBody(req: Request, limit: number): Promise<BodyRead> {
+async function expressBody(req: Request, limit: number, depth: number): Promise<BodyRead> {
   if (req.body !== undefined || req.readableEnded) return { ok: true, raw: Buffer.alloc(0), value: req.body };
-  const read = await readJsonBody(req, req.headers, limit);
+  const read = await readJsonBody(req, req.headers, limit, depth);
   if (read.ok) req.body = read.value;
   return read;
 }
@@ -83,8 +83,10 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
   const handler = (req: Request, res: Response, next: NextFunction): void => {
     const requestId = requestIdOf(req.headers);
     gate
-      .evaluate({ method: req.method, url: req.originalUrl, headers: req.headers, requestId, readBody: (limit) => expressBody(req, limit) })
+      .evaluate({ method: req.method, url: req.originalUrl, headers: req.headers, requestId, readBody: (limit, depth) => expressBody(req, limit, depth) })
       .then((outcome) => {
+        // Downstream routing sees the path that was matched (and charged).
+        if (outcome.kind !== 'refuse' && req.url === req.originalUrl) req.url = outcome.forwardUrl;
         if (outcome.kind === 'pass') {
           next();
         } else if (outcome.kind === 'refuse') {

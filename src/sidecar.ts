@@ -9,6 +9,7 @@ import { ConfigReloader, type ReloadResult } from './config/config-reloader.js';
 import type { CreditEngine } from './engine/credit-engine.js';
 import { AdminToken } from './http/admin-auth.js';
 import { createAdminApp } from './http/admin-api.js';
+import { problem, problemBody } from './http/problem-details.js';
 import { RequestGate } from './http/request-gate.js';
 import { createSidecarHandler } from './http/sidecar-handler.js';
 import { UpstreamForwarder } from './http/upstream-forwarder.js';
@@ -110,6 +111,21 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
 
   const handler = createSidecarHandler(gate, forwarder, logger, metrics);
   const proxy = http.createServer((req, res) => void handler(req, res));
+  // Requests Node's parser refuses (Content-Length with Transfer-Encoding,
+  // conflicting Content-Lengths, bad framing) never reach the gate or the
+  // upstream: answer 400 problem+json and close.
+  proxy.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(
+      problemBody(problem('invalid-request', `malformed HTTP request (${err.code ?? 'parse error'})`), reloader.current().problemBaseUrl),
+    );
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  });
   const admin = http.createServer(createAdminApp({ engine, token: new AdminToken(options.adminToken), logger, metrics }));
   const port = await listen(proxy, options.port ?? 8080, options.host);
   const adminPort = await listen(admin, options.adminPort ?? 9090, options.host);

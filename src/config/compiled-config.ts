@@ -86,6 +86,7 @@ export interface CompiledConfig {
   readonly dropHeaders: readonly string[];
   readonly unmatched: 'pass' | 'reject';
   readonly maxBodyBytes: number;
+  readonly maxJsonDepth: number;
   readonly storeTimeoutMs: number;
   readonly problemBaseUrl: string;
   readonly alerts: AlertsConfig;
@@ -110,7 +111,7 @@ export function quotaOf(plan: PlanDef, creditType: string): Quota {
   return q === undefined ? 0 : q;
 }
 
-function toCostRule(spec: ParsedCostSpec): CostRule {
+function toCostRule(spec: ParsedCostSpec, maxCost: number): CostRule {
   if (typeof spec === 'number') return { source: { from: 'fixed', amount: spec }, min: spec, max: spec };
   const source =
     spec.body !== undefined
@@ -122,7 +123,7 @@ function toCostRule(spec: ParsedCostSpec): CostRule {
           : spec.reserve !== undefined
             ? ({ from: 'fixed', amount: spec.reserve } as const)
             : ({ from: 'query', name: spec.query! } as const);
-  return { source, default: spec.default, min: spec.min, max: spec.max, settle: spec.settle, minReserve: spec.settle ? (spec.minReserve ?? 1) : undefined };
+  return { source, default: spec.default, min: spec.min, max: spec.max ?? maxCost, settle: spec.settle, minReserve: spec.settle ? (spec.minReserve ?? 1) : undefined };
 }
 
 export function compileConfig(parsed: ParsedConfig): CompiledConfig {
@@ -150,9 +151,10 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     ]),
   );
   const routeDefs: RouteDef[] = parsed.routes.map((r) => {
+    const maxCost = r.maxCost ?? parsed.limits.maxCost;
     const charges: RouteCharge[] = [
-      ...Object.entries(r.charge).map(([creditType, spec]) => ({ creditType, op: 'charge' as const, rule: toCostRule(spec) })),
-      ...Object.entries(r.release).map(([creditType, spec]) => ({ creditType, op: 'release' as const, rule: toCostRule(spec) })),
+      ...Object.entries(r.charge).map(([creditType, spec]) => ({ creditType, op: 'charge' as const, rule: toCostRule(spec, maxCost) })),
+      ...Object.entries(r.release).map(([creditType, spec]) => ({ creditType, op: 'release' as const, rule: toCostRule(spec, maxCost) })),
     ];
     const methods = Array.isArray(r.method) ? r.method : r.method;
     return {
@@ -191,6 +193,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     ],
     unmatched: parsed.unmatched,
     maxBodyBytes: parsed.limits.maxBodyBytes,
+    maxJsonDepth: parsed.limits.maxJsonDepth,
     storeTimeoutMs: parsed.store.timeoutMs,
     problemBaseUrl: parsed.problems.baseUrl.endsWith('/') ? parsed.problems.baseUrl : `${parsed.problems.baseUrl}/`,
     alerts: { ...parsed.alerts, thresholds: [...parsed.alerts.thresholds].sort((a, b) => a - b) },

@@ -80,8 +80,8 @@ const costRule = z
       .int()
       .min(1)
       .max(Number.MAX_SAFE_INTEGER)
-      .default(DEFAULT_MAX_COST)
-      .describe('Largest accepted cost (else 400).'),
+      .optional()
+      .describe("Largest accepted cost (else 400); default: the route's maxCost, else limits.maxCost."),
   })
   .superRefine((rule, ctx) => {
     const sources = (['body', 'bodyLength', 'header', 'query', 'reserve'] as const).filter((k) => rule[k] !== undefined);
@@ -100,7 +100,7 @@ const costRule = z
     if (rule.minReserve !== undefined && rule.settle === undefined) {
       ctx.addIssue({ code: 'custom', path: ['minReserve'], message: 'minReserve applies to a held cost: add settle' });
     }
-    if (rule.min > rule.max) ctx.addIssue({ code: 'custom', path: ['min'], message: 'min is above max' });
+    if (rule.max !== undefined && rule.min > rule.max) ctx.addIssue({ code: 'custom', path: ['min'], message: 'min is above max' });
   });
 
 export const COST_SPEC_MESSAGE = 'expected a number or a cost rule';
@@ -130,6 +130,7 @@ const route = z.strictObject({
     .startsWith('/', 'a route path starts with /')
     .describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
   mode: mode.optional().describe('Overrides the global mode for this route.'),
+  maxCost: z.number().int().min(1).optional().describe('Largest cost any rule of this route accepts (default limits.maxCost).'),
   refundOn: refundOn.optional().describe('Overrides upstream.refundOn for this route.'),
   chargeWhen: z
     .strictObject({ status: z.array(z.number().int().min(100).max(599)).min(1) })
@@ -268,8 +269,16 @@ export const configSchema = z
           .min(1)
           .default(DEFAULT_MAX_BODY_BYTES)
           .describe('Largest body read on a route whose cost comes from the body (else 413).'),
+        maxJsonDepth: z.number().int().min(1).max(1000).default(32).describe('Deepest JSON nesting accepted in such a body (else 400).'),
+        maxCost: z
+          .number()
+          .int()
+          .min(1)
+          .max(Number.MAX_SAFE_INTEGER)
+          .default(DEFAULT_MAX_COST)
+          .describe('Largest cost one rule accepts unless the route or rule says otherwise (else 400).'),
       })
-      .default({ maxBodyBytes: DEFAULT_MAX_BODY_BYTES }),
+      .default({ maxBodyBytes: DEFAULT_MAX_BODY_BYTES, maxJsonDepth: 32, maxCost: DEFAULT_MAX_COST }),
     store: z
       .strictObject({
         timeoutMs: z.number().int().min(1).max(60_000).default(50).describe('Timeout of each store call.'),

@@ -18,16 +18,40 @@ export function jsonContentTypeProblem(headers: IncomingHttpHeaders): Problem | 
   return problem('unsupported-media-type', `this route reads its cost from a JSON body; got content-type ${type}`);
 }
 
-export function parseJsonBody(raw: Buffer): BodyRead {
+/**
+ * How deeply a JSON text nests, found by scanning (outside strings) before
+ * parsing, so that a hostile body is refused without building it.
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i += 1;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth -= 1;
+  }
+  return max;
+}
+
+export function parseJsonBody(raw: Buffer, maxDepth = 32): BodyRead {
   if (raw.length === 0) return { ok: true, raw, value: undefined };
+  const text = raw.toString('utf8');
+  if (jsonDepth(text) > maxDepth) {
+    return { ok: false, problem: problem('invalid-body', `request body nests deeper than ${maxDepth} levels`) };
+  }
   try {
-    return { ok: true, raw, value: JSON.parse(raw.toString('utf8')) as unknown };
+    return { ok: true, raw, value: JSON.parse(text) as unknown };
   } catch (err) {
     return { ok: false, problem: problem('invalid-body', `request body is not valid JSON: ${(err as Error).message}`) };
   }
 }
 
-export async function readJsonBody(stream: Readable, headers: IncomingHttpHeaders, limitBytes: number): Promise<BodyRead> {
+export async function readJsonBody(stream: Readable, headers: IncomingHttpHeaders, limitBytes: number, maxDepth = 32): Promise<BodyRead> {
   const typeProblem = jsonContentTypeProblem(headers);
   if (typeProblem) return { ok: false, problem: typeProblem };
   const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
@@ -40,7 +64,7 @@ export async function readJsonBody(stream: Readable, headers: IncomingHttpHeader
     if (size > limitBytes) return { ok: false, problem: tooLarge(limitBytes) };
     chunks.push(buf);
   }
-  return parseJsonBody(Buffer.concat(chunks, size));
+  return parseJsonBody(Buffer.concat(chunks, size), maxDepth);
 }
 
 function tooLarge(limitBytes: number): Problem {

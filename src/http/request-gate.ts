@@ -26,7 +26,7 @@ export interface GateRequest {
   /** For logs: propagated from x-request-id or created by the adapter. */
   readonly requestId: string;
   /** Reads the JSON body; called only for routes whose cost comes from it. */
-  readBody(limitBytes: number): Promise<BodyRead>;
+  readBody(limitBytes: number, maxDepth: number): Promise<BodyRead>;
 }
 
 export type GateOutcome =
@@ -203,7 +203,7 @@ export class RequestGate {
 
     let body: (BodyRead & { ok: true }) | undefined;
     if (route.readsBody) {
-      const read = await req.readBody(config.maxBodyBytes);
+      const read = await req.readBody(config.maxBodyBytes, config.maxJsonDepth);
       if (!read.ok) return refuse(read.problem);
       body = read;
     }

@@ -31,7 +31,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
         url: req.url ?? '/',
         headers: req.headers,
         requestId,
-        readBody: (limit) => readJsonBody(req, req.headers, limit),
+        readBody: (limit, depth) => readJsonBody(req, req.headers, limit, depth),
       });
       switch (outcome.kind) {
         case 'pass':
