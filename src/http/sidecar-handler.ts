@@ -25,6 +25,14 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           metrics.upstreamDuration.observe({ route: routeLabel, status_class: statusClass(status) }, seconds)
       : undefined;
     const baseUrl = gate.engine.currentConfig().problemBaseUrl;
+    // RFC 9112 §6.3: a request whose transfer coding does not end in chunked
+    // has no knowable length; servers disagree on it, so it is refused.
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && !/(^|,)\s*chunked\s*$/i.test(te)) {
+      res.setHeader('connection', 'close');
+      sendProblem(res, problem('invalid-request', 'Transfer-Encoding must end with chunked'), baseUrl);
+      return;
+    }
     try {
       const outcome = await gate.evaluate({
         method: req.method ?? 'GET',
