@@ -200,6 +200,12 @@ const jwtIdentity = z
     planClaim: z.string().min(1).optional().describe('A claim naming the plan: the plan comes from the token, not from an account record.'),
     header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').default('authorization').describe('Header carrying "Bearer <token>".'),
     clockSkewSeconds: z.number().int().min(0).max(600).default(30).describe('Tolerance on exp and nbf.'),
+    jwksCooldownSeconds: z
+      .number()
+      .min(0.1)
+      .max(3600)
+      .default(30)
+      .describe('An unknown kid refetches the JWKS at most once per this many seconds.'),
   })
   .superRefine((jwt, ctx) => {
     const sources = (['jwksUrl', 'publicKey', 'secret'] as const).filter((k) => jwt[k] !== undefined);

@@ -33,12 +33,17 @@ const jwksByUrl = new Map<string, JWTVerifyGetKey>();
 
 function keyResolver(jwt: JwtConfig): JWTVerifyGetKey | Uint8Array {
   if (jwt.jwksUrl !== undefined) {
-    let jwks = jwksByUrl.get(jwt.jwksUrl);
+    const id = `${jwt.jwksUrl}\u0000${jwt.jwksCooldownSeconds}`;
+    let jwks = jwksByUrl.get(id);
     if (!jwks) {
       // An unknown kid refetches the set, at most once per cooldown: a flood
       // of made-up kids cannot turn into a flood of JWKS requests.
-      jwks = createRemoteJWKSet(new URL(jwt.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
-      jwksByUrl.set(jwt.jwksUrl, jwks);
+      jwks = createRemoteJWKSet(new URL(jwt.jwksUrl), {
+        cooldownDuration: jwt.jwksCooldownSeconds * 1000,
+        cacheMaxAge: 600_000,
+        timeoutDuration: 5_000,
+      });
+      jwksByUrl.set(id, jwks);
     }
     return jwks;
   }
