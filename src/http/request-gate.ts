@@ -57,6 +57,8 @@ export interface AllowOutcome {
 export const RESERVED_HEADER = 'creditgate-reserved';
 /** Header telling the upstream what this request was charged: `ai_tasks=25, database=1`. */
 export const CHARGED_HEADER = 'creditgate-charged';
+/** Header telling the upstream that a request is an idempotent replay, charged the first time. */
+export const REPLAYED_HEADER = 'creditgate-replayed';
 
 /** Where decisions are counted (the Prometheus metrics, in practice). */
 export interface GateObserver {
@@ -264,7 +266,8 @@ export class RequestGate {
         requestId: req.requestId,
         pools: [],
         headers: { 'idempotent-replayed': 'true' },
-        upstreamHeaders: config.identity.jwt ? { [config.identityHeader]: accountId } : {},
+        // The upstream learns it is a replay of a request already charged.
+        upstreamHeaders: { [REPLAYED_HEADER]: 'true', ...(config.identity.jwt ? { [config.identityHeader]: accountId } : {}) },
         ...(body ? { body } : {}),
       };
     }
