@@ -78,6 +78,7 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
     defaultMetrics: false,
   });
   const { engine } = runtime;
+  await runtime.start();
   const gate = new RequestGate(engine, logger, { observer: runtime.metrics, burst: runtime.burst });
 
   const handler = (req: Request, res: Response, next: NextFunction): void => {

@@ -38,6 +38,8 @@ export interface Runtime {
   readonly burst: BurstLimiter;
   /** Waits (up to graceMs) for queued alerts, then closes the store if it opened it. */
   close(graceMs: number): Promise<void>;
+  /** Waits for the store connection and starts the invalidation feed. */
+  start(): Promise<void>;
 }
 
 export function checkSecrets(config: CompiledConfig): void {
@@ -94,8 +96,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     alerts,
     metrics,
     burst,
+    async start() {
+      if (raw instanceof RedisStore && !(await raw.ready())) options.logger.error('Redis is not reachable yet: following onStoreError until it is');
+      await engine.start();
+    },
     async close(graceMs) {
-      engine.close();
+      await engine.close();
       await alerts.flush(graceMs);
       alerts.close();
       if (!options.store) await raw.close();

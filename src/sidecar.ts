@@ -106,6 +106,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   });
   metrics = runtime.metrics;
   const { engine, store } = runtime;
+  await runtime.start();
   const gate = new RequestGate(engine, logger, { observer: metrics, burst: runtime.burst });
   const forwarder = new UpstreamForwarder(upstream, logger);
 

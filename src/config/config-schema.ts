@@ -296,6 +296,17 @@ export const configSchema = z
           .describe('Charges allowed during a store outage kept for replay; when full, allow-mode requests are denied.'),
       })
       .default({ timeoutMs: 50, journalSize: 100_000 }),
+    cache: z
+      .strictObject({
+        accountTtlMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(60_000)
+          .describe('How long a replica may use an account record or an empty pool from memory; changes are pushed to every replica at once (0 turns caching off).'),
+        maxAccounts: z.number().int().min(0).default(100_000).describe('Accounts remembered per replica, least recently used out first.'),
+      })
+      .default({ accountTtlMs: 60_000, maxAccounts: 100_000 }),
     upstream: z
       .strictObject({
         timeoutMs: z.number().int().min(1).default(30_000).describe('Longest wait for the upstream\'s response headers (then 504 and a refund).'),

@@ -16,6 +16,7 @@ import {
 import type { RefundReason } from '../domain/refund-policy.js';
 import { settleAgainstHold, type SettleRule } from '../domain/settle-rule.js';
 import { StoreError, type AccountRecord, type AlertEvent, type ChargedPool, type CreditStore, type Grant, type PoolCharge, type PoolState, type RefundLine } from '../store/credit-store.js';
+import { AccountStateCache } from './local-cache.js';
 import { OutageJournal } from './outage-journal.js';
 import { StoreBreaker } from './store-breaker.js';
 import { splitRefund, type ChargedLine } from './refund-split.js';
@@ -200,6 +201,10 @@ export class CreditEngine {
   private readonly observer: EngineObserver | undefined;
   private readonly breaker: StoreBreaker;
   readonly journal: OutageJournal;
+  readonly cache: AccountStateCache;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private subscribeRetry: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(options: CreditEngineOptions) {
     this.store = options.store;
@@ -208,6 +213,8 @@ export class CreditEngine {
     this.alerts = options.alerts;
     this.observer = options.observer;
     this.journal = new OutageJournal(this.config().journalSize);
+    const cacheConfig = this.config().parsed.cache;
+    this.cache = new AccountStateCache({ now: this.now, accountTtlMs: cacheConfig.accountTtlMs, maxAccounts: cacheConfig.maxAccounts });
     this.breaker = new StoreBreaker({
       probe: () => this.store.ping(),
       probeIntervalMs: options.probeIntervalMs ?? 1000,
@@ -224,9 +231,48 @@ export class CreditEngine {
     return this.breaker.isOpen;
   }
 
-  /** Stops the breaker's probes. */
-  close(): void {
+  /**
+   * Starts listening for invalidations from every replica; caching is on
+   * only while they are heard. Resolves once the first attempt is done.
+   */
+  async start(): Promise<void> {
+    if (this.config().parsed.cache.accountTtlMs === 0) return;
+    try {
+      this.unsubscribe = await this.store.subscribeInvalidations(
+        (account) => this.cache.forget(account),
+        (listening) => this.cache.setEnabled(listening),
+      );
+    } catch {
+      // Not heard, not cached: try again shortly.
+      this.subscribeRetry = setTimeout(() => void this.start(), 5000);
+      this.subscribeRetry.unref();
+    }
+  }
+
+  /** Stops the breaker's probes and the invalidation feed. */
+  async close(): Promise<void> {
+    this.closed = true;
     this.breaker.stop();
+    clearTimeout(this.subscribeRetry);
+    await this.unsubscribe?.();
+  }
+
+  /** Everything this replica remembers about the account is dropped, on every replica. */
+  private async invalidate(account: string): Promise<void> {
+    this.cache.forget(account);
+    try {
+      await this.store.publishInvalidation(account);
+    } catch {
+      // The store is down: other replicas' entries expire by their TTL.
+    }
+  }
+
+  private async accountRecord(accountId: string): Promise<AccountRecord | null> {
+    const cached = this.cache.record(accountId);
+    if (cached !== undefined) return cached;
+    const record = await this.store.getAccount(accountId);
+    this.cache.rememberRecord(accountId, record);
+    return record;
   }
 
   /** Runs a store call of a decision: a failure opens the breaker and hands over to the outage policy. */
@@ -257,7 +303,7 @@ export class CreditEngine {
     config: CompiledConfig = this.config(),
     planOverride?: string,
   ): Promise<ResolvedAccount | { unknown: 'account' } | { unknown: 'plan'; plan: string }> {
-    const record = await this.store.getAccount(accountId);
+    const record = await this.accountRecord(accountId);
     if (planOverride !== undefined) {
       const plan = config.plans.get(planOverride);
       if (!plan) return { unknown: 'plan', plan: planOverride };
@@ -334,6 +380,14 @@ export class CreditEngine {
         ...(c.hold ? { minAmount: Math.min(c.hold.minAmount, c.amount) } : {}),
       };
     });
+    // A pool this replica knows to be empty refuses without a store round trip.
+    const knownEmpty = lines
+      .map((c, i) => (c.op === 'charge' && !shadow[i] && c.amount > 0 ? this.cache.emptyPool(accountId, c.creditType, pools[i]!.cycleStart) : undefined))
+      .filter((s): s is PoolStatus => s !== undefined);
+    if (knownEmpty.length > 0) {
+      const short = knownEmpty.map((s) => ({ ...s, required: lines.find((c) => c.creditType === s.creditType && c.op === 'charge')!.amount }));
+      return { allowed: false, reason: 'exhausted', account: resolved, short };
+    }
     const idempotencyKey = options.idempotencyKey === undefined ? undefined : `${options.route?.name ?? '-'}:${options.idempotencyKey}`;
     const outcome = await this.guarded(() =>
       this.store.charge(accountId, pools, {
@@ -346,6 +400,10 @@ export class CreditEngine {
     if (outcome.duplicate) return { allowed: false, reason: 'duplicate', state: outcome.duplicate };
     // A hold that took what remained asked for less: report what was held.
     const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
+    // Remember empty pools: the next request for them is refused locally.
+    statuses.forEach((s, i) => {
+      if (s.op === 'charge' && s.remaining === 0 && s.allowance !== null && !shadow[i]) this.cache.rememberEmpty(accountId, pools[i]!.cycleStart, s);
+    });
     if (!outcome.ok) {
       return {
         allowed: false,
@@ -354,6 +412,8 @@ export class CreditEngine {
         short: statuses.filter((s) => s.op === 'charge' && s.remaining !== null && s.remaining < s.required),
       };
     }
+    // Capacity given back: pools cached as full elsewhere have room again.
+    if (outcome.pools.some((p, i) => lines[i]!.op === 'release' && p.charged > 0)) await this.invalidate(accountId);
     const shadowDenied: ShadowDenial[] = [];
     outcome.pools.forEach((p, i) => {
       const status = statuses[i]!;
@@ -521,7 +581,15 @@ export class CreditEngine {
       receipt.lines.map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws })),
       receipt.idempotencyKey === undefined ? {} : { idempotencyKey: receipt.idempotencyKey },
     );
+    await this.invalidate(receipt.account);
     for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.observer?.creditsRefunded(l.creditType, reason, l.charged);
+  }
+
+  /** Removes the account and everything stored for it, and what every replica remembers of it. */
+  async deleteAccount(accountId: string): Promise<boolean> {
+    const removed = await this.store.deleteAccount(accountId);
+    await this.invalidate(accountId);
+    return removed;
   }
 
   /**
@@ -546,7 +614,10 @@ export class CreditEngine {
       if (overage > 0) this.observer?.unbilledOverage(line.creditType, overage);
       result.set(line.creditType, { charged: charge, overage });
     }
-    if (refunds.length > 0) await this.store.refund(receipt.account, refunds);
+    if (refunds.length > 0) {
+      await this.store.refund(receipt.account, refunds);
+      await this.invalidate(receipt.account);
+    }
     return result;
   }
 
@@ -581,6 +652,7 @@ export class CreditEngine {
       updatedAt: stamp,
     };
     await this.store.putAccount(accountId, record);
+    await this.invalidate(accountId);
     // A new plan or cycle may have room again: the pools are no longer "exhausted".
     if (existing && (existing.plan !== record.plan || existing.billingAnchor !== record.billingAnchor)) {
       const cycle = cycleContaining(parseAnchor(existing.billingAnchor), this.now());
@@ -661,6 +733,7 @@ export class CreditEngine {
       { now, idempotencyTtlMs: TOPUP_IDEMPOTENCY_TTL_MS, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
     );
     if (result.created) {
+      await this.invalidate(accountId);
       this.observer?.topUpGranted(def.id, request.amount);
       await this.store.clearExhausted(accountId, def.id, cycleContaining(resolved.anchor, now).start);
     }

@@ -124,7 +124,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
 
   app.delete('/v1/accounts/:id', async (req, res) => {
     const id = accountIdParam(req);
-    if (!(await engine.store.deleteAccount(id))) throw new ProblemError(problem('not-found', 'nothing is stored for this account'));
+    if (!(await engine.deleteAccount(id))) throw new ProblemError(problem('not-found', 'nothing is stored for this account'));
     logger.info('account deleted');
     res.status(204).end();
   });

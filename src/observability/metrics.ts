@@ -55,6 +55,7 @@ export const STORE_OPERATIONS = [
   'append_events',
   'list_events',
   'exhausted',
+  'invalidate',
   'ping',
 ] as const;
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error'] as const;

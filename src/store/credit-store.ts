@@ -172,6 +172,14 @@ export interface CreditStore {
   clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void>;
   /** Accounts marked exhausted whose mark is still current, per credit type. */
   countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>>;
+  /** Tells every replica (itself included) to forget what it cached about this account. */
+  publishInvalidation(account: string): Promise<void>;
+  /**
+   * Calls `onAccount` for every invalidation published by any replica, and
+   * `onListening(false)` whenever the feed may miss some (a lost connection),
+   * `onListening(true)` once it hears again. Returns an unsubscribe.
+   */
+  subscribeInvalidations(onAccount: (account: string) => void, onListening?: (listening: boolean) => void): Promise<() => Promise<void>>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

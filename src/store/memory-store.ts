@@ -258,6 +258,18 @@ export class MemoryStore implements CreditStore {
     return counts;
   }
 
+  private readonly subscribers = new Set<(account: string) => void>();
+
+  async publishInvalidation(account: string): Promise<void> {
+    for (const fn of this.subscribers) fn(account);
+  }
+
+  async subscribeInvalidations(onAccount: (account: string) => void, onListening?: (listening: boolean) => void): Promise<() => Promise<void>> {
+    onListening?.(true);
+    this.subscribers.add(onAccount);
+    return async () => void this.subscribers.delete(onAccount);
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 // The production store: counters in Redis, each charge one Lua round trip.
 
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import type {
   AccountRecord,
   AlertEvent,
@@ -78,6 +78,9 @@ export class RedisStore implements CreditStore {
         enableAutoPipelining: true,
         commandTimeout: options.timeoutMs ?? 50,
         maxRetriesPerRequest: 1,
+        // No offline queue: a charge that timed out while Redis was away must
+        // not be sent later, when Redis is back, on top of the journal replay.
+        enableOfflineQueue: false,
         ...options.redisOptions,
       });
       // Connection errors surface as failed commands (StoreError); without a
@@ -277,6 +280,48 @@ export class RedisStore implements CreditStore {
       ),
     );
     return new Map(counts);
+  }
+
+  async publishInvalidation(account: string): Promise<void> {
+    await this.call('invalidate', () => this.client.publish(this.keys.invalidations(), account));
+  }
+
+  // Pub/sub needs a connection of its own: a subscribed connection can do nothing else.
+  async subscribeInvalidations(onAccount: (account: string) => void, onListening?: (listening: boolean) => void): Promise<() => Promise<void>> {
+    // Its own connection, with an offline queue: ioredis resubscribes it after every reconnect.
+    const sub = this.client instanceof Cluster ? this.client.duplicate(undefined, { enableOfflineQueue: true }) : this.client.duplicate({ enableOfflineQueue: true });
+    sub.on('error', () => {});
+    const channel = this.keys.invalidations();
+    sub.on('message', (ch: string, message: string) => {
+      if (ch === channel) onAccount(message);
+    });
+    // While disconnected, messages are lost: the cache must not be trusted.
+    sub.on('close', () => onListening?.(false));
+    await sub.subscribe(channel);
+    onListening?.(true);
+    sub.on('ready', () => {
+      // ioredis resubscribes on reconnect; listening again from here on.
+      void sub.subscribe(channel).then(() => onListening?.(true), () => undefined);
+    });
+    return async () => {
+      await sub.quit().catch(() => sub.disconnect());
+    };
+  }
+
+  /** Waits (up to `timeoutMs`) for the connection to be ready; false if it is not. */
+  async ready(timeoutMs = 5000): Promise<boolean> {
+    const client = this.client as Redis & { status: string };
+    if (client.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        client.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      client.once('ready', onReady);
+    });
   }
 
   async ping(): Promise<void> {

@@ -67,6 +67,11 @@ export class StoreKeys {
     return `${this.tag(account)}:ev`;
   }
 
+  /** The pub/sub channel on which replicas tell each other to drop cached account state. */
+  invalidations(): string {
+    return `${this.prefix}:invalidate`;
+  }
+
   exhausted(creditType: string): string {
     return `${this.prefix}:exhausted:${creditType}`;
   }

@@ -81,7 +81,8 @@ describe('metrics and logs', () => {
     expect(sample(text, 'creditgate_credits_charged_total', { credit_type: 'ai_tasks', plan: 'tiny' })).toBeGreaterThanOrEqual(23);
     expect(sample(text, 'creditgate_topup_credits_granted_total', { credit_type: 'database' })).toBeGreaterThanOrEqual(40);
     expect(sample(text, 'creditgate_accounts_exhausted', { credit_type: 'ai_tasks' })).toBeGreaterThanOrEqual(2);
-    expect(sample(text, 'creditgate_store_duration_seconds_count', { operation: 'charge' })).toBeGreaterThanOrEqual(4);
+    // The 402 for an account just emptied comes from this replica's memory: three charges reached the store.
+    expect(sample(text, 'creditgate_store_duration_seconds_count', { operation: 'charge' })).toBeGreaterThanOrEqual(3);
     expect(sample(text, 'creditgate_upstream_duration_seconds_count', { route: 'by-header', status_class: '2xx' })).toBeGreaterThanOrEqual(3);
     expect(sample(text, 'creditgate_http_requests_total', { route: 'by-header', status_class: '4xx' })).toBeGreaterThanOrEqual(3);
     expect(sample(text, 'creditgate_http_requests_total', { route: '(unmatched)', status_class: '2xx' })).toBeGreaterThanOrEqual(1);

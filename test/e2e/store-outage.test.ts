@@ -41,7 +41,8 @@ describe('store outage', () => {
     expect(line).toMatchObject({ route: 'by-header', outcome: 'store_error', level: 50 });
     expect((await fetch(`${h.admin}/readyz`)).status).toBe(503);
     const text = await (await fetch(`${h.admin}/metrics`)).text();
-    expect(Number(/^creditgate_store_errors_total\{operation="get_account"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    const storeErrors = (op: string) => Number(new RegExp(`^creditgate_store_errors_total\\{operation="${op}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    expect(storeErrors('get_account') + storeErrors('charge')).toBeGreaterThanOrEqual(1);
     expect(Number(/^creditgate_decisions_total\{route="by-header",credit_type="none",outcome="store_error"\} (\d+)$/m.exec(text)?.[1])).toBe(1);
 
     // Redis back on the same port: the client reconnects on its own.

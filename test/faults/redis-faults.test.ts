@@ -36,6 +36,7 @@ const spend = (harness: Harness, account: string) =>
 
 async function usedIn(url: string, account: string): Promise<number> {
   const store = new RedisStore({ url, timeoutMs: 2000 });
+  await store.ready();
   try {
     const month = new Date();
     const start = Date.UTC(month.getUTCFullYear(), month.getUTCMonth(), 1);

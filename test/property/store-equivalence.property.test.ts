@@ -107,6 +107,7 @@ describe('RedisStore ≡ MemoryStore (property-based)', () => {
         const memory = new MemoryStore();
         const redis = new RedisStore({ url: redisUrl(), prefix: `cgprop:${randomUUID().slice(0, 8)}`, timeoutMs: 5000 });
         stores.push(memory, redis);
+        await redis.ready();
         const t0 = Date.now();
         const [m, r] = [await runOn(memory, ops, t0), await runOn(redis, ops, t0)];
         expect(r.trace).toEqual(m.trace);

@@ -16,12 +16,14 @@ afterAll(async () => cluster?.stop());
 
 storeContract('RedisStore on Redis Cluster (3 primaries, 4 connections)', async () => {
   const stores = Array.from({ length: 4 }, () => new RedisStore({ url: cluster.url, prefix: 'cgc', timeoutMs: 5000 }));
+  await Promise.all(stores.map((s) => s.ready()));
   return { stores, close: async () => void (await Promise.all(stores.map((s) => s.close()))) };
 });
 
 describe('cluster placement', () => {
   it('accounts spread over the primaries, and each account stays on one slot', async () => {
     const store = new RedisStore({ url: cluster.url, prefix: 'cgslot', timeoutMs: 5000 });
+    await store.ready();
     try {
       const pool = { op: 'charge' as const, amount: 1, limit: 100, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 60_000, extras: true };
       for (let i = 0; i < 30; i++) {

@@ -43,6 +43,7 @@ describe('RedisStore through Sentinel', () => {
 
   it('charges on the primary the sentinel names', async () => {
     const store = new RedisStore({ url: `redis+sentinel://127.0.0.1:${sentinelPort}?name=cgprimary`, prefix: 'cgs', timeoutMs: 5000 });
+    await store.ready();
     try {
       const pool = { creditType: 'ai_tasks', op: 'charge' as const, amount: 3, limit: 5, cycleStart: 0, expireAt: Date.now() + 60_000, extras: true };
       expect((await store.charge('acme', [pool], { now: Date.now(), thresholds: [] })).ok).toBe(true);

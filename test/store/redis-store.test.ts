@@ -9,6 +9,7 @@ import { storeContract } from './store-contract.js';
 storeContract('RedisStore (5 connections)', async () => {
   const prefix = uniquePrefix('contract');
   const stores = Array.from({ length: 5 }, () => new RedisStore({ url: redisUrl(), prefix, timeoutMs: 5000 }));
+  await Promise.all(stores.map((s) => s.ready()));
   return { stores, close: async () => void (await Promise.all(stores.map((s) => s.close()))) };
 });
 
@@ -38,6 +39,7 @@ describe('RedisStore specifics (private redis-server)', () => {
     redis = await startRedis();
     admin = new Redis(redis.url);
     store = new RedisStore({ url: redis.url, prefix: 'cg', timeoutMs: 5000 });
+    await store.ready();
   });
   afterAll(async () => {
     await store.close();

@@ -1,0 +1,115 @@
+// What a replica may remember between requests to skip a store round trip:
+// account records, and pools known to be empty (so that a refusal needs no
+// Redis call). Bounded (least recently used out first) and time-limited;
+// cleared per account by invalidations every replica hears (Redis pub/sub),
+// and cleared whole when the invalidation feed may have missed something.
+
+import type { AccountRecord } from '../store/credit-store.js';
+import type { PoolStatus } from './credit-engine.js';
+
+interface Entry<T> {
+  value: T;
+  expiresAt: number;
+}
+
+/** A Map in recency order: get() moves an entry to the end; the oldest go first. */
+export class LruCache<K, V> {
+  private readonly map = new Map<K, Entry<V>>();
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly now: () => number,
+  ) {}
+
+  get(key: K): V | undefined {
+    const e = this.map.get(key);
+    if (!e) return undefined;
+    if (e.expiresAt <= this.now()) {
+      this.map.delete(key);
+      return undefined;
+    }
+    this.map.delete(key);
+    this.map.set(key, e);
+    return e.value;
+  }
+
+  set(key: K, value: V, expiresAt: number): void {
+    if (this.maxEntries <= 0) return;
+    this.map.delete(key);
+    this.map.set(key, { value, expiresAt });
+    while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as K);
+  }
+
+  delete(key: K): void {
+    this.map.delete(key);
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+export interface AccountStateCacheOptions {
+  readonly now: () => number;
+  /** How long an account record may be served from memory (ms). */
+  readonly accountTtlMs: number;
+  readonly maxAccounts: number;
+}
+
+export class AccountStateCache {
+  private readonly records: LruCache<string, AccountRecord | null>;
+  /** account -> "<type>:<cycleStart>" -> the pool's status when it was found empty. */
+  private readonly empty: LruCache<string, Map<string, PoolStatus>>;
+  private enabled = false;
+
+  constructor(private readonly options: AccountStateCacheOptions) {
+    this.records = new LruCache(options.maxAccounts, options.now);
+    this.empty = new LruCache(options.maxAccounts, options.now);
+  }
+
+  /** Caching is only safe while invalidations are heard. */
+  setEnabled(enabled: boolean): void {
+    this.enabled = enabled;
+    if (!enabled) this.clear();
+  }
+
+  record(account: string): AccountRecord | null | undefined {
+    return this.enabled ? this.records.get(account) : undefined;
+  }
+
+  rememberRecord(account: string, record: AccountRecord | null): void {
+    if (this.enabled) this.records.set(account, record, this.options.now() + this.options.accountTtlMs);
+  }
+
+  emptyPool(account: string, creditType: string, cycleStart: number): PoolStatus | undefined {
+    if (!this.enabled) return undefined;
+    const s = this.empty.get(account)?.get(`${creditType}:${cycleStart}`);
+    if (!s) return undefined;
+    if (s.resetsAt !== null && s.resetsAt <= this.options.now()) return undefined;
+    return s;
+  }
+
+  rememberEmpty(account: string, cycleStart: number, status: PoolStatus): void {
+    if (!this.enabled) return;
+    let pools = this.empty.get(account);
+    if (!pools) {
+      pools = new Map();
+      this.empty.set(account, pools, this.options.now() + this.options.accountTtlMs);
+    }
+    pools.set(`${status.creditType}:${cycleStart}`, status);
+  }
+
+  forget(account: string): void {
+    this.records.delete(account);
+    this.empty.delete(account);
+  }
+
+  clear(): void {
+    this.records.clear();
+    this.empty.clear();
+  }
+}
