@@ -1,0 +1,231 @@
+// npm run bench — one command, loopback only, bounded (about three minutes):
+// starts its own redis-server, upstream, sidecars and peers, drives them with
+// autocannon from this process, and prints two tables measured in one run.
+// Results also go to .bench/results.json. Run `npm run build` first (npm run bench does).
+
+import { fork, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import { RedisStore } from '../dist/index.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const DURATION = Number(process.env.BENCH_SECONDS ?? 4);
+const CONNECTIONS = 64;
+const children = [];
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(url) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+      return;
+    } catch {
+      await sleep(50);
+    }
+  }
+  throw new Error(`${url} never answered`);
+}
+
+function startChild(args, env = {}) {
+  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'error', ...env } });
+  children.push(child);
+  return child;
+}
+
+async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'cg-bench-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  children.push(child);
+  for (let i = 0; i < 100; i++) {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.ping();
+      return { port, url: `redis://127.0.0.1:${port}`, client };
+    } catch {
+      client.disconnect();
+      await sleep(50);
+    }
+  }
+  throw new Error('redis-server did not start');
+}
+
+const CONFIG = `version: 1
+defaultPlan: big
+creditTypes:
+  ai_tasks: { name: AI Task Credits }
+plans:
+  big: { ai_tasks: 1000000000 }
+  spent: { ai_tasks: 1 }
+routes:
+  - name: ai
+    method: POST
+    path: /v1/ai/custom
+    charge: { ai_tasks: { header: x-task-count } }
+`;
+
+function requestsFor(accounts, prefix) {
+  return [
+    {
+      method: 'POST',
+      path: '/v1/ai/custom',
+      setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-account-id': `${prefix}${Math.floor(Math.random() * accounts)}`, 'x-task-count': '1' } }),
+    },
+  ];
+}
+
+async function load(url, opts, connections, duration) {
+  return new Promise((resolve, reject) => {
+    autocannon({ url, connections, duration, pipelining: 1, ...opts }, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+async function measureRow(name, url, opts) {
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await load(url, opts, CONNECTIONS, DURATION));
+  runs.sort((a, b) => a.requests.average - b.requests.average);
+  const median = runs[Math.floor(runs.length / 2)];
+  const unloaded = await load(url, opts, 1, 2);
+  const bad = runs.reduce((s, r) => s + r.errors + r.timeouts + r.non2xx, 0);
+  return {
+    row: name,
+    rps: Math.round(median.requests.average),
+    p50: median.latency.p50,
+    p99: median.latency.p99,
+    unloadedP50: unloaded.latency.p50,
+    unloadedP99: unloaded.latency.p99,
+    non2xxOrErrors: bad,
+  };
+}
+
+async function engineRate(store, inFlight, seconds, accounts) {
+  const pool = (a) => [{ creditType: 'ai_tasks', op: 'charge', amount: 1, limit: null, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 3_600_000, extras: true }];
+  let done = 0;
+  const until = Date.now() + seconds * 1000;
+  const ctx = { now: Date.now(), thresholds: [0.8, 1] };
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (Date.now() < until) {
+        await store.charge(`eng-${Math.floor(Math.random() * accounts)}`, pool(), ctx);
+        done += 1;
+      }
+    }),
+  );
+  return Math.round(done / seconds);
+}
+
+async function main() {
+  const started = Date.now();
+  const redis = await startRedis();
+  const [upPort, cgPort, cgAdmin, memPort, memAdmin, erlPort, rlfPort] = await Promise.all(Array.from({ length: 7 }, freePort));
+  const dir = mkdtempSync(join(tmpdir(), 'cg-bench-'));
+  const configPath = join(dir, 'credits.yaml');
+  writeFileSync(configPath, CONFIG);
+
+  startChild(['bench/servers.mjs', 'upstream', String(upPort)]);
+  const serve = (port, admin, extra) =>
+    startChild(['dist/cli.js', 'serve', '--config', configPath, '--upstream', `http://127.0.0.1:${upPort}`, '--port', String(port), '--admin-port', String(admin), '--host', '127.0.0.1', ...extra], {
+      CREDITGATE_ADMIN_TOKEN: 'bench',
+    });
+  serve(cgPort, cgAdmin, ['--redis', redis.url]);
+  serve(memPort, memAdmin, []);
+  startChild(['bench/servers.mjs', 'peer-erl', String(erlPort), String(upPort), redis.url]);
+  startChild(['bench/servers.mjs', 'peer-rlf', String(rlfPort), String(upPort), redis.url]);
+  await Promise.all([upPort, cgAdmin, memAdmin, erlPort, rlfPort].map((p) => waitFor(`http://127.0.0.1:${p}/${p === cgAdmin || p === memAdmin ? 'healthz' : ''}`)));
+
+  // 1,000 accounts whose pool is empty: every request of the refusals row is a 402.
+  for (let i = 0; i < 1000; i++) {
+    await fetch(`http://127.0.0.1:${cgAdmin}/v1/accounts/spent-${i}`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer bench', 'content-type': 'application/json' },
+      body: '{"plan":"spent"}',
+    });
+    await fetch(`http://127.0.0.1:${cgPort}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': `spent-${i}`, 'x-task-count': '1' } });
+  }
+
+  const ACCOUNTS = 10_000;
+  const rows = [];
+  rows.push(await measureRow('upstream direct', `http://127.0.0.1:${upPort}`, { requests: requestsFor(ACCOUNTS, 'u-') }));
+  rows.push(await measureRow('bare proxy', `http://127.0.0.1:${cgPort}`, { requests: [{ method: 'POST', path: '/v1/plain', headers: { 'x-account-id': 'x' } }] }));
+  rows.push(await measureRow('creditgate (Redis)', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'r-') }));
+  rows.push({ ...(await measureRow('creditgate (Redis, refusals)', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(1000, 'spent-') })), non2xxOrErrors: undefined });
+  rows.push(await measureRow('creditgate (memory)', `http://127.0.0.1:${memPort}`, { requests: requestsFor(ACCOUNTS, 'm-') }));
+  rows.push(await measureRow('peer: express-rate-limit + rate-limit-redis', `http://127.0.0.1:${erlPort}`, { requests: requestsFor(ACCOUNTS, 'e-') }));
+  rows.push(await measureRow('peer: rate-limiter-flexible RateLimiterRedis', `http://127.0.0.1:${rlfPort}`, { requests: requestsFor(ACCOUNTS, 'f-') }));
+  const bare = rows.find((r) => r.row === 'bare proxy');
+  for (const r of rows) r.vsBareProxy = Number((r.rps / bare.rps).toFixed(2));
+
+  // Engine level: RedisStore alone, and Redis running the same script.
+  const store = new RedisStore({ url: redis.url, prefix: 'bench', timeoutMs: 5000 });
+  await store.ready();
+  const engine = [];
+  for (const inFlight of [1, 64, 256]) engine.push({ inFlight, chargesPerSecond: await engineRate(store, inFlight, 3, 10_000) });
+  const lua = readFileSync('lua/charge.lua', 'utf8');
+  const sha = await redis.client.script('LOAD', lua);
+  const bench = spawnSync(
+    'redis-benchmark',
+    ['-p', String(redis.port), '-c', '50', '-n', '300000', '-P', '16', '-q', 'EVALSHA', sha, '6', 'bench:{rb}:keys', 'bench:{rb}:ik:-', 'bench:{rb}:u:ai_tasks:1', 'bench:{rb}:g:ai_tasks', 'bench:{rb}:gx:ai_tasks', 'bench:{rb}:al:ai_tasks:1', String(Date.now()), '0', '0', '0', 'c', '1', '-1', String(Date.now() + 3_600_000), '1', '0', '1'],
+    { encoding: 'utf8' },
+  );
+  const ceiling = Number(/([\d.]+) requests per second/.exec(bench.stdout)?.[1] ?? NaN);
+  const at256 = engine.find((e) => e.inFlight === 256).chargesPerSecond;
+
+  // Bytes per active account-pool, and how cost grows with distinct accounts.
+  const keys = await redis.client.keys('bench:{eng-1*}:u:*');
+  let bytes = 0;
+  for (const k of keys.slice(0, 100)) bytes += Number(await redis.client.memory('USAGE', k));
+  const bytesPerPool = Math.round(bytes / Math.max(1, Math.min(100, keys.length)));
+  const scaling = [];
+  for (const accounts of [1, 10_000, 1_000_000]) scaling.push({ accounts, chargesPerSecond: await engineRate(store, 256, 3, accounts) });
+  await store.close();
+
+  const results = {
+    when: new Date().toISOString(),
+    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+    settings: { runs: RUNS, secondsPerRun: DURATION, connections: CONNECTIONS },
+    http: rows,
+    engine: { rows: engine, redisBenchmarkEvalsha: ceiling, ratioAt256: Number((at256 / ceiling).toFixed(2)) },
+    redisBytesPerAccountPool: bytesPerPool,
+    scaling,
+    elapsedSeconds: Math.round((Date.now() - started) / 1000),
+  };
+  mkdirSync('.bench', { recursive: true });
+  writeFileSync('.bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
+
+  const pad = (s, n) => String(s).padEnd(n);
+  const padl = (s, n) => String(s).padStart(n);
+  console.log(`\nHTTP, ${CONNECTIONS} connections, median of ${RUNS} × ${DURATION}s (unloaded: 1 connection)`);
+  console.log(`${pad('row', 46)}${padl('req/s', 9)}${padl('p50 ms', 8)}${padl('p99 ms', 8)}${padl('×bare', 7)}${padl('1c p50', 8)}${padl('1c p99', 8)}`);
+  for (const r of rows) console.log(`${pad(r.row, 46)}${padl(r.rps, 9)}${padl(r.p50, 8)}${padl(r.p99, 8)}${padl(r.vsBareProxy, 7)}${padl(r.unloadedP50, 8)}${padl(r.unloadedP99, 8)}`);
+  console.log(`\nEngine: RedisStore.charge (one EVALSHA each)`);
+  for (const e of engine) console.log(`${pad(`  ${e.inFlight} in flight`, 20)}${padl(e.chargesPerSecond, 9)} charges/s`);
+  console.log(`${pad('  redis-benchmark EVALSHA (ceiling)', 20)}${padl(Math.round(ceiling), 9)} req/s   ratio at 256: ${results.engine.ratioAt256}`);
+  console.log(`\nRedis bytes per active account-pool: ${bytesPerPool}`);
+  console.log('Charges/s at 256 in flight by distinct accounts:', scaling.map((s) => `${s.accounts}: ${s.chargesPerSecond}`).join(', '));
+  console.log(`\n${results.elapsedSeconds}s; results in .bench/results.json`);
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) c.kill('SIGKILL');
+    setTimeout(() => process.exit(), 200).unref();
+  });

@@ -1,0 +1,81 @@
+// The processes a bench row runs against, each started as a child process so
+// that the load generator does not share its event loop with them:
+//   upstream   — the trivial upstream every row ends at
+//   peer-erl   — express-rate-limit + rate-limit-redis in an Express app that forwards
+//   peer-rlf   — rate-limiter-flexible RateLimiterRedis in an Express app that forwards
+// Usage: node bench/servers.mjs <kind> <port> [upstream-port] [redis-url]
+
+import http from 'node:http';
+
+const [kind, portArg, upstreamPort, redisUrl] = process.argv.slice(2);
+const port = Number(portArg);
+
+function forwarder() {
+  // The same forwarding creditgate does: keep-alive agent, streamed both ways.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256 });
+  return (req, res) => {
+    const out = http.request(
+      { host: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers: req.headers, agent },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    out.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    req.pipe(out);
+  };
+}
+
+async function main() {
+  if (kind === 'upstream') {
+    const body = '{"ok":true}';
+    http
+      .createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+          res.end(body);
+        });
+      })
+      .listen(port, '127.0.0.1', () => process.send?.('ready'));
+    return;
+  }
+  const { default: express } = await import('express');
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redisUrl, { enableAutoPipelining: true });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  if (kind === 'peer-erl') {
+    const { rateLimit } = await import('express-rate-limit');
+    const { RedisStore } = await import('rate-limit-redis');
+    app.use(
+      rateLimit({
+        windowMs: 30 * 24 * 3600 * 1000,
+        limit: 1_000_000_000,
+        keyGenerator: (req) => String(req.headers['x-account-id']),
+        standardHeaders: 'draft-8',
+        legacyHeaders: false,
+        store: new RedisStore({ sendCommand: (...args) => client.call(...args), prefix: 'bench-erl:' }),
+      }),
+    );
+  } else if (kind === 'peer-rlf') {
+    const { RateLimiterRedis } = await import('rate-limiter-flexible');
+    const limiter = new RateLimiterRedis({ storeClient: client, points: 1_000_000_000, duration: 30 * 24 * 3600, keyPrefix: 'bench-rlf' });
+    app.use(async (req, res, next) => {
+      try {
+        await limiter.consume(String(req.headers['x-account-id']), Number(req.headers['x-task-count'] ?? 1));
+        next();
+      } catch {
+        res.status(429).end();
+      }
+    });
+  }
+  app.use(forwarder());
+  app.listen(port, '127.0.0.1', () => process.send?.('ready'));
+}
+
+void main();
