@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import http from 'node:http';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../dist/index.js';
@@ -113,6 +114,29 @@ async function measureRow(name, url, opts) {
   };
 }
 
+// Sequential requests on one keep-alive connection, timed with hrtime: the
+// latency a single request sees, to the microsecond.
+async function unloadedLatency(port, path, headers, n = 2000) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { ...headers(i), 'content-length': '0' } }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    if (i >= 200) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  agent.destroy();
+  times.sort((a, b) => a - b);
+  const at = (q) => Number(times[Math.floor(q * (times.length - 1))].toFixed(3));
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
 async function engineRate(store, inFlight, seconds, accounts) {
   const pool = (a) => [{ creditType: 'ai_tasks', op: 'charge', amount: 1, limit: null, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 3_600_000, extras: true }];
   let done = 0;
@@ -170,6 +194,20 @@ async function main() {
   const bare = rows.find((r) => r.row === 'bare proxy');
   for (const r of rows) r.vsBareProxy = Number((r.rps / bare.rps).toFixed(2));
 
+  // Latency creditgate adds over a bare proxy hop, one connection, unloaded.
+  const single = {
+    bareProxy: await unloadedLatency(cgPort, '/v1/plain', () => ({ 'x-account-id': 'x' })),
+    creditgateRedis: await unloadedLatency(cgPort, '/v1/ai/custom', (i) => ({ 'x-account-id': `lat-${i % 100}`, 'x-task-count': '1' })),
+    creditgateMemory: await unloadedLatency(memPort, '/v1/ai/custom', (i) => ({ 'x-account-id': `lat-${i % 100}`, 'x-task-count': '1' })),
+  };
+  const added = {
+    p50: Number((single.creditgateRedis.p50 - single.bareProxy.p50).toFixed(3)),
+    p99: Number((single.creditgateRedis.p99 - single.bareProxy.p99).toFixed(3)),
+  };
+
+  // The memory store's RSS after a million distinct accounts (a fresh process).
+  const rss = JSON.parse(spawnSync(process.execPath, ['bench/memory-store-rss.mjs', '1000000'], { encoding: 'utf8' }).stdout || '{}');
+
   // Engine level: RedisStore alone, and Redis running the same script.
   const store = new RedisStore({ url: redis.url, prefix: 'bench', timeoutMs: 5000 });
   await store.ready();
@@ -199,6 +237,8 @@ async function main() {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
     settings: { runs: RUNS, secondsPerRun: DURATION, connections: CONNECTIONS },
     http: rows,
+    unloadedLatencyMs: { ...single, addedOverBareProxy: added },
+    memoryStoreAfterMillionAccounts: rss,
     engine: { rows: engine, redisBenchmarkEvalsha: ceiling, ratioAt256: Number((at256 / ceiling).toFixed(2)) },
     redisBytesPerAccountPool: bytesPerPool,
     scaling,
@@ -212,6 +252,8 @@ async function main() {
   console.log(`\nHTTP, ${CONNECTIONS} connections, median of ${RUNS} × ${DURATION}s (unloaded: 1 connection)`);
   console.log(`${pad('row', 46)}${padl('req/s', 9)}${padl('p50 ms', 8)}${padl('p99 ms', 8)}${padl('×bare', 7)}${padl('1c p50', 8)}${padl('1c p99', 8)}`);
   for (const r of rows) console.log(`${pad(r.row, 46)}${padl(r.rps, 9)}${padl(r.p50, 8)}${padl(r.p99, 8)}${padl(r.vsBareProxy, 7)}${padl(r.unloadedP50, 8)}${padl(r.unloadedP99, 8)}`);
+  console.log(`\nOne connection, unloaded (ms): bare proxy p50 ${single.bareProxy.p50} p99 ${single.bareProxy.p99}; creditgate (Redis) p50 ${single.creditgateRedis.p50} p99 ${single.creditgateRedis.p99}; added p50 ${added.p50} p99 ${added.p99}`);
+  console.log(`Memory store after ${rss.accounts} distinct accounts: ${rss.held} held, RSS ${rss.rssMB} MB`);
   console.log(`\nEngine: RedisStore.charge (one EVALSHA each)`);
   for (const e of engine) console.log(`${pad(`  ${e.inFlight} in flight`, 20)}${padl(e.chargesPerSecond, 9)} charges/s`);
   console.log(`${pad('  redis-benchmark EVALSHA (ceiling)', 20)}${padl(Math.round(ceiling), 9)} req/s   ratio at 256: ${results.engine.ratioAt256}`);

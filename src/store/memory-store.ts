@@ -55,6 +55,12 @@ export interface MemoryStoreOptions {
   readonly now?: () => number;
   /** How often expired entries are swept (ms). */
   readonly sweepIntervalMs?: number;
+  /**
+   * Accounts held at most; beyond it the least recently used account is
+   * forgotten (its counts start again from zero). Bounds memory: the memory
+   * store is for one replica and for trying creditgate out. Default 250,000.
+   */
+  readonly maxAccounts?: number;
 }
 
 const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
@@ -66,8 +72,11 @@ export class MemoryStore implements CreditStore {
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
 
+  private readonly maxAccounts: number;
+
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now;
+    this.maxAccounts = options.maxAccounts ?? 250_000;
     this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000);
     this.sweeper.unref();
   }
@@ -281,12 +290,17 @@ export class MemoryStore implements CreditStore {
     return this.accounts.size;
   }
 
+  // The Map keeps insertion order: re-inserting on use makes it an LRU list.
   private state(account: string): AccountState {
     let s = this.accounts.get(account);
-    if (!s) {
-      s = { counters: new Map(), grants: new Map(), alerted: new Map(), topUpKeys: new Map(), requestKeys: new Map(), events: [] };
+    if (s) {
+      this.accounts.delete(account);
       this.accounts.set(account, s);
+      return s;
     }
+    s = { counters: new Map(), grants: new Map(), alerted: new Map(), topUpKeys: new Map(), requestKeys: new Map(), events: [] };
+    this.accounts.set(account, s);
+    while (this.accounts.size > this.maxAccounts) this.accounts.delete(this.accounts.keys().next().value as string);
     return s;
   }
 
