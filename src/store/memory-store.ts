@@ -35,19 +35,69 @@ interface GrantData {
   createdAt: number;
 }
 
-/** Everything one account has; deleting the account drops it whole. */
-interface AccountState {
+const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
+
+/**
+ * Everything one account has; deleting the account drops it whole. Most
+ * accounts only ever have counters, so the other maps exist only once used:
+ * a hundred thousand accounts must fit in a small process.
+ */
+class AccountState {
   record?: AccountRecord;
   /** "<type>:<cycleStart>" -> credits used from the plan. */
-  counters: Map<string, Expiring<number>>;
+  readonly counters = new Map<string, Expiring<number>>();
+  private grantsByType?: Map<string, Map<string, GrantData>>;
+  private alertMarks?: Map<string, Expiring<Set<number | 'empty'>>>;
+  private topUpAnswers?: Map<string, Expiring<Grant>>;
+  private requestClaims?: Map<string, Expiring<'pending' | 'done'>>;
+  private feed?: AlertEvent[];
+
   /** type -> grant id -> grant. */
-  grants: Map<string, Map<string, GrantData>>;
+  get grants(): Map<string, Map<string, GrantData>> {
+    return (this.grantsByType ??= new Map());
+  }
+
   /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
-  alerted: Map<string, Expiring<Set<number | 'empty'>>>;
+  get alerted(): Map<string, Expiring<Set<number | 'empty'>>> {
+    return (this.alertMarks ??= new Map());
+  }
+
   /** Top-up idempotency key -> the grant as first answered. */
-  topUpKeys: Map<string, Expiring<Grant>>;
-  requestKeys: Map<string, Expiring<'pending' | 'done'>>;
-  events: AlertEvent[];
+  get topUpKeys(): Map<string, Expiring<Grant>> {
+    return (this.topUpAnswers ??= new Map());
+  }
+
+  get requestKeys(): Map<string, Expiring<'pending' | 'done'>> {
+    return (this.requestClaims ??= new Map());
+  }
+
+  get events(): AlertEvent[] {
+    return (this.feed ??= []);
+  }
+
+  set events(events: AlertEvent[]) {
+    this.feed = events;
+  }
+
+  /** Drops what has expired; true when nothing is left. */
+  sweep(now: number): boolean {
+    for (const [k, c] of this.counters) if (!live(c, now)) this.counters.delete(k);
+    for (const [k, a] of this.alertMarks ?? []) if (!live(a, now)) this.alertMarks!.delete(k);
+    for (const [k, t] of this.topUpAnswers ?? []) if (!live(t, now)) this.topUpAnswers!.delete(k);
+    for (const [k, t] of this.requestClaims ?? []) if (!live(t, now)) this.requestClaims!.delete(k);
+    for (const [type, byType] of this.grantsByType ?? []) {
+      for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
+      if (byType.size === 0) this.grantsByType!.delete(type);
+    }
+    return (
+      !this.record &&
+      this.counters.size === 0 &&
+      (this.grantsByType?.size ?? 0) === 0 &&
+      (this.topUpAnswers?.size ?? 0) === 0 &&
+      (this.requestClaims?.size ?? 0) === 0 &&
+      (this.feed?.length ?? 0) === 0
+    );
+  }
 }
 
 export interface MemoryStoreOptions {
@@ -58,12 +108,11 @@ export interface MemoryStoreOptions {
   /**
    * Accounts held at most; beyond it the least recently used account is
    * forgotten (its counts start again from zero). Bounds memory: the memory
-   * store is for one replica and for trying creditgate out. Default 250,000.
+   * store is for one replica and for trying creditgate out. Default 100,000.
    */
   readonly maxAccounts?: number;
 }
 
-const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
 
 export class MemoryStore implements CreditStore {
   private readonly accounts = new Map<string, AccountState>();
@@ -76,7 +125,7 @@ export class MemoryStore implements CreditStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now;
-    this.maxAccounts = options.maxAccounts ?? 250_000;
+    this.maxAccounts = options.maxAccounts ?? 100_000;
     this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000);
     this.sweeper.unref();
   }
@@ -298,7 +347,7 @@ export class MemoryStore implements CreditStore {
       this.accounts.set(account, s);
       return s;
     }
-    s = { counters: new Map(), grants: new Map(), alerted: new Map(), topUpKeys: new Map(), requestKeys: new Map(), events: [] };
+    s = new AccountState();
     this.accounts.set(account, s);
     while (this.accounts.size > this.maxAccounts) this.accounts.delete(this.accounts.keys().next().value as string);
     return s;
@@ -315,20 +364,9 @@ export class MemoryStore implements CreditStore {
 
   private sweep(): void {
     const now = this.now();
-    for (const [account, s] of this.accounts) {
-      for (const [k, c] of s.counters) if (!live(c, now)) s.counters.delete(k);
-      for (const [k, a] of s.alerted) if (!live(a, now)) s.alerted.delete(k);
-      for (const [k, t] of s.topUpKeys) if (!live(t, now)) s.topUpKeys.delete(k);
-      for (const [k, t] of s.requestKeys) if (!live(t, now)) s.requestKeys.delete(k);
-      for (const [type, byType] of s.grants) {
-        for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
-        if (byType.size === 0) s.grants.delete(type);
-      }
-      const empty =
-        !s.record && s.counters.size === 0 && s.grants.size === 0 && s.topUpKeys.size === 0 && s.requestKeys.size === 0 && s.events.length === 0;
-      if (empty) this.accounts.delete(account);
-    }
+    for (const [account, s] of this.accounts) if (s.sweep(now)) this.accounts.delete(account);
   }
+
 }
 
 function toGrant(id: string, creditType: string, g: GrantData): Grant {
