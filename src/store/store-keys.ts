@@ -20,7 +20,11 @@
 // escaped: otherwise "a}" would end the hash tag early, and "a:u:x" could
 // collide with another account's counter.
 
+const NEEDS_ESCAPE = /[%{}:]/;
+
 export function escapeAccount(account: string): string {
+  // Most ids need nothing: skip the replace on the hot path.
+  if (!NEEDS_ESCAPE.test(account)) return account;
   return account.replace(/[%{}:]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
