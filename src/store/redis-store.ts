@@ -53,6 +53,12 @@ export interface RedisStoreOptions {
   readonly prefix?: string;
   /** Per-command timeout for a client the store creates. */
   readonly timeoutMs?: number;
+  /**
+   * Connections the store opens for charges (with `url`; default 2). With
+   * one, Node and Redis take turns on each pipelined batch; with two, one
+   * connection's batch runs in Redis while Node handles the other's replies.
+   */
+  readonly connections?: number;
   readonly redisOptions?: RedisOptions;
 }
 
@@ -64,15 +70,21 @@ function toGrant(id: string, creditType: string, raw: string): Grant {
 export class RedisStore implements CreditStore {
   readonly client: RedisClient;
   private readonly commands: CreditgateCommands;
+  /** Connections that take turns carrying charges (the first is `client`). */
+  private readonly chargeClients: (RedisClient & CreditgateCommands)[];
+  private turn = 0;
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
+  private readonly extraClients: RedisClient[] = [];
 
   constructor(options: RedisStoreOptions) {
     if (options.client) {
       this.client = options.client;
       this.ownsClient = false;
     } else if (options.url) {
-      this.client = createRedisClient(options.url, {
+      const url = options.url;
+      const open = () => {
+        const c = createRedisClient(url, {
         // One decision is one script call; batching the calls of one event-loop
         // tick into one write is what keeps Redis busy rather than the network.
         enableAutoPipelining: true,
@@ -82,21 +94,27 @@ export class RedisStore implements CreditStore {
         // not be sent later, when Redis is back, on top of the journal replay.
         enableOfflineQueue: false,
         ...options.redisOptions,
-      });
-      // Connection errors surface as failed commands (StoreError); without a
-      // listener ioredis would also print each reconnect attempt.
-      this.client.on('error', () => {});
+        });
+        // Connection errors surface as failed commands (StoreError); without a
+        // listener ioredis would also print each reconnect attempt.
+        c.on('error', () => {});
+        return c;
+      };
+      this.client = open();
+      this.extraClients = Array.from({ length: Math.max(1, options.connections ?? 2) - 1 }, open);
       this.ownsClient = true;
     } else {
       throw new TypeError('RedisStore needs a url or a client');
     }
     this.keys = new StoreKeys(options.prefix ?? 'cg');
-    const c = this.client as RedisClient & Partial<CreditgateCommands>;
-    if (typeof c.creditgateCharge !== 'function') c.defineCommand('creditgateCharge', { lua: LUA.charge });
-    if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
-    if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
-    if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
+    for (const c of [this.client, ...this.extraClients] as (RedisClient & Partial<CreditgateCommands>)[]) {
+      if (typeof c.creditgateCharge !== 'function') c.defineCommand('creditgateCharge', { lua: LUA.charge });
+      if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
+      if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
+      if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
+    }
     this.commands = this.client as unknown as CreditgateCommands;
+    this.chargeClients = [this.client, ...this.extraClients] as (RedisClient & CreditgateCommands)[];
   }
 
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
@@ -120,7 +138,8 @@ export class RedisStore implements CreditStore {
         p.minAmount ?? p.amount,
       );
     }
-    const reply = await this.call('charge', () => this.commands.creditgateCharge(keys.length, ...keys, ...args));
+    const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
+    const reply = await this.call('charge', () => conn.creditgateCharge(keys.length, ...keys, ...args));
     if (reply[0] === 2) return { ok: false, duplicate: String(reply[1]) as 'pending' | 'done', pools: [] };
     let at = 1;
     const next = () => reply[at++]!;
@@ -310,8 +329,12 @@ export class RedisStore implements CreditStore {
 
   /** Waits (up to `timeoutMs`) for the connection to be ready; false if it is not. */
   async ready(timeoutMs = 5000): Promise<boolean> {
-    const client = this.client as Redis & { status: string };
-    if (client.status === 'ready') return true;
+    const all = await Promise.all([this.client, ...this.extraClients].map((c) => this.readyOne(c as Redis & { status: string }, timeoutMs)));
+    return all.every(Boolean);
+  }
+
+  private readyOne(client: Redis & { status: string }, timeoutMs: number): Promise<boolean> {
+    if (client.status === 'ready') return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer);
@@ -330,7 +353,7 @@ export class RedisStore implements CreditStore {
 
   async close(): Promise<void> {
     if (this.ownsClient) {
-      await this.client.quit().catch(() => this.client.disconnect());
+      await Promise.all([this.client, ...this.extraClients].map((c) => c.quit().catch(() => c.disconnect())));
     }
   }
 
