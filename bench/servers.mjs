@@ -3,6 +3,7 @@
 //   upstream   — the trivial upstream every row ends at
 //   peer-erl   — express-rate-limit + rate-limit-redis in an Express app that forwards
 //   peer-rlf   — rate-limiter-flexible RateLimiterRedis in an Express app that forwards
+//   express-bare — the same Express app forwarding with no limiter (the peers' baseline)
 // Usage: node bench/servers.mjs <kind> <port> [upstream-port] [redis-url]
 
 import http from 'node:http';
@@ -10,17 +11,29 @@ import http from 'node:http';
 const [kind, portArg, upstreamPort, redisUrl] = process.argv.slice(2);
 const port = Number(portArg);
 
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
 function forwarder() {
-  // The same forwarding creditgate does: keep-alive agent, streamed both ways.
+  // The same forwarding creditgate does: keep-alive agent, hop-by-hop headers
+  // dropped, x-forwarded-* added, an upstream timeout, streamed both ways.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256 });
   return (req, res) => {
+    const headers = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+    headers['x-forwarded-for'] = req.socket.remoteAddress;
+    headers['x-forwarded-proto'] = 'http';
+    headers['x-forwarded-host'] = req.headers.host;
     const out = http.request(
-      { host: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers: req.headers, agent },
+      { host: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers, agent },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
+        clearTimeout(timer);
+        const back = {};
+        for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) back[k] = v;
+        res.writeHead(up.statusCode ?? 502, back);
         up.pipe(res);
       },
     );
+    const timer = setTimeout(() => out.destroy(), 30_000);
     out.on('error', () => {
       if (!res.headersSent) res.writeHead(502);
       res.end();
@@ -45,7 +58,7 @@ async function main() {
   }
   const { default: express } = await import('express');
   const { Redis } = await import('ioredis');
-  const client = new Redis(redisUrl, { enableAutoPipelining: true });
+  const client = kind === 'express-bare' ? undefined : new Redis(redisUrl, { enableAutoPipelining: true });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
