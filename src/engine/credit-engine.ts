@@ -365,21 +365,7 @@ export class CreditEngine {
       };
     }
 
-    const pools: PoolCharge[] = lines.map((c, i) => {
-      const capacity = isCapacity(config, c.creditType);
-      return {
-        creditType: c.creditType,
-        op: c.op,
-        amount: c.amount,
-        limit: quotaOf(resolved.plan, c.creditType),
-        // Capacity counts connected things: one counter for all time, no TTL.
-        cycleStart: capacity ? 0 : cycle.start,
-        expireAt: capacity ? 0 : cycle.end + COUNTER_GRACE_MS,
-        extras: !capacity,
-        shadow: shadow[i]!,
-        ...(c.hold ? { minAmount: Math.min(c.hold.minAmount, c.amount) } : {}),
-      };
-    });
+    const pools = lines.map((c, i) => poolCharge(config, resolved.plan, cycle, c, shadow[i]!));
     // A pool this replica knows to be empty refuses without a store round trip.
     const knownEmpty = lines
       .map((c, i) => (c.op === 'charge' && !shadow[i] && c.amount > 0 ? this.cache.emptyPool(accountId, c.creditType, pools[i]!.cycleStart) : undefined))
@@ -539,19 +525,8 @@ export class CreditEngine {
           continue;
         }
         const lines = entry.lines.filter((l) => l.amount > 0).map((l) => ({ ...l }) as MergedLine);
-        const pools: PoolCharge[] = lines.map((l) => {
-          const capacity = isCapacity(config, l.creditType);
-          return {
-            creditType: l.creditType,
-            op: l.op,
-            amount: l.amount,
-            limit: quotaOf(resolved.plan, l.creditType),
-            cycleStart: capacity ? 0 : cycle.start,
-            expireAt: capacity ? 0 : cycle.end + COUNTER_GRACE_MS,
-            extras: !capacity,
-            shadow: true,
-          };
-        });
+        // Replayed credits were used: never refused now.
+        const pools = lines.map((l) => poolCharge(config, resolved.plan, cycle, l, true));
         const outcome = await this.store.charge(entry.account, pools, { now: entry.at, thresholds: config.alerts.thresholds });
         this.journal.remove(entry.id);
         replayed += 1;
@@ -802,6 +777,23 @@ export class CreditEngine {
       topUp: def?.topUp ?? null,
     };
   }
+}
+
+/** One pool of a charge as the store takes it. */
+function poolCharge(config: CompiledConfig, plan: PlanDef, cycle: BillingCycle, c: MergedLine, shadow: boolean): PoolCharge {
+  const capacity = isCapacity(config, c.creditType);
+  return {
+    creditType: c.creditType,
+    op: c.op,
+    amount: c.amount,
+    limit: quotaOf(plan, c.creditType),
+    // Capacity counts connected things: one counter for all time, no TTL.
+    cycleStart: capacity ? 0 : cycle.start,
+    expireAt: capacity ? 0 : cycle.end + COUNTER_GRACE_MS,
+    extras: !capacity,
+    shadow,
+    ...(c.hold ? { minAmount: Math.min(c.hold.minAmount, c.amount) } : {}),
+  };
 }
 
 function isCapacity(config: CompiledConfig, creditType: string): boolean {
