@@ -6,12 +6,12 @@
 //    skew, issuer, audience, an allow-list of algorithms); the account is a
 //    claim's value. A token wins over an account header.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createRemoteJWKSet, importSPKI, importX509, jwtVerify, type JWTVerifyGetKey, type JWTPayload } from 'jose';
 import type { CompiledConfig } from '../config/compiled-config.js';
 import { resolveSecret } from '../config/secret-ref.js';
 import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
+import { ConstantTimeSecret } from './constant-time-secret.js';
 import { problem, type Problem } from './problem-details.js';
 
 export type IdentityResult =
@@ -19,8 +19,6 @@ export type IdentityResult =
   | { readonly ok: false; readonly problem: Problem };
 
 type JwtConfig = NonNullable<CompiledConfig['identity']['jwt']>;
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
@@ -98,22 +96,19 @@ function reasonOf(err: unknown): { status: 401 | 503; detail: string } {
 
 export class IdentityVerifier {
   private readonly key: JWTVerifyGetKey | Uint8Array | undefined;
-  private readonly hopSecret: Buffer | undefined;
+  private readonly hopSecret: ConstantTimeSecret;
 
   constructor(private readonly config: CompiledConfig) {
     this.key = config.identity.jwt ? keyResolver(config.identity.jwt) : undefined;
-    const hop = resolveSecret(config.identity.trustedHopSecret);
-    this.hopSecret = hop === undefined ? undefined : digest(hop);
+    this.hopSecret = new ConstantTimeSecret(resolveSecret(config.identity.trustedHopSecret));
   }
 
   async identify(headers: IncomingHttpHeaders): Promise<IdentityResult> {
     const jwt = this.config.identity.jwt;
     if (jwt) return this.fromToken(jwt, headers);
 
-    if (this.hopSecret) {
-      const given = headerValue(headers, this.config.identity.trustedHopHeader);
-      // Hash both sides: equal-length buffers, no early exit, no length leak.
-      if (given === undefined || !timingSafeEqual(digest(given), this.hopSecret)) {
+    if (this.hopSecret.isSet) {
+      if (!this.hopSecret.matches(headerValue(headers, this.config.identity.trustedHopHeader))) {
         return { ok: false, problem: problem('unauthenticated', 'this request did not come through the trusted hop') };
       }
     }

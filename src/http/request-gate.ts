@@ -332,10 +332,7 @@ export class RequestGate {
     if (reason) {
       await this.engine.refund(receipt, reason);
       this.logger.info({ requestId: allow.requestId, route: route.name, outcome: 'refunded', reason, upstream: 'status' in result ? result.status : result.error }, 'charge refunded');
-      return rateLimitHeaders(
-        allow.pools.filter((p) => p.op === 'charge').map((p) => giveBack(p, receipt.lines.find((l) => l.creditType === p.creditType)?.charged ?? 0)),
-        this.now(),
-      );
+      return this.headersAfterReturning(allow, new Map(receipt.lines.map((l) => [l.creditType, l.charged])));
     }
     const actuals = new Map<string, number>();
     for (const line of receipt.lines) {
@@ -352,21 +349,20 @@ export class RequestGate {
     }
     await this.engine.complete(receipt, allow.config);
     if (settled.size === 0) return { ...allow.headers };
-    return rateLimitHeaders(
-      allow.pools.filter((p) => p.op === 'charge').map((p) => {
-        const line = receipt.lines.find((l) => l.creditType === p.creditType);
-        const s = settled.get(p.creditType);
-        return s && line ? giveBack(p, line.charged - s.charged) : p;
-      }),
-      this.now(),
-    );
+    const held = new Map(receipt.lines.map((l) => [l.creditType, l.charged]));
+    return this.headersAfterReturning(allow, new Map([...settled].map(([type, s]) => [type, (held.get(type) ?? 0) - s.charged])));
   }
-}
 
-/** A pool's status after `amount` of what was charged was given back. */
-function giveBack(p: PoolStatus, amount: number): PoolStatus {
-  if (amount <= 0 || p.remaining === null) return p;
-  return { ...p, used: p.used - amount, remaining: p.remaining + amount };
+  /** The RateLimit fields once `returned` credits per pool are back in them. */
+  private headersAfterReturning(allow: AllowOutcome, returned: ReadonlyMap<string, number>): Record<string, string> {
+    const pools = allow.pools
+      .filter((p) => p.op === 'charge')
+      .map((p) => {
+        const amount = returned.get(p.creditType) ?? 0;
+        return amount <= 0 || p.remaining === null ? p : { ...p, used: p.used - amount, remaining: p.remaining + amount };
+      });
+    return rateLimitHeaders(pools, this.now());
+  }
 }
 
 function shortfall(p: PoolStatus) {

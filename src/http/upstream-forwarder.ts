@@ -6,7 +6,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Logger } from '../logger.js';
 import type { UpstreamResult } from '../domain/refund-policy.js';
-import { problem, problemBody, problemHeaders } from './problem-details.js';
+import { problem } from './problem-details.js';
+import { sendProblem } from './send-problem.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -145,11 +146,9 @@ export class UpstreamForwarder {
       void settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
         if (res.destroyed) return;
         const p = timedOut
-          ? problem('upstream-timeout', `the upstream service did not answer within ${options.timeoutMs} ms`)
-          : problem('upstream-unavailable', 'the upstream service did not answer');
-        const body = JSON.stringify(problemBody(p, options.problemBaseUrl));
-        res.writeHead(p.status, { ...problemHeaders(p, body), ...extra });
-        res.end(body);
+          ? problem('upstream-timeout', `the upstream service did not answer within ${options.timeoutMs} ms`, { headers: extra })
+          : problem('upstream-unavailable', 'the upstream service did not answer', { headers: extra });
+        sendProblem(res, p, options.problemBaseUrl);
       });
     });
     // A client that goes away should not leave the upstream working for nobody.

@@ -31,8 +31,16 @@ export function escapeAccount(account: string): string {
 export class StoreKeys {
   constructor(readonly prefix: string = 'cg') {}
 
+  private lastAccount: string | undefined;
+  private lastTag = '';
+
+  // One decision builds several keys of one account: escape it once.
   tag(account: string): string {
-    return `${this.prefix}:{${escapeAccount(account)}}`;
+    if (account !== this.lastAccount) {
+      this.lastTag = `${this.prefix}:{${escapeAccount(account)}}`;
+      this.lastAccount = account;
+    }
+    return this.lastTag;
   }
 
   account(account: string): string {
