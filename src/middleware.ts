@@ -84,7 +84,15 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
   const handler = (req: Request, res: Response, next: NextFunction): void => {
     const requestId = requestIdOf(req.headers);
     gate
-      .evaluate({ method: req.method, url: req.originalUrl, headers: req.headers, requestId, readBody: (limit, depth) => expressBody(req, limit, depth) })
+      .evaluate({
+        method: req.method,
+        url: req.originalUrl,
+        headers: req.headers,
+        requestId,
+        // Charge by the same letter-case rule the app routes by.
+        caseSensitive: Boolean(req.app.get('case sensitive routing')),
+        readBody: (limit, depth) => expressBody(req, limit, depth),
+      })
       .then((outcome) => {
         // Downstream routing sees the path that was matched (and charged).
         if (outcome.kind !== 'refuse' && req.url === req.originalUrl) req.url = outcome.forwardUrl;

@@ -72,7 +72,12 @@ export interface CompiledConfig {
   readonly creditTypes: ReadonlyMap<string, CreditTypeDef>;
   readonly plans: ReadonlyMap<string, PlanDef>;
   readonly defaultPlan: string | undefined;
+  /** Routes matched in any letter case unless `routing.caseSensitive` is true. */
   readonly routes: RouteTable<RouteDef>;
+  /** `routing.caseSensitive` as written; undefined lets the Express middleware follow its app. */
+  readonly caseSensitive: boolean | undefined;
+  /** The route table for one letter-case rule (the middleware's app may decide it). */
+  routesFor(caseSensitive: boolean): RouteTable<RouteDef>;
   /** The routes in file order, for summaries. */
   readonly routeList: readonly RouteDef[];
   readonly identityHeader: string;
@@ -169,16 +174,29 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
       rateLimit: r.rateLimit ? { points: r.rateLimit.points, durationMs: parseDuration(r.rateLimit.duration) } : undefined,
     };
   });
+  const tables = new Map<boolean, RouteTable<RouteDef>>();
+  const routesFor = (sensitive: boolean): RouteTable<RouteDef> => {
+    let table = tables.get(sensitive);
+    if (!table) {
+      table = new RouteTable(
+        routeDefs.map((route) => ({ route, methods: route.methods, path: route.path })),
+        { caseSensitive: sensitive },
+      );
+      tables.set(sensitive, table);
+    }
+    return table;
+  };
   return {
     parsed,
     hash: createHash('sha256').update(JSON.stringify(parsed)).digest('hex').slice(0, 12),
     creditTypes,
     plans,
     defaultPlan: parsed.defaultPlan,
-    routes: new RouteTable(
-      routeDefs.map((route) => ({ route, methods: route.methods, path: route.path })),
-      { caseSensitive: parsed.routing.caseSensitive },
-    ),
+    // A path's letter case must not dodge a charge: upstreams (Express among
+    // them) commonly route case-insensitively.
+    routes: routesFor(parsed.routing.caseSensitive ?? false),
+    caseSensitive: parsed.routing.caseSensitive,
+    routesFor,
     routeList: routeDefs,
     identityHeader: parsed.identity.header.toLowerCase(),
     identity: {

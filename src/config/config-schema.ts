@@ -264,9 +264,14 @@ export const configSchema = z
       .describe('Requests no route matches: pass through uncharged, or reject with 404.'),
     routing: z
       .strictObject({
-        caseSensitive: z.boolean().default(true).describe('Whether route paths compare case-sensitively.'),
+        caseSensitive: z
+          .boolean()
+          .optional()
+          .describe(
+            'Whether route paths compare case-sensitively. Default false: a request is charged by the route it matches in any letter case. The Express middleware follows the app\'s "case sensitive routing" setting unless this is set.',
+          ),
       })
-      .default({ caseSensitive: true }),
+      .default({}),
     limits: z
       .strictObject({
         maxBodyBytes: z

@@ -25,6 +25,11 @@ export interface GateRequest {
   readonly headers: IncomingHttpHeaders;
   /** For logs: propagated from x-request-id or created by the adapter. */
   readonly requestId: string;
+  /**
+   * The host framework's own letter-case rule for paths (Express's "case
+   * sensitive routing"); used only when the config does not set one.
+   */
+  readonly caseSensitive?: boolean;
   /** Reads the JSON body; called only for routes whose cost comes from it. */
   readBody(limitBytes: number, maxDepth: number): Promise<BodyRead>;
 }
@@ -161,9 +166,10 @@ export class RequestGate {
       this.observer?.decision(UNMATCHED_ROUTE, NO_CREDIT_TYPE, 'bad_request');
       return { kind: 'refuse', config, problem: problem('invalid-request', 'method-override headers disagree or name an unknown method') };
     }
+    const routes = config.caseSensitive === undefined && req.caseSensitive !== undefined ? config.routesFor(req.caseSensitive) : config.routes;
     let matched = null;
     for (const m of methods) {
-      matched = config.routes.match(m, pathname);
+      matched = routes.match(m, pathname);
       if (matched) break;
     }
     if (!matched) {

@@ -79,20 +79,34 @@ describe('evasion table (sidecar, Redis)', () => {
     }
   });
 
-  it('case: paths are case-sensitive by default (a different path, forwarded as is), and matched case-insensitively when configured', async () => {
+  it.each(['/V1/AI/CUSTOM', '/v1/AI/custom', '/V1/ai/Custom/'])('case: %s is charged by default (matched in any letter case), forwarded as written', async (target) => {
     const a = `case-${randomUUID()}`;
-    const res = await fetch(`${h.proxy}/V1/AI/CUSTOM`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
+    const res = await fetch(`${h.proxy}${target}`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
     expect(res.status).toBe(200);
     const seen = h.upstream.requests.filter((r) => r.headers['x-account-id'] === a);
-    expect(seen[0]!.url).toBe('/V1/AI/CUSTOM');
-    expect(seen[0]!.headers['creditgate-charged']).toBeUndefined();
-    const loose = await startHarness({ config: CONFIG.replace('defaultPlan: tiny', 'defaultPlan: tiny\nrouting: { caseSensitive: false }'), redis: redisUrl(), keyPrefix: uniquePrefix('evasion-case') });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.url).toBe(target);
+    expect(seen[0]!.headers['creditgate-charged']).toBe('ai_tasks=1');
+    expect(await used(a)).toBe(1);
+  });
+
+  it('case: routing.caseSensitive: true treats another letter case as another path (for case-sensitive upstreams)', async () => {
+    const strict = await startHarness({
+      config: CONFIG.replace('defaultPlan: tiny', 'defaultPlan: tiny\nrouting: { caseSensitive: true }'),
+      redis: redisUrl(),
+      keyPrefix: uniquePrefix('evasion-case'),
+    });
     try {
-      const r = await fetch(`${loose.proxy}/V1/AI/CUSTOM`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
+      const a = `case-${randomUUID()}`;
+      const r = await fetch(`${strict.proxy}/V1/AI/CUSTOM`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
       expect(r.status).toBe(200);
-      expect(loose.upstream.requests[0]!.headers['creditgate-charged']).toBe('ai_tasks=1');
+      expect(strict.upstream.requests[0]!.url).toBe('/V1/AI/CUSTOM');
+      expect(strict.upstream.requests[0]!.headers['creditgate-charged']).toBeUndefined();
+      const exact = await fetch(`${strict.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
+      expect(exact.status).toBe(200);
+      expect(strict.upstream.requests[1]!.headers['creditgate-charged']).toBe('ai_tasks=1');
     } finally {
-      await loose.close();
+      await strict.close();
     }
   });
 

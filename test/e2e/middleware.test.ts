@@ -153,3 +153,52 @@ describe('middleware and sidecar give identical refusals', () => {
     expect(fromMiddleware.headers['content-type']).toBe(fromSidecar.headers.get('content-type'));
   });
 });
+
+describe('letter case cannot dodge a charge behind the middleware', () => {
+  let gate: CreditGateMiddleware;
+  beforeAll(async () => {
+    gate = await creditGate({ config: CONFIG_OBJECT });
+  });
+  afterAll(async () => gate.close());
+
+  it('on a default Express app (case-insensitive routing) every case variant that reaches a handler is charged', async () => {
+    const app = express();
+    app.use(gate);
+    let handled = 0;
+    app.post('/v1/ai/custom', (_req, res) => {
+      handled += 1;
+      res.json({ handled: true });
+    });
+    const a = `mw-case-${randomUUID()}`;
+    const variants = ['/v1/ai/custom', '/V1/AI/CUSTOM', '/v1/AI/custom', '/V1/ai/Custom', '/v1/ai/CUSTOM/'];
+    const statuses: number[] = [];
+    // 10 credits, 3 per request: three pass, whatever the spelling; the rest are refused.
+    for (let i = 0; i < 8; i++) {
+      const r = await request(app).post(variants[i % variants.length]!).set('x-account-id', a).set('x-task-count', '3');
+      statuses.push(r.status);
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 402)).toHaveLength(5);
+    expect(handled).toBe(3);
+    const usage = await gate.engine.usage(a);
+    expect(usage?.pools.ai_tasks?.used).toBe(9);
+  });
+
+  it('follows an app with "case sensitive routing": another case is another path there, and is neither routed nor charged', async () => {
+    const app = express();
+    app.set('case sensitive routing', true);
+    app.use(gate);
+    let handled = 0;
+    app.post('/v1/ai/custom', (_req, res) => {
+      handled += 1;
+      res.json({ handled: true });
+    });
+    const a = `mw-case-${randomUUID()}`;
+    const other = await request(app).post('/V1/AI/CUSTOM').set('x-account-id', a).set('x-task-count', '3');
+    expect(other.status).toBe(404);
+    const exact = await request(app).post('/v1/ai/custom').set('x-account-id', a).set('x-task-count', '3');
+    expect(exact.status).toBe(200);
+    expect(handled).toBe(1);
+    expect((await gate.engine.usage(a))?.pools.ai_tasks?.used).toBe(3);
+  });
+});
