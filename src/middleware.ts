@@ -129,6 +129,13 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
               logger.error({ err, requestId }, 'refund or settle after the response failed'),
             );
           });
+          // A client that hangs up while the handler works does not make the work free.
+          res.once('close', () => {
+            if (res.writableFinished) return;
+            void once(() => gate.finish(outcome, { error: 'client_abort' })).catch((err: unknown) =>
+              logger.error({ err, requestId }, 'finishing a charge after the client left failed'),
+            );
+          });
           next();
         }
       }, next);

@@ -115,12 +115,14 @@ const method = z
   .pipe(z.enum([...HTTP_METHODS, '*'], { error: `expected one of ${HTTP_METHODS.join(', ')} or *` }));
 
 const refundCondition = z.union([
-  z.enum(['5xx', '4xx', 'connection_error', 'timeout']),
+  z.enum(['5xx', '4xx', 'connection_error', 'timeout', 'client_abort']),
   z.number().int().min(100).max(599),
 ]);
 const refundOn = z
   .array(refundCondition)
-  .describe('Upstream outcomes that give the charge back: 5xx, 4xx, exact statuses, connection_error, timeout.');
+  .describe(
+    'Upstream outcomes that give the charge back: 5xx, 4xx, exact statuses, connection_error, timeout; client_abort (the client hung up after the request was forwarded) only when listed.',
+  );
 
 const route = z.strictObject({
   name: z.string().regex(ROUTE_NAME, 'route names are letters, digits, _ . : -').describe('Used in logs and metrics.'),

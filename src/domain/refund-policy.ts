@@ -1,17 +1,29 @@
 // Whether an upstream's answer means the request's credits are given back:
 // failures listed in refundOn (5xx, connection errors, timeouts by default),
 // and answers outside chargeWhen (credits owed only on success).
+//
+// A client that hangs up after its request was forwarded is not an upstream
+// failure: the upstream does the work anyway, so the charge stands unless the
+// route opts back in with refundOn: [client_abort].
 
-export type RefundCondition = '5xx' | '4xx' | 'connection_error' | 'timeout' | number;
-export type UpstreamResult = { readonly status: number } | { readonly error: 'connection_error' | 'timeout' };
-export type RefundReason = 'upstream_error' | 'not_delivered';
+export type RefundCondition = '5xx' | '4xx' | 'connection_error' | 'timeout' | 'client_abort' | number;
+export type UpstreamResult =
+  | { readonly status: number }
+  | { readonly error: 'connection_error' | 'timeout' | 'client_abort' }
+  /** The client was gone before anything was sent upstream: no work was done. */
+  | { readonly error: 'not_forwarded' };
+export type RefundReason = 'upstream_error' | 'not_delivered' | 'client_abort';
 
 export function refundReason(
   result: UpstreamResult,
   refundOn: readonly RefundCondition[],
   chargeWhen?: { readonly status: readonly number[] },
 ): RefundReason | null {
-  if ('error' in result) return refundOn.includes(result.error) ? 'upstream_error' : null;
+  if ('error' in result) {
+    if (result.error === 'not_forwarded') return 'not_delivered';
+    if (!refundOn.includes(result.error)) return null;
+    return result.error === 'client_abort' ? 'client_abort' : 'upstream_error';
+  }
   const { status } = result;
   const cls = `${Math.floor(status / 100)}xx`;
   if (refundOn.includes(status) || refundOn.includes(cls as RefundCondition)) return 'upstream_error';

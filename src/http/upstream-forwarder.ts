@@ -81,6 +81,11 @@ export class UpstreamForwarder {
   }
 
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    if (res.destroyed) {
+      // The client left while the gate decided: nothing is sent, nothing is owed.
+      void options.beforeRespond?.({ error: 'not_forwarded' }, {}).catch((err: unknown) => this.logger.error({ err }, 'refund after the client left failed'));
+      return;
+    }
     const headers = withoutOwnHeaders(withoutHopByHop(req.headers));
     for (const name of options.dropHeaders ?? []) delete headers[name];
     const peer = req.socket.remoteAddress;
@@ -141,6 +146,12 @@ export class UpstreamForwarder {
         return;
       }
       options.onUpstream?.(undefined, elapsed());
+      if (clientGone) {
+        // The upstream had the request and would do the work anyway: the charge stands.
+        this.logger.info({ upstream: 'client_abort' }, 'client went away after its request was forwarded: upstream request closed');
+        void settle({ error: 'client_abort' }, {});
+        return;
+      }
       const code = (err as NodeJS.ErrnoException).code;
       this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
       void settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
@@ -152,8 +163,11 @@ export class UpstreamForwarder {
       });
     });
     // A client that goes away should not leave the upstream working for nobody.
+    let clientGone = false;
     res.on('close', () => {
-      if (!res.writableFinished) outgoing.destroy();
+      if (res.writableFinished) return;
+      clientGone = true;
+      outgoing.destroy();
     });
 
     if (options.body) outgoing.end(options.body);

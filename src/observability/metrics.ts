@@ -43,7 +43,7 @@ export type Outcome = (typeof OUTCOMES)[number];
 const POOL_OUTCOMES: readonly Outcome[] = ['allowed', 'exhausted', 'not_in_plan', 'shadow_denied'];
 const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error', 'rate_limited'];
 
-export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'settled_below_hold'] as const;
+export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'client_abort', 'settled_below_hold'] as const;
 export const STORE_OPERATIONS = [
   'charge',
   'refund',

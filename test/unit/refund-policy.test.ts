@@ -1,0 +1,31 @@
+// Which upstream outcomes give a charge back: pure rules, every branch.
+
+import { describe, expect, it } from 'vitest';
+import { refundReason } from '../../src/domain/refund-policy.js';
+
+const DEFAULT = ['5xx', 'connection_error', 'timeout'] as const;
+
+describe('refundReason', () => {
+  it('refunds upstream failures listed in refundOn', () => {
+    expect(refundReason({ status: 503 }, DEFAULT)).toBe('upstream_error');
+    expect(refundReason({ error: 'connection_error' }, DEFAULT)).toBe('upstream_error');
+    expect(refundReason({ error: 'timeout' }, DEFAULT)).toBe('upstream_error');
+    expect(refundReason({ status: 404 }, DEFAULT)).toBeNull();
+    expect(refundReason({ status: 404 }, ['4xx'])).toBe('upstream_error');
+    expect(refundReason({ status: 502 }, [503])).toBeNull();
+  });
+
+  it('a client hang-up after forwarding is charged unless refundOn lists client_abort', () => {
+    expect(refundReason({ error: 'client_abort' }, DEFAULT)).toBeNull();
+    expect(refundReason({ error: 'client_abort' }, [...DEFAULT, 'client_abort'])).toBe('client_abort');
+  });
+
+  it('a request never forwarded is never owed, whatever refundOn says', () => {
+    expect(refundReason({ error: 'not_forwarded' }, [])).toBe('not_delivered');
+  });
+
+  it('answers outside chargeWhen are not delivered', () => {
+    expect(refundReason({ status: 404 }, DEFAULT, { status: [200] })).toBe('not_delivered');
+    expect(refundReason({ status: 200 }, DEFAULT, { status: [200] })).toBeNull();
+  });
+});
