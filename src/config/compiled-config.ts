@@ -62,6 +62,8 @@ export interface RouteDef {
   readonly mode: 'enforce' | 'shadow';
   readonly refundOn: readonly RefundCondition[];
   readonly chargeWhen?: { readonly status: readonly number[] } | undefined;
+  /** Statuses that confirm a release; undefined = any 2xx. */
+  readonly releaseWhen?: { readonly status: readonly number[] } | undefined;
   readonly rateLimit?: { readonly points: number; readonly durationMs: number } | undefined;
 }
 
@@ -171,6 +173,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
       mode: r.mode ?? parsed.mode,
       refundOn: r.refundOn ?? parsed.upstream.refundOn,
       chargeWhen: r.chargeWhen,
+      releaseWhen: r.releaseWhen,
       rateLimit: r.rateLimit ? { points: r.rateLimit.points, durationMs: parseDuration(r.rateLimit.duration) } : undefined,
     };
   });

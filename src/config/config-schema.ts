@@ -138,6 +138,10 @@ const route = z.strictObject({
     .strictObject({ status: z.array(z.number().int().min(100).max(599)).min(1) })
     .optional()
     .describe('Credits owed only on these statuses; any other answer is refunded (e.g. 404 "not identified").'),
+  releaseWhen: z
+    .strictObject({ status: z.array(z.number().int().min(100).max(599)).min(1) })
+    .optional()
+    .describe('Capacity in release is given back only when the upstream answers with one of these statuses (default: any 2xx).'),
   rateLimit: z
     .strictObject({
       points: z.number().int().min(1).describe('Requests allowed per account per window.'),
@@ -386,6 +390,9 @@ export const configSchema = z
       }
       for (const id of charged) {
         if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'charge', id], message: unknownType(id) });
+      }
+      if (r.releaseWhen !== undefined && released.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'releaseWhen'], message: 'releaseWhen applies to a route that releases capacity: add release' });
       }
       for (const id of released) {
         if (!known.has(id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'release', id], message: unknownType(id) });

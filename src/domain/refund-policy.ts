@@ -30,3 +30,13 @@ export function refundReason(
   if (chargeWhen && !chargeWhen.status.includes(status)) return 'not_delivered';
   return null;
 }
+
+/**
+ * Whether the upstream's answer confirms a capacity release: a 2xx by
+ * default, or one of `releaseWhen`'s statuses. Failures and anything else
+ * release nothing (deleting what does not exist frees no slot).
+ */
+export function releaseConfirmed(result: UpstreamResult, releaseWhen?: { readonly status: readonly number[] }): boolean {
+  if ('error' in result) return false;
+  return releaseWhen ? releaseWhen.status.includes(result.status) : result.status >= 200 && result.status < 300;
+}

@@ -320,8 +320,10 @@ export class CreditEngine {
   }
 
   /**
-   * Charges (and releases) a request's pools, all or nothing. `route` decides
-   * shadow mode together with the global mode and the enforceFrom instants.
+   * Charges a request's pools, all or nothing. Capacity the route releases is
+   * only noted on the receipt: `release()` gives it back once the upstream
+   * confirmed the release. `route` decides shadow mode together with the
+   * global mode and the enforceFrom instants.
    */
   async charge(
     accountId: string,
@@ -351,7 +353,10 @@ export class CreditEngine {
     }
     const now = this.now();
     const cycle = cycleContaining(resolved.anchor, now);
-    const lines = mergeCosts(costs);
+    const merged = mergeCosts(costs);
+    // Releases wait for the upstream's answer: a DELETE of something that does not exist frees nothing.
+    const lines = merged.filter((c) => c.op === 'charge');
+    const releases = merged.filter((c) => c.op === 'release');
     const shadow = lines.map((c) => c.op === 'charge' && isShadow(config, options.route, c.creditType, now));
 
     const notInPlan = lines.filter((c, i) => c.op === 'charge' && !shadow[i] && quotaOf(resolved.plan, c.creditType) === 0);
@@ -398,8 +403,6 @@ export class CreditEngine {
         short: statuses.filter((s) => s.op === 'charge' && s.remaining !== null && s.remaining < s.required),
       };
     }
-    // Capacity given back: pools cached as full elsewhere have room again.
-    if (outcome.pools.some((p, i) => lines[i]!.op === 'release' && p.charged > 0)) await this.invalidate(accountId);
     const shadowDenied: ShadowDenial[] = [];
     outcome.pools.forEach((p, i) => {
       const status = statuses[i]!;
@@ -411,15 +414,18 @@ export class CreditEngine {
       account: accountId,
       plan: resolved.plan.id,
       idempotencyKey,
-      lines: lines.map((c, i) => ({
-        creditType: c.creditType,
-        op: c.op,
-        cycleStart: pools[i]!.cycleStart,
-        planDelta: outcome.pools[i]!.planDelta,
-        draws: outcome.pools[i]!.draws,
-        charged: outcome.pools[i]!.charged,
-        settle: c.hold?.settle,
-      })),
+      lines: [
+        ...lines.map((c, i) => ({
+          creditType: c.creditType,
+          op: c.op,
+          cycleStart: pools[i]!.cycleStart,
+          planDelta: outcome.pools[i]!.planDelta,
+          draws: outcome.pools[i]!.draws,
+          charged: outcome.pools[i]!.charged,
+          settle: c.hold?.settle,
+        })),
+        ...releases.map(pendingRelease),
+      ],
     };
     return { allowed: true, account: resolved, pools: statuses, shadowDenied, receipt };
   }
@@ -457,9 +463,9 @@ export class CreditEngine {
    * the journal that is replayed when the store is back.
    */
   private chargeDuringOutage(accountId: string, costs: readonly CostLine[], config: CompiledConfig): ChargeDecision {
-    const lines = mergeCosts(costs);
+    const merged = mergeCosts(costs);
+    const lines = merged.filter((c) => c.op === 'charge');
     for (const c of lines) {
-      if (c.op !== 'charge') continue;
       const policy = config.creditTypes.get(c.creditType)?.onStoreError ?? 'deny';
       if (policy === 'deny') throw new StoreError(`the credit store is unreachable and ${c.creditType} is deny-on-outage`);
       if (this.journal.spentBy(accountId, c.creditType) + c.amount > policy.allow) {
@@ -495,7 +501,10 @@ export class CreditEngine {
         account: accountId,
         plan: '(outage)',
         journalId: entry.id,
-        lines: lines.map((c) => ({ creditType: c.creditType, op: c.op, cycleStart: 0, planDelta: 0, draws: [], charged: c.amount, settle: c.hold?.settle })),
+        lines: [
+          ...lines.map((c) => ({ creditType: c.creditType, op: c.op, cycleStart: 0, planDelta: 0, draws: [], charged: c.amount, settle: c.hold?.settle })),
+          ...merged.filter((c) => c.op === 'release').map(pendingRelease),
+        ],
       },
     };
   }
@@ -558,6 +567,40 @@ export class CreditEngine {
     );
     await this.invalidate(receipt.account);
     for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.observer?.creditsRefunded(l.creditType, reason, l.charged);
+  }
+
+  /**
+   * Gives back the capacity a request released, once the upstream confirmed
+   * it (releaseWhen). Never refused. With the store down it is journaled and
+   * written when the store is back; only a full journal loses it (thrown).
+   */
+  async release(receipt: ChargeReceipt): Promise<void> {
+    const lines = receipt.lines.filter((l) => l.op === 'release' && l.charged > 0);
+    if (lines.length === 0) return;
+    const pools: PoolCharge[] = lines.map((l) => ({
+      creditType: l.creditType,
+      op: 'release',
+      amount: l.charged,
+      limit: null,
+      cycleStart: l.cycleStart,
+      expireAt: 0,
+      extras: false,
+    }));
+    try {
+      await this.guarded(() => this.store.charge(receipt.account, pools, { now: this.now(), thresholds: [] }));
+    } catch (err) {
+      if (!(err instanceof StoreDown)) throw err;
+      const entry = this.journal.record(
+        receipt.account,
+        this.now(),
+        lines.map((l) => ({ creditType: l.creditType, op: 'release' as const, amount: l.charged })),
+      );
+      this.observer?.journal(this.journal.size, 0, 0);
+      if (!entry) throw new StoreError('the credit store is unreachable and the outage journal is full: capacity release not recorded');
+      return;
+    }
+    // Pools cached as full on any replica have room again.
+    await this.invalidate(receipt.account);
   }
 
   /** Removes the account and everything stored for it, and what every replica remembers of it. */
@@ -794,6 +837,11 @@ function poolCharge(config: CompiledConfig, plan: PlanDef, cycle: BillingCycle, 
     shadow,
     ...(c.hold ? { minAmount: Math.min(c.hold.minAmount, c.amount) } : {}),
   };
+}
+
+/** A release noted at admission: `charged` is what `release()` will give back. */
+function pendingRelease(c: MergedLine): ReceiptLine {
+  return { creditType: c.creditType, op: 'release', cycleStart: 0, planDelta: 0, draws: [], charged: c.amount };
 }
 
 function isCapacity(config: CompiledConfig, creditType: string): boolean {

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
 import { evaluateCost, type CostInputs } from '../domain/cost-rules.js';
 import { METHOD_OVERRIDE_HEADERS, normalizePath } from '../domain/normalize-path.js';
-import { refundReason, type UpstreamResult } from '../domain/refund-policy.js';
+import { refundReason, releaseConfirmed, type UpstreamResult } from '../domain/refund-policy.js';
 import { settledAmount } from '../domain/settle-rule.js';
 import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, CreditEngine, PoolStatus } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
@@ -325,15 +325,20 @@ export class RequestGate {
   }
 
   /**
-   * After the upstream answered (or failed): refund when the answer says the
-   * credits are not owed, otherwise settle held pools from the response and
-   * mark the idempotency key done. Returns the RateLimit headers as they
-   * stand afterwards. Awaited before the client sees a status, so a usage
-   * read right after the response sees the final numbers.
+   * After the upstream answered (or failed): give back capacity whose release
+   * the answer confirms; refund when the answer says the credits are not
+   * owed, otherwise settle held pools from the response and mark the
+   * idempotency key done. Returns the RateLimit headers as they stand
+   * afterwards. Awaited before the client sees a status, so a usage read
+   * right after the response sees the final numbers.
    */
   async finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): Promise<Record<string, string>> {
     const { receipt, route } = allow;
     if (!receipt) return { ...allow.headers };
+    if (receipt.lines.some((l) => l.op === 'release')) {
+      if (releaseConfirmed(result, route.releaseWhen)) await this.engine.release(receipt);
+      else this.logger.info({ requestId: allow.requestId, route: route.name, upstream: 'status' in result ? result.status : result.error }, 'release not confirmed by the upstream: capacity kept');
+    }
     const reason = refundReason(result, route.refundOn, route.chargeWhen);
     if (reason) {
       await this.engine.refund(receipt, reason);

@@ -202,3 +202,49 @@ describe('letter case cannot dodge a charge behind the middleware', () => {
     expect((await gate.engine.usage(a))?.pools.ai_tasks?.used).toBe(3);
   });
 });
+
+describe('capacity release behind the middleware waits for the handler to confirm it', () => {
+  const config = parse(
+    TEST_CONFIG.replace(
+      `    path: /v1/mailboxes/:id
+    release: { mailboxes: 1 }`,
+      `    path: /v1/mailboxes/:id
+    release: { mailboxes: 1 }
+    releaseWhen: { status: [204] }`,
+    ),
+  ) as Record<string, unknown>;
+  let gate: CreditGateMiddleware;
+  beforeAll(async () => {
+    gate = await creditGate({ config });
+  });
+  afterAll(async () => gate.close());
+
+  it('releases on the releaseWhen status only: a 404 (no such mailbox) and a 200 keep the slot', async () => {
+    const mailboxes = new Set<string>();
+    const app = express();
+    app.use(gate);
+    app.post('/v1/mailboxes', (_req, res) => {
+      const id = randomUUID();
+      mailboxes.add(id);
+      res.status(201).json({ id });
+    });
+    app.delete('/v1/mailboxes/:id', (req, res) => {
+      if (req.params.id === 'legacy') return void res.status(200).json({ archived: true });
+      if (!mailboxes.delete(req.params.id)) return void res.status(404).json({ error: 'no such mailbox' });
+      res.status(204).end();
+    });
+    const a = `mw-cap-${randomUUID()}`;
+    const used = async () => (await gate.engine.usage(a))?.pools.mailboxes?.used;
+    const first = await request(app).post('/v1/mailboxes').set('x-account-id', a);
+    expect(first.status).toBe(201);
+    for (let i = 0; i < 5; i++) expect((await request(app).delete('/v1/mailboxes/does-not-exist').set('x-account-id', a)).status).toBe(404);
+    expect((await request(app).delete('/v1/mailboxes/legacy').set('x-account-id', a)).status).toBe(200);
+    expect(await used()).toBe(1);
+    expect((await request(app).post('/v1/mailboxes').set('x-account-id', a)).status).toBe(402);
+    expect((await request(app).delete(`/v1/mailboxes/${first.body.id}`).set('x-account-id', a)).status).toBe(204);
+    // The middleware settles when the response finishes: wait for it.
+    for (let i = 0; i < 50 && (await used()) !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await used()).toBe(0);
+    expect((await request(app).post('/v1/mailboxes').set('x-account-id', a)).status).toBe(201);
+  });
+});

@@ -144,6 +144,31 @@ describe('top-ups, capacity and account changes (Redis)', () => {
       expect(await redis.pttl(`${prefix}:{${a}}:u:mailboxes:0`)).toBe(-1);
     });
 
+    it('a release of something that does not exist frees nothing: only a 2xx from the upstream gives capacity back', async () => {
+      const a = acct();
+      const before = h.upstream.respond;
+      try {
+        expect((await connect(a)).status).toBe(200);
+        for (const status of [404, 409, 500]) {
+          h.upstream.respond = (_req, res) => {
+            res.writeHead(status, { 'content-type': 'application/json' });
+            res.end('{"error":"no such mailbox"}');
+          };
+          const r = await fetch(`${h.proxy}/v1/mailboxes/does-not-exist`, { method: 'DELETE', headers: { 'x-account-id': a } });
+          expect(r.status).toBe(status);
+          expect((await usage(a)).pools.mailboxes).toMatchObject({ used: 1, remaining: 0 });
+        }
+        // Still full: three fake disconnects bought no slot.
+        h.upstream.respond = before;
+        expect((await connect(a)).status).toBe(402);
+        expect((await disconnect(a)).status).toBe(200);
+        expect((await usage(a)).pools.mailboxes).toMatchObject({ used: 0, remaining: 1 });
+        expect((await connect(a)).status).toBe(200);
+      } finally {
+        h.upstream.respond = before;
+      }
+    });
+
     it('a downgrade below the current count refuses new connections and keeps existing ones', async () => {
       const a = acct();
       await h.adminFetch(`/v1/accounts/${a}`, { method: 'PUT', body: JSON.stringify({ plan: 'big' }) });

@@ -1,7 +1,7 @@
 // Which upstream outcomes give a charge back: pure rules, every branch.
 
 import { describe, expect, it } from 'vitest';
-import { refundReason } from '../../src/domain/refund-policy.js';
+import { refundReason, releaseConfirmed } from '../../src/domain/refund-policy.js';
 
 const DEFAULT = ['5xx', 'connection_error', 'timeout'] as const;
 
@@ -27,5 +27,16 @@ describe('refundReason', () => {
   it('answers outside chargeWhen are not delivered', () => {
     expect(refundReason({ status: 404 }, DEFAULT, { status: [200] })).toBe('not_delivered');
     expect(refundReason({ status: 200 }, DEFAULT, { status: [200] })).toBeNull();
+  });
+
+  it('a release is confirmed by a 2xx, or by releaseWhen statuses only', () => {
+    expect(releaseConfirmed({ status: 200 })).toBe(true);
+    expect(releaseConfirmed({ status: 204 })).toBe(true);
+    expect(releaseConfirmed({ status: 404 })).toBe(false);
+    expect(releaseConfirmed({ status: 500 })).toBe(false);
+    expect(releaseConfirmed({ error: 'timeout' })).toBe(false);
+    expect(releaseConfirmed({ error: 'client_abort' })).toBe(false);
+    expect(releaseConfirmed({ status: 200 }, { status: [204] })).toBe(false);
+    expect(releaseConfirmed({ status: 204 }, { status: [204] })).toBe(true);
   });
 });
