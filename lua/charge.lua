@@ -4,7 +4,9 @@
 -- Every key shares the account's hash tag, so this runs on one Cluster slot.
 --
 -- KEYS[1]            the account's key index (a set of every key written)
--- KEYS[2]            the idempotency record of this request (unused without a key)
+-- KEYS[2]            the idempotency record of this request, a hash: s = state
+--                    ("pending" | "done"), f = fingerprint, r = the first response
+--                    (unused without a key)
 -- per pool i (base b = 2 + 4(i-1)):
 --   KEYS[b+1]        used-from-plan counter for the cycle (or for all time: capacity)
 --   KEYS[b+2]        grants of the credit type: hash id -> JSON {a=amount,u=used,x=expiresAt,c=createdAt}
@@ -12,7 +14,8 @@
 --   KEYS[b+4]        alert marks of the cycle: hash threshold -> 1
 --
 -- ARGV[1]            now (epoch ms)
--- ARGV[2]            "1": the request carries an idempotency key (KEYS[2])
+-- ARGV[2]            the request's fingerprint when it carries an idempotency key
+--                    (KEYS[2]); "" without one
 -- ARGV[3]            how long a claimed key stays "pending" (ms)
 -- ARGV[4]            m, the number of alert thresholds; ARGV[5..4+m] the thresholds (fractions)
 -- per pool i (base c = 4 + m + 7(i-1)):
@@ -26,8 +29,9 @@
 --   ARGV[c+7]        the least amount that will do (a hold takes what remains
 --                    down to this); equal to the amount for a plain charge
 --
--- Returns { 2, state } when the idempotency key was already claimed (state:
--- "pending" while the first request runs, "done" after it), charging nothing.
+-- Returns { 2, state, fingerprint, response or nil } when the idempotency key
+-- was already claimed (state: "pending" while the first request runs, "done"
+-- after it), charging nothing: the caller compares fingerprints.
 -- Otherwise { ok, pool_1 ..., pool_n } flattened, each pool as
 --   planUsed, grantTotal, grantUsed, flags, charged, planDelta, firedCount, fired...,
 --   drawCount, (grantId, amount)...
@@ -38,7 +42,8 @@
 -- ok = 0: as found, nothing written.
 
 local now = tonumber(ARGV[1])
-local idempotent = ARGV[2] == '1'
+local fingerprint = ARGV[2]
+local idempotent = fingerprint ~= ''
 local m = tonumber(ARGV[4])
 local thresholds = {}
 for t = 1, m do thresholds[t] = ARGV[4 + t] end
@@ -47,8 +52,8 @@ local n = (#KEYS - 2) / 4
 -- A repeated idempotency key is decided before anything is read or written:
 -- the same request is never charged twice, even while the first is in flight.
 if idempotent then
-  local state = redis.call('GET', KEYS[2])
-  if state then return { 2, state } end
+  local seen = redis.call('HMGET', KEYS[2], 's', 'f', 'r')
+  if seen[1] then return { 2, seen[1], seen[2] or '', seen[3] } end
 end
 
 local pools = {}
@@ -171,9 +176,12 @@ local function index(key, expireAt)
 end
 
 -- Claimed only when the charge succeeds: a refused request leaves the key
--- free for a retry; a refund releases it again (refund.lua).
+-- free for a retry; a refund releases it again (refund.lua). Indexed, so
+-- that DELETE of the account removes it too.
 if idempotent then
-  redis.call('SET', KEYS[2], 'pending', 'PX', ARGV[3])
+  redis.call('HSET', KEYS[2], 's', 'pending', 'f', fingerprint)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  index(KEYS[2], string.format('%d', now + tonumber(ARGV[3])))
 end
 
 local out = { 1 }

@@ -7,9 +7,10 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { CompiledConfig } from './config/compiled-config.js';
 import { loadConfigFile, loadConfigObject } from './config/index.js';
 import type { CreditEngine, PoolStatus } from './engine/credit-engine.js';
-import { readJsonBody, type BodyRead } from './http/json-body.js';
+import { jsonContentTypeProblem, readJsonBody, type BodyRead } from './http/json-body.js';
 import { sendProblem } from './http/send-problem.js';
-import { RequestGate } from './http/request-gate.js';
+import { RequestGate, type AllowOutcome } from './http/request-gate.js';
+import { ResponseRecorder, sendReplay, type SentResponse } from './http/stored-response.js';
 import { requestIdOf } from './http/request-id.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { CreditStore } from './store/credit-store.js';
@@ -64,6 +65,102 @@ async function expressBody(req: Request, limit: number, depth: number): Promise<
   return read;
 }
 
+// A body no parser has read and that is not declared JSON is left for the
+// app to read: its type and length stand in for it in the idempotency
+// fingerprint (a replay is answered from the stored response either way).
+async function expressRawBody(req: Request, limit: number, depth: number): Promise<BodyRead> {
+  const declaredJson = req.headers['content-type'] !== undefined && jsonContentTypeProblem(req.headers) === null;
+  if (req.body !== undefined || req.readableEnded || declaredJson) return expressBody(req, limit, depth);
+  return { ok: true, raw: Buffer.from(`${req.headers['content-type'] ?? ''}\n${req.headers['content-length'] ?? req.headers['transfer-encoding'] ?? ''}`), value: undefined };
+}
+
+/**
+ * Follows an allowed request to its end. Exactly one of: the handler settles
+ * or refunds, the finished response decides, or the client leaves (the
+ * charge stands). A kept charge with an idempotency key is completed with
+ * the response as sent — before the response's last byte goes out — so that
+ * a replay is answered from it.
+ */
+function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, logger: Logger, requestId: string): ChargedRequest {
+  const { engine } = gate;
+  const receipt = outcome.receipt;
+  let decided: Promise<boolean> | undefined;
+  const decide = (fn: () => Promise<boolean>): Promise<boolean> => (decided ??= receipt ? fn() : Promise.resolve(false));
+  let completed = false;
+  const complete = async (response: SentResponse | null) => {
+    if (completed) return;
+    completed = true;
+    await gate.complete(outcome, response);
+  };
+  const failed = (what: string) => (err: unknown) => logger.error({ err, requestId }, what);
+
+  const atEnd = async (body: Buffer | null): Promise<void> => {
+    const status = res.statusCode;
+    let explicit = true;
+    const kept = await decide(async () => {
+      explicit = false;
+      return (await gate.finish(outcome, { status }, res.getHeaders() as IncomingHttpHeaders)).kept;
+    });
+    // A handler that settled itself still releases what the answer confirms.
+    if (explicit && kept) await gate.confirmRelease(outcome, { status });
+    if (kept) await complete(body ? { status, headers: res.getHeaders(), body } : null);
+  };
+  if (receipt?.idempotencyKey !== undefined) {
+    holdEnd(res, outcome.config.idempotency.maxResponseBytes, (body) => atEnd(body).catch(failed('refund, settle or idempotency record failed')));
+  } else {
+    res.once('finish', () => void atEnd(null).catch(failed('refund or settle after the response failed')));
+  }
+  // A client that hangs up while the handler works does not make the work free.
+  res.once('close', () => {
+    if (res.writableFinished) return;
+    void decide(async () => (await gate.finish(outcome, { error: 'client_abort' })).kept)
+      .then((kept) => (kept ? complete(null) : undefined))
+      .catch(failed('finishing a charge after the client left failed'));
+  });
+  return {
+    account: outcome.accountId,
+    route: outcome.route.name,
+    pools: outcome.pools,
+    reserved: Object.fromEntries((receipt?.lines ?? []).filter((l) => l.settle).map((l) => [l.creditType, l.charged])),
+    settle: async (actuals) => {
+      await decide(async () => {
+        await engine.settle(receipt!, new Map(Object.entries(actuals)));
+        return true;
+      });
+    },
+    refund: async () => {
+      await decide(async () => {
+        await engine.refund(receipt!, 'not_delivered');
+        return false;
+      });
+    },
+  };
+}
+
+/**
+ * Tees what the app writes (up to `maxBytes`) and holds its `end()` until
+ * `beforeEnd` has run with the whole body (null when it was larger).
+ */
+function holdEnd(res: Response, maxBytes: number, beforeEnd: (body: Buffer | null) => Promise<void>): void {
+  const recorder = new ResponseRecorder(maxBytes);
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => Response;
+  const take = (chunk: unknown, encoding: unknown) => {
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) recorder.add(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined);
+    else if (chunk instanceof Uint8Array) recorder.add(Buffer.from(chunk));
+  };
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    take(chunk, rest[0]);
+    return write(chunk, ...rest);
+  }) as Response['write'];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (chunk !== undefined && typeof chunk !== 'function') take(chunk, rest[0]);
+    res.end = end as Response['end'];
+    void beforeEnd(recorder.body()).finally(() => end(chunk, ...rest));
+    return res;
+  }) as Response['end'];
+}
+
 export async function creditGate(options: CreditGateOptions): Promise<CreditGateMiddleware> {
   const config: CompiledConfig =
     typeof options.config === 'string' ? await loadConfigFile(options.config) : loadConfigObject(options.config);
@@ -92,52 +189,28 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
         // Charge by the same letter-case rule the app routes by.
         caseSensitive: Boolean(req.app.get('case sensitive routing')),
         readBody: (limit, depth) => expressBody(req, limit, depth),
+        readRawBody: (limit) => expressRawBody(req, limit, config.maxJsonDepth),
       })
       .then((outcome) => {
+        if (outcome.kind === 'refuse') {
+          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl);
+          return;
+        }
+        if (outcome.kind === 'replay') {
+          // Answered from the first response: the handler does not run again.
+          sendReplay(res, outcome.response);
+          return;
+        }
         // Downstream routing sees the path that was matched (and charged).
-        if (outcome.kind !== 'refuse' && req.url === req.originalUrl) req.url = outcome.forwardUrl;
+        if (req.url === req.originalUrl) req.url = outcome.forwardUrl;
         if (outcome.kind === 'pass') {
           next();
-        } else if (outcome.kind === 'refuse') {
-          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl);
-        } else {
-          res.set(outcome.headers);
-          for (const [name, value] of Object.entries(outcome.upstreamHeaders)) req.headers[name] = value;
-          const receipt = outcome.receipt;
-          // One of: the handler settles or refunds, or the finished response decides.
-          let done = false;
-          const once = async (fn: () => Promise<unknown>) => {
-            if (done || !receipt) return;
-            done = true;
-            await fn();
-          };
-          const credits: ChargedRequest = {
-            account: outcome.accountId,
-            route: outcome.route.name,
-            pools: outcome.pools,
-            reserved: Object.fromEntries((receipt?.lines ?? []).filter((l) => l.settle).map((l) => [l.creditType, l.charged])),
-            settle: (actuals) =>
-              once(async () => {
-                await engine.settle(receipt!, new Map(Object.entries(actuals)));
-                await engine.complete(receipt!, outcome.config);
-              }),
-            refund: () => once(() => engine.refund(receipt!, 'not_delivered')),
-          };
-          res.locals.credits = credits;
-          res.once('finish', () => {
-            void once(() => gate.finish(outcome, { status: res.statusCode }, res.getHeaders() as IncomingHttpHeaders)).catch((err: unknown) =>
-              logger.error({ err, requestId }, 'refund or settle after the response failed'),
-            );
-          });
-          // A client that hangs up while the handler works does not make the work free.
-          res.once('close', () => {
-            if (res.writableFinished) return;
-            void once(() => gate.finish(outcome, { error: 'client_abort' })).catch((err: unknown) =>
-              logger.error({ err, requestId }, 'finishing a charge after the client left failed'),
-            );
-          });
-          next();
+          return;
         }
+        res.set(outcome.headers);
+        for (const [name, value] of Object.entries(outcome.upstreamHeaders)) req.headers[name] = value;
+        res.locals.credits = trackCharge(gate, outcome, res, logger, requestId);
+        next();
       }, next);
   };
   return Object.assign(handler, {

@@ -100,7 +100,7 @@ export interface CompiledConfig {
   /** Epoch ms before which everything runs in shadow mode; null = from the start. */
   readonly enforceFrom: number | null;
   readonly upstreamTimeoutMs: number;
-  readonly idempotency: { readonly header: string; readonly ttlMs: number };
+  readonly idempotency: { readonly header: string; readonly ttlMs: number; readonly maxResponseBytes: number };
   readonly journalSize: number;
 }
 
@@ -220,7 +220,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     alerts: { ...parsed.alerts, thresholds: [...parsed.alerts.thresholds].sort((a, b) => a - b) },
     enforceFrom: parsed.enforceFrom === undefined ? null : parseInstant(parsed.enforceFrom),
     upstreamTimeoutMs: parsed.upstream.timeoutMs,
-    idempotency: { header: parsed.idempotency.header.toLowerCase(), ttlMs: parsed.idempotency.ttlMs },
+    idempotency: { header: parsed.idempotency.header.toLowerCase(), ttlMs: parsed.idempotency.ttlMs, maxResponseBytes: parsed.idempotency.maxResponseBytes },
     journalSize: parsed.store.journalSize,
   };
 }

@@ -328,8 +328,15 @@ export const configSchema = z
       .strictObject({
         header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').default('idempotency-key'),
         ttlMs: z.number().int().min(1000).default(86_400_000).describe('How long a completed request\'s key is remembered.'),
+        maxResponseBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(64 * 1024 * 1024)
+          .default(1_048_576)
+          .describe('Largest first response kept for replays (status, headers, body); a larger one, or a stream, is not kept and its replays get 409.'),
       })
-      .default({ header: 'idempotency-key', ttlMs: 86_400_000 }),
+      .default({ header: 'idempotency-key', ttlMs: 86_400_000, maxResponseBytes: 1_048_576 }),
     problems: z
       .strictObject({
         baseUrl: z.url().default('https://creditgate.dev/problems/').describe('Prefix of problem+json type URIs.'),

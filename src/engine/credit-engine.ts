@@ -15,7 +15,18 @@ import {
 } from '../domain/billing-cycle.js';
 import type { RefundReason } from '../domain/refund-policy.js';
 import { settleAgainstHold, type SettleRule } from '../domain/settle-rule.js';
-import { StoreError, type AccountRecord, type AlertEvent, type ChargedPool, type CreditStore, type Grant, type PoolCharge, type PoolState, type RefundLine } from '../store/credit-store.js';
+import {
+  StoreError,
+  type AccountRecord,
+  type AlertEvent,
+  type ChargedPool,
+  type CreditStore,
+  type Grant,
+  type IdempotencyRecord,
+  type PoolCharge,
+  type PoolState,
+  type RefundLine,
+} from '../store/credit-store.js';
 import { AccountStateCache } from './local-cache.js';
 import { OutageJournal } from './outage-journal.js';
 import { StoreBreaker } from './store-breaker.js';
@@ -60,7 +71,7 @@ export interface ReceiptLine extends ChargedLine {
 export interface ChargeReceipt {
   readonly account: string;
   readonly plan: string;
-  /** The store-level idempotency key (route:key), when the request had one. */
+  /** The request's idempotency key, when it had one. */
   readonly idempotencyKey?: string | undefined;
   readonly lines: readonly ReceiptLine[];
   /** Set when the charge was allowed during a store outage and lives in the journal. */
@@ -100,8 +111,16 @@ export type ChargeDecision =
       readonly shadowDenied: readonly ShadowDenial[];
       readonly receipt: ChargeReceipt;
     }
-  /** The idempotency key was used before: nothing was charged. */
-  | { readonly allowed: false; readonly reason: 'duplicate'; readonly state: 'pending' | 'done' }
+  /** The idempotency key was used before, by this same request: nothing was charged. */
+  | {
+      readonly allowed: false;
+      readonly reason: 'duplicate';
+      readonly state: 'pending' | 'done';
+      /** The first response, when the first request completed with one that was kept. */
+      readonly response?: string | undefined;
+    }
+  /** The idempotency key was first used with another request: nothing was charged. */
+  | { readonly allowed: false; readonly reason: 'idempotency-key-reused' }
   | {
       readonly allowed: false;
       readonly reason: 'exhausted' | 'not-in-plan';
@@ -328,7 +347,7 @@ export class CreditEngine {
   async charge(
     accountId: string,
     costs: readonly CostLine[],
-    options: { readonly config?: CompiledConfig; readonly route?: RouteDef; readonly idempotencyKey?: string; readonly plan?: string } = {},
+    options: { readonly config?: CompiledConfig; readonly route?: RouteDef; readonly idempotency?: RequestIdempotency; readonly plan?: string } = {},
   ): Promise<ChargeDecision> {
     const config = options.config ?? this.config();
     try {
@@ -343,7 +362,7 @@ export class CreditEngine {
     accountId: string,
     costs: readonly CostLine[],
     config: CompiledConfig,
-    options: { readonly route?: RouteDef; readonly idempotencyKey?: string; readonly plan?: string },
+    options: { readonly route?: RouteDef; readonly idempotency?: RequestIdempotency; readonly plan?: string },
   ): Promise<ChargeDecision> {
     const resolved = await this.guarded(() => this.resolveAccount(accountId, config, options.plan));
     if ('unknown' in resolved) {
@@ -362,12 +381,14 @@ export class CreditEngine {
     const notInPlan = lines.filter((c, i) => c.op === 'charge' && !shadow[i] && quotaOf(resolved.plan, c.creditType) === 0);
     if (notInPlan.length > 0) {
       const empty = (t: string): PoolState => ({ creditType: t, planUsed: 0, grantTotal: 0, grantUsed: 0 });
-      return {
-        allowed: false,
-        reason: 'not-in-plan',
-        account: resolved,
-        short: notInPlan.map((c) => this.status(config, resolved.plan, cycle, c, empty(c.creditType))),
-      };
+      return (
+        (await this.knownReplay(accountId, options.idempotency)) ?? {
+          allowed: false,
+          reason: 'not-in-plan',
+          account: resolved,
+          short: notInPlan.map((c) => this.status(config, resolved.plan, cycle, c, empty(c.creditType))),
+        }
+      );
     }
 
     const pools = lines.map((c, i) => poolCharge(config, resolved.plan, cycle, c, shadow[i]!));
@@ -377,18 +398,19 @@ export class CreditEngine {
       .filter((s): s is PoolStatus => s !== undefined);
     if (knownEmpty.length > 0) {
       const short = knownEmpty.map((s) => ({ ...s, required: lines.find((c) => c.creditType === s.creditType && c.op === 'charge')!.amount }));
-      return { allowed: false, reason: 'exhausted', account: resolved, short };
+      return (await this.knownReplay(accountId, options.idempotency)) ?? { allowed: false, reason: 'exhausted', account: resolved, short };
     }
-    const idempotencyKey = options.idempotencyKey === undefined ? undefined : `${options.route?.name ?? '-'}:${options.idempotencyKey}`;
+    const idempotency = options.idempotency;
     const outcome = await this.guarded(() =>
       this.store.charge(accountId, pools, {
         now,
-      thresholds: config.alerts.thresholds,
+        thresholds: config.alerts.thresholds,
         // A claimed key stays "pending" as long as the request may take, then a while.
-        ...(idempotencyKey ? { idempotency: { key: idempotencyKey, pendingTtlMs: config.upstreamTimeoutMs + 60_000 } } : {}),
+        ...(idempotency ? { idempotency: { ...idempotency, pendingTtlMs: config.upstreamTimeoutMs + 60_000 } } : {}),
       }),
     );
-    if (outcome.duplicate) return { allowed: false, reason: 'duplicate', state: outcome.duplicate };
+    if (outcome.duplicate) return replayDecision(outcome.duplicate, idempotency!.fingerprint);
+    const idempotencyKey = idempotency?.key;
     // A hold that took what remained asked for less: report what was held.
     const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
     // Remember empty pools: the next request for them is refused locally.
@@ -428,6 +450,17 @@ export class CreditEngine {
       ],
     };
     return { allowed: true, account: resolved, pools: statuses, shadowDenied, receipt };
+  }
+
+  /**
+   * A refusal this replica could decide alone (a cached empty pool, a pool
+   * outside the plan) must not hide a replay: a request whose key was used
+   * before is answered as a replay whatever the pools say now.
+   */
+  private async knownReplay(accountId: string, idempotency: RequestIdempotency | undefined): Promise<ChargeRefusal | null> {
+    if (!idempotency) return null;
+    const record = await this.guarded(() => this.store.idempotencyRecord(accountId, idempotency.key));
+    return record ? replayDecision(record, idempotency.fingerprint) : null;
   }
 
   /**
@@ -639,9 +672,14 @@ export class CreditEngine {
     return result;
   }
 
-  /** The request completed and keeps its charge: its idempotency key is remembered as done. */
-  async complete(receipt: ChargeReceipt, config: CompiledConfig = this.config()): Promise<void> {
-    if (receipt.idempotencyKey !== undefined && receipt.journalId === undefined) await this.store.completeIdempotency(receipt.account, receipt.idempotencyKey, config.idempotency.ttlMs);
+  /**
+   * The request completed and keeps its charge: its idempotency key is
+   * remembered as done, with the first response when it could be kept
+   * (replays are answered from it).
+   */
+  async complete(receipt: ChargeReceipt, config: CompiledConfig = this.config(), response?: string): Promise<void> {
+    if (receipt.idempotencyKey === undefined || receipt.journalId !== undefined) return;
+    await this.store.completeIdempotency(receipt.account, receipt.idempotencyKey, config.idempotency.ttlMs, response);
   }
 
   /**
@@ -820,6 +858,18 @@ export class CreditEngine {
       topUp: def?.topUp ?? null,
     };
   }
+}
+
+/** A request's idempotency key and the fingerprint of the request it came with. */
+export interface RequestIdempotency {
+  readonly key: string;
+  readonly fingerprint: string;
+}
+
+/** A key seen before: the same request is a replay; another request reusing the key is refused. */
+function replayDecision(record: IdempotencyRecord, fingerprint: string): ChargeRefusal {
+  if (record.fingerprint !== fingerprint) return { allowed: false, reason: 'idempotency-key-reused' };
+  return { allowed: false, reason: 'duplicate', state: record.state, response: record.response };
 }
 
 /** One pool of a charge as the store takes it. */

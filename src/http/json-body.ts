@@ -54,21 +54,30 @@ export function parseJsonBody(raw: Buffer, maxDepth = 32): BodyRead {
 export async function readJsonBody(stream: Readable, headers: IncomingHttpHeaders, limitBytes: number, maxDepth = 32): Promise<BodyRead> {
   const typeProblem = jsonContentTypeProblem(headers);
   if (typeProblem) return { ok: false, problem: typeProblem };
+  const read = await readRawBody(stream, headers, limitBytes, 'this route reads');
+  return read.ok ? parseJsonBody(read.raw, maxDepth) : read;
+}
+
+/**
+ * Reads a body whole, of any type, within a byte limit (`why` says who
+ * reads it, for the 413). The value is left undefined.
+ */
+export async function readRawBody(stream: Readable, headers: IncomingHttpHeaders, limitBytes: number, why: string): Promise<BodyRead> {
   const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
-  if (declared !== undefined && declared > limitBytes) return { ok: false, problem: tooLarge(limitBytes) };
+  if (declared !== undefined && declared > limitBytes) return { ok: false, problem: tooLarge(limitBytes, why) };
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     const buf = chunk as Buffer;
     size += buf.length;
-    if (size > limitBytes) return { ok: false, problem: tooLarge(limitBytes) };
+    if (size > limitBytes) return { ok: false, problem: tooLarge(limitBytes, why) };
     chunks.push(buf);
   }
-  return parseJsonBody(Buffer.concat(chunks, size), maxDepth);
+  return { ok: true, raw: Buffer.concat(chunks, size), value: undefined };
 }
 
-function tooLarge(limitBytes: number): Problem {
-  return problem('body-too-large', `this route reads at most ${limitBytes} bytes of body`, {
+function tooLarge(limitBytes: number, why: string): Problem {
+  return problem('body-too-large', `${why} at most ${limitBytes} bytes of body`, {
     extensions: { limitBytes },
   });
 }

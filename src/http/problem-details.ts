@@ -20,6 +20,8 @@ export const PROBLEM_TYPES = {
   'upstream-unavailable': { status: 502, title: 'Upstream unavailable' },
   'upstream-timeout': { status: 504, title: 'Upstream timed out' },
   'idempotency-in-progress': { status: 409, title: 'Request with this idempotency key in progress' },
+  'idempotency-key-reused': { status: 422, title: 'Idempotency key reused with a different request' },
+  'idempotency-replay-unavailable': { status: 409, title: 'First response for this idempotency key not kept' },
   'rate-limited': { status: 429, title: 'Too many requests' },
   'admin-disabled': { status: 403, title: 'Admin API disabled' },
   'admin-unauthorized': { status: 401, title: 'Admin token missing or wrong' },

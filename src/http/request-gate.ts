@@ -8,7 +8,7 @@ import { evaluateCost, type CostInputs } from '../domain/cost-rules.js';
 import { METHOD_OVERRIDE_HEADERS, normalizePath } from '../domain/normalize-path.js';
 import { refundReason, releaseConfirmed, type UpstreamResult } from '../domain/refund-policy.js';
 import { settledAmount } from '../domain/settle-rule.js';
-import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, CreditEngine, PoolStatus } from '../engine/credit-engine.js';
+import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, CreditEngine, PoolStatus, RequestIdempotency } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import { NO_CREDIT_TYPE, UNMATCHED_ROUTE, type Outcome } from '../observability/metrics.js';
 import { StoreError } from '../store/credit-store.js';
@@ -17,6 +17,9 @@ import { IdentityVerifier } from './identity.js';
 import type { BodyRead } from './json-body.js';
 import { problem, type Problem } from './problem-details.js';
 import { rateLimitHeaders, secondsUntil } from './ratelimit-headers.js';
+import { requestFingerprint } from './request-fingerprint.js';
+import { decodeResponse, encodeResponse, keepable, type SentResponse, type StoredResponse } from './stored-response.js';
+
 
 export interface GateRequest {
   readonly method: string;
@@ -32,12 +35,28 @@ export interface GateRequest {
   readonly caseSensitive?: boolean;
   /** Reads the JSON body; called only for routes whose cost comes from it. */
   readBody(limitBytes: number, maxDepth: number): Promise<BodyRead>;
+  /**
+   * Reads the body of any type for an idempotency fingerprint, on routes
+   * that did not read it as JSON. `raw` is what is hashed (and, in the
+   * sidecar, forwarded).
+   */
+  readRawBody(limitBytes: number): Promise<BodyRead>;
 }
 
 export type GateOutcome =
   | { readonly kind: 'pass'; readonly config: CompiledConfig; readonly forwardUrl: string }
   | { readonly kind: 'refuse'; readonly config: CompiledConfig; readonly problem: Problem; readonly route?: RouteDef }
+  /** A completed request's replay: answered from its first response, never forwarded again. */
+  | { readonly kind: 'replay'; readonly config: CompiledConfig; readonly route: RouteDef; readonly response: StoredResponse }
   | AllowOutcome;
+
+/** What finishing a request did to its charge. */
+export interface FinishResult {
+  /** RateLimit headers as they stand afterwards. */
+  readonly headers: Record<string, string>;
+  /** The charge stands: a request with an idempotency key is completed once its response has been sent. */
+  readonly kept: boolean;
+}
 
 export interface AllowOutcome {
   readonly kind: 'allow';
@@ -62,8 +81,6 @@ export interface AllowOutcome {
 export const RESERVED_HEADER = 'creditgate-reserved';
 /** Header telling the upstream what this request was charged: `ai_tasks=25, database=1`. */
 export const CHARGED_HEADER = 'creditgate-charged';
-/** Header telling the upstream that a request is an idempotent replay, charged the first time. */
-export const REPLAYED_HEADER = 'creditgate-replayed';
 
 /** Where decisions are counted (the Prometheus metrics, in practice). */
 export interface GateObserver {
@@ -115,6 +132,8 @@ const OUTCOME_OF_PROBLEM: Partial<Record<Problem['type'], Outcome>> = {
   'store-unavailable': 'store_error',
   'invalid-request': 'bad_request',
   'idempotency-in-progress': 'bad_request',
+  'idempotency-key-reused': 'bad_request',
+  'idempotency-replay-unavailable': 'bad_request',
   'rate-limited': 'rate_limited',
 };
 
@@ -234,8 +253,26 @@ export class RequestGate {
 
     const idempotencyHeader = req.headers[config.idempotency.header];
     const idempotencyKey = typeof idempotencyHeader === 'string' && idempotencyHeader !== '' ? idempotencyHeader : undefined;
-    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-      return refuse(problem('invalid-request', `${config.idempotency.header} must be 1–255 visible ASCII characters`));
+    let idempotency: RequestIdempotency | undefined;
+    if (idempotencyKey !== undefined) {
+      if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+        return refuse(problem('invalid-request', `${config.idempotency.header} must be 1–255 visible ASCII characters`));
+      }
+      // The key is bound to the whole request, body included: read it now.
+      if (!body) {
+        const read = await req.readRawBody(config.maxBodyBytes);
+        if (!read.ok) return refuse(read.problem);
+        body = read;
+      }
+      const fingerprint = requestFingerprint({
+        method: req.method,
+        target: forwardUrl,
+        route: route.name,
+        amounts: costs.map((c) => ({ creditType: c.creditType, op: c.op ?? 'charge', amount: c.amount })),
+        // Behind a body parser only the parsed body is left: hash its JSON.
+        body: body.raw.length > 0 || body.value === undefined ? body.raw : JSON.stringify(body.value),
+      });
+      idempotency = { key: idempotencyKey, fingerprint };
     }
 
     let decision: ChargeDecision;
@@ -243,7 +280,7 @@ export class RequestGate {
       decision = await this.engine.charge(accountId, costs, {
         config,
         route,
-        ...(idempotencyKey ? { idempotencyKey } : {}),
+        ...(idempotency ? { idempotency } : {}),
         ...(identity.plan !== undefined ? { plan: identity.plan } : {}),
       });
     } catch (err) {
@@ -253,6 +290,14 @@ export class RequestGate {
       });
     }
 
+    if (!decision.allowed && decision.reason === 'idempotency-key-reused') {
+      return refuse(
+        problem(
+          'idempotency-key-reused',
+          `this ${config.idempotency.header} was first used with a different request (method, path, route, amounts or body); use a new key for a new request`,
+        ),
+      );
+    }
     if (!decision.allowed && decision.reason === 'duplicate') {
       if (decision.state === 'pending') {
         return refuse(
@@ -261,21 +306,19 @@ export class RequestGate {
           }),
         );
       }
-      // Completed before: charged then, forwarded uncharged now (the upstream sees the same key).
-      this.logger.info({ requestId: req.requestId, route: route.name, outcome: 'allowed', idempotentReplay: true }, 'idempotent replay: not charged again');
-      return {
-        kind: 'allow',
-        config,
-        route,
-        forwardUrl,
-        accountId,
-        requestId: req.requestId,
-        pools: [],
-        headers: { 'idempotent-replayed': 'true' },
-        // The upstream learns it is a replay of a request already charged.
-        upstreamHeaders: { [REPLAYED_HEADER]: 'true', ...(config.identity.jwt ? { [config.identityHeader]: accountId } : {}) },
-        ...(body ? { body } : {}),
-      };
+      const first = decision.response === undefined ? null : decodeResponse(decision.response);
+      if (!first) {
+        return refuse(
+          problem(
+            'idempotency-replay-unavailable',
+            'this request completed and was charged once, but its response was not kept (a stream, larger than idempotency.maxResponseBytes, or the client left before it ended); it is not sent again',
+          ),
+        );
+      }
+      // Completed before: charged then; answered now from the first response, never forwarded again.
+      this.observer?.decision(route.name, NO_CREDIT_TYPE, 'replayed');
+      this.logger.info({ requestId: req.requestId, route: route.name, outcome: 'replayed', status: first.status }, 'idempotent replay: answered from the first response');
+      return { kind: 'replay', config, route, response: first };
     }
 
     if (decision.allowed) {
@@ -332,18 +375,15 @@ export class RequestGate {
    * afterwards. Awaited before the client sees a status, so a usage read
    * right after the response sees the final numbers.
    */
-  async finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): Promise<Record<string, string>> {
+  async finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): Promise<FinishResult> {
     const { receipt, route } = allow;
-    if (!receipt) return { ...allow.headers };
-    if (receipt.lines.some((l) => l.op === 'release')) {
-      if (releaseConfirmed(result, route.releaseWhen)) await this.engine.release(receipt);
-      else this.logger.info({ requestId: allow.requestId, route: route.name, upstream: 'status' in result ? result.status : result.error }, 'release not confirmed by the upstream: capacity kept');
-    }
+    if (!receipt) return { headers: { ...allow.headers }, kept: false };
+    await this.confirmRelease(allow, result);
     const reason = refundReason(result, route.refundOn, route.chargeWhen);
     if (reason) {
       await this.engine.refund(receipt, reason);
       this.logger.info({ requestId: allow.requestId, route: route.name, outcome: 'refunded', reason, upstream: 'status' in result ? result.status : result.error }, 'charge refunded');
-      return this.headersAfterReturning(allow, new Map(receipt.lines.map((l) => [l.creditType, l.charged])));
+      return { headers: this.headersAfterReturning(allow, new Map(receipt.lines.map((l) => [l.creditType, l.charged]))), kept: false };
     }
     const actuals = new Map<string, number>();
     for (const line of receipt.lines) {
@@ -358,10 +398,30 @@ export class RequestGate {
         this.logger.warn({ requestId: allow.requestId, route: route.name, creditType, charged, overage }, 'actual use above the hold: not charged (no overage beyond plan limits)');
       }
     }
-    await this.engine.complete(receipt, allow.config);
-    if (settled.size === 0) return { ...allow.headers };
+    if (settled.size === 0) return { headers: { ...allow.headers }, kept: true };
     const held = new Map(receipt.lines.map((l) => [l.creditType, l.charged]));
-    return this.headersAfterReturning(allow, new Map([...settled].map(([type, s]) => [type, (held.get(type) ?? 0) - s.charged])));
+    return { headers: this.headersAfterReturning(allow, new Map([...settled].map(([type, s]) => [type, (held.get(type) ?? 0) - s.charged]))), kept: true };
+  }
+
+  /** Gives back the capacity the request released when the upstream's answer confirms it (releaseWhen). */
+  async confirmRelease(allow: AllowOutcome, result: UpstreamResult): Promise<void> {
+    const { receipt, route } = allow;
+    if (!receipt?.lines.some((l) => l.op === 'release')) return;
+    if (releaseConfirmed(result, route.releaseWhen)) await this.engine.release(receipt);
+    else this.logger.info({ requestId: allow.requestId, route: route.name, upstream: 'status' in result ? result.status : result.error }, 'release not confirmed by the upstream: capacity kept');
+  }
+
+  /**
+   * The response to a kept charge has been sent (or given up on): its
+   * idempotency key becomes "done", with the response for replays when it
+   * could be kept. A no-op for requests without a key.
+   */
+  async complete(allow: AllowOutcome, response: SentResponse | null): Promise<void> {
+    const receipt = allow.receipt;
+    if (!receipt?.idempotencyKey) return;
+    const max = allow.config.idempotency.maxResponseBytes;
+    const kept = response && response.body.length <= max && keepable(response.headers, max) ? encodeResponse(response.status, response.headers, response.body) : undefined;
+    await this.engine.complete(receipt, allow.config, kept);
   }
 
   /** The RateLimit fields once `returned` credits per pool are back in them. */
@@ -388,7 +448,7 @@ function shortfall(p: PoolStatus) {
   };
 }
 
-export function refusalProblem(decision: Exclude<ChargeRefusal, { reason: 'duplicate' }>, now: number): Problem {
+export function refusalProblem(decision: Exclude<ChargeRefusal, { reason: 'duplicate' | 'idempotency-key-reused' }>, now: number): Problem {
   if (decision.reason === 'unknown-account') {
     return problem('unknown-account', 'this account has no record and no default plan is configured');
   }

@@ -4,11 +4,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
 import { statusClass, UNMATCHED_ROUTE, type Metrics } from '../observability/metrics.js';
-import { readJsonBody } from './json-body.js';
+import { readJsonBody, readRawBody } from './json-body.js';
 import { problem } from './problem-details.js';
 import type { RequestGate } from './request-gate.js';
 import { requestIdOf } from './request-id.js';
 import { sendProblem } from './send-problem.js';
+import { sendReplay } from './stored-response.js';
 import type { UpstreamForwarder } from './upstream-forwarder.js';
 
 export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwarder, logger: Logger, metrics?: Metrics) {
@@ -40,6 +41,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
         headers: req.headers,
         requestId,
         readBody: (limit, depth) => readJsonBody(req, req.headers, limit, depth),
+        readRawBody: (limit) => readRawBody(req, req.headers, limit, 'a request with an idempotency key may carry'),
       });
       switch (outcome.kind) {
         case 'pass':
@@ -58,8 +60,15 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           if (outcome.problem.status === 413) res.setHeader('connection', 'close');
           sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.url);
           return;
-        case 'allow':
+        case 'replay':
           routeLabel = outcome.route.name;
+          sendReplay(res, outcome.response);
+          return;
+        case 'allow': {
+          routeLabel = outcome.route.name;
+          // Whether the charge stood once the upstream answered: only then is the response kept for replays.
+          let kept = false;
+          const idempotent = outcome.receipt?.idempotencyKey !== undefined;
           forwarder.forward(req, res, {
             path: outcome.forwardUrl,
             problemBaseUrl: outcome.config.problemBaseUrl,
@@ -67,11 +76,24 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
             dropHeaders: outcome.config.dropHeaders,
             responseHeaders: outcome.headers,
             upstreamHeaders: outcome.upstreamHeaders,
-            beforeRespond: (result, headers) => gate.finish(outcome, result, headers),
+            beforeRespond: async (result, headers) => {
+              const finished = await gate.finish(outcome, result, headers);
+              kept = finished.kept;
+              return finished.headers;
+            },
+            ...(idempotent
+              ? {
+                  recordUpTo: outcome.config.idempotency.maxResponseBytes,
+                  afterResponse: async (response) => {
+                    if (kept) await gate.complete(outcome, response);
+                  },
+                }
+              : {}),
             ...(outcome.body ? { body: outcome.body.raw } : {}),
             ...(onUpstream ? { onUpstream } : {}),
           });
           return;
+        }
       }
     } catch (err) {
       logger.error({ err, requestId }, 'request failed');

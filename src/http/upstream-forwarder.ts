@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { UpstreamResult } from '../domain/refund-policy.js';
 import { problem } from './problem-details.js';
 import { sendProblem } from './send-problem.js';
+import { ResponseRecorder, type SentResponse } from './stored-response.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -63,7 +64,16 @@ export interface ForwardOptions {
    * status (refund, settle); returns the response headers to add.
    */
   readonly beforeRespond?: (result: UpstreamResult, headers: http.IncomingHttpHeaders) => Promise<Record<string, string>>;
+  /**
+   * Called once after `beforeRespond`: with the response (body up to
+   * `recordUpTo` bytes) once the upstream's body is complete — the client's
+   * response ends only after it resolves — or with null when there is no
+   * such response (an error, a larger body, a client that left).
+   */
+  readonly afterResponse?: (response: SentResponse | null) => Promise<void>;
+  readonly recordUpTo?: number;
 }
+
 
 export class UpstreamForwarder {
   private readonly agent: http.Agent;
@@ -124,19 +134,41 @@ export class UpstreamForwarder {
       }
     };
 
+    let reported = false;
+    const report = async (response: SentResponse | null): Promise<void> => {
+      if (reported) return;
+      reported = true;
+      await options.afterResponse?.(response).catch((err: unknown) => this.logger.error({ err }, 'after-response step failed'));
+    };
+
     outgoing.on('response', (up) => {
       clearTimeout(timer);
       options.onUpstream?.(up.statusCode, elapsed());
       void settle({ status: up.statusCode ?? 502 }, up.headers).then((extra) => {
         if (res.destroyed) {
           up.destroy();
+          void report(null);
           return;
         }
+        const status = up.statusCode ?? 502;
         const out = withoutHopByHop(up.headers);
         Object.assign(out, extra);
-        res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-        up.pipe(res);
+        res.writeHead(status, up.statusMessage, out);
         up.on('error', () => res.destroy());
+        if (!options.afterResponse) {
+          up.pipe(res);
+          return;
+        }
+        // The last byte waits for the after-response step (an idempotency
+        // record): a client that has the whole answer can replay it at once.
+        const recorder = options.recordUpTo === undefined ? null : new ResponseRecorder(options.recordUpTo);
+        if (recorder) up.on('data', (chunk: Buffer) => recorder.add(chunk));
+        res.once('close', () => void report(null));
+        up.once('end', () => {
+          const body = recorder?.body() ?? null;
+          void report(body ? { status, headers: out, body } : null).then(() => res.end());
+        });
+        up.pipe(res, { end: false });
       });
     });
     outgoing.on('error', (err) => {
@@ -149,17 +181,18 @@ export class UpstreamForwarder {
       if (clientGone) {
         // The upstream had the request and would do the work anyway: the charge stands.
         this.logger.info({ upstream: 'client_abort' }, 'client went away after its request was forwarded: upstream request closed');
-        void settle({ error: 'client_abort' }, {});
+        void settle({ error: 'client_abort' }, {}).then(() => report(null));
         return;
       }
       const code = (err as NodeJS.ErrnoException).code;
       this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
       void settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
-        if (res.destroyed) return;
+        if (res.destroyed) return void report(null);
         const p = timedOut
           ? problem('upstream-timeout', `the upstream service did not answer within ${options.timeoutMs} ms`, { headers: extra })
           : problem('upstream-unavailable', 'the upstream service did not answer', { headers: extra });
         sendProblem(res, p, options.problemBaseUrl);
+        void report(null);
       });
     });
     // A client that goes away should not leave the upstream working for nobody.

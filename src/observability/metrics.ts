@@ -36,17 +36,19 @@ export const OUTCOMES = [
   'store_error',
   'shadow_denied',
   'rate_limited',
+  'replayed',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 /** Outcomes decided per pool; the others are decided per request (credit_type="none"). */
 const POOL_OUTCOMES: readonly Outcome[] = ['allowed', 'exhausted', 'not_in_plan', 'shadow_denied'];
-const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error', 'rate_limited'];
+const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error', 'rate_limited', 'replayed'];
 
 export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'client_abort', 'settled_below_hold'] as const;
 export const STORE_OPERATIONS = [
   'charge',
   'refund',
+  'idempotency',
   'usage',
   'topup',
   'get_account',

@@ -56,10 +56,20 @@ export interface ChargeContext {
   readonly thresholds: readonly number[];
   /**
    * Charge at most once per key: a key seen before charges nothing and the
-   * outcome says `duplicate`. The key is claimed only when the charge
-   * succeeds, stays "pending" for `pendingTtlMs`, and a refund frees it.
+   * outcome carries its record as `duplicate`. The key is claimed (with the
+   * request's fingerprint) only when the charge succeeds, stays "pending"
+   * for `pendingTtlMs`, and a refund frees it.
    */
-  readonly idempotency?: { readonly key: string; readonly pendingTtlMs: number };
+  readonly idempotency?: { readonly key: string; readonly fingerprint: string; readonly pendingTtlMs: number };
+}
+
+/** What the store keeps of a request sent with an idempotency key. */
+export interface IdempotencyRecord {
+  readonly state: 'pending' | 'done';
+  /** What the first request looked like; a reuse of the key must match it. */
+  readonly fingerprint: string;
+  /** The first response (opaque to the store), when the request completed with one that could be kept. */
+  readonly response?: string;
 }
 
 /** A pool as the store sees it: plan usage and the active grants' totals. */
@@ -91,7 +101,7 @@ export interface ChargeOutcome {
   /** true: every pool had room and all were charged; false: none was charged. */
   readonly ok: boolean;
   /** The idempotency key was claimed before: nothing was charged (pools are empty). */
-  readonly duplicate?: 'pending' | 'done';
+  readonly duplicate?: IdempotencyRecord;
   /** In the order of the request's pools: after the charge, or as found. */
   readonly pools: readonly ChargedPool[];
 }
@@ -148,8 +158,14 @@ export interface CreditStore {
   charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome>;
   /** Gives back (part of) an earlier charge; frees its idempotency key when given. */
   refund(account: string, lines: readonly RefundLine[], options?: { readonly idempotencyKey?: string }): Promise<void>;
-  /** The request with this key completed: remember it as done for `ttlMs`. */
-  completeIdempotency(account: string, key: string, ttlMs: number): Promise<void>;
+  /**
+   * The request with this key completed: remember it as done for `ttlMs`,
+   * with its response when one was kept. A key no longer claimed (refunded,
+   * expired) is left alone.
+   */
+  completeIdempotency(account: string, key: string, ttlMs: number, response?: string): Promise<void>;
+  /** The record of a request idempotency key, or null when the key is free. */
+  idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null>;
   /** Each pool's state with its active grants, in order. */
   usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]>;
   /** Adds a grant, or returns the one made earlier under the same idempotency key. */

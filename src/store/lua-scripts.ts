@@ -13,4 +13,5 @@ export const LUA = {
   topup: readLua('topup'),
   usage: readLua('usage'),
   refund: readLua('refund'),
+  complete: readLua('complete'),
 } as const;

@@ -14,6 +14,7 @@ import type {
   CreditStore,
   Grant,
   GrantResult,
+  IdempotencyRecord,
   NewGrant,
   PoolCharge,
   PoolKey,
@@ -49,7 +50,7 @@ class AccountState {
   private grantsByType?: Map<string, Map<string, GrantData>>;
   private alertMarks?: Map<string, Expiring<Set<number | 'empty'>>>;
   private topUpAnswers?: Map<string, Expiring<Grant>>;
-  private requestClaims?: Map<string, Expiring<'pending' | 'done'>>;
+  private requestClaims?: Map<string, Expiring<IdempotencyRecord>>;
   private feed?: AlertEvent[];
 
   /** type -> grant id -> grant. */
@@ -67,7 +68,7 @@ class AccountState {
     return (this.topUpAnswers ??= new Map());
   }
 
-  get requestKeys(): Map<string, Expiring<'pending' | 'done'>> {
+  get requestKeys(): Map<string, Expiring<IdempotencyRecord>> {
     return (this.requestClaims ??= new Map());
   }
 
@@ -135,7 +136,7 @@ export class MemoryStore implements CreditStore {
     const clock = this.now();
     if (context.idempotency) {
       const seen = state.requestKeys.get(context.idempotency.key);
-      if (live(seen, clock)) return { ok: false, duplicate: seen.value, pools: [] };
+      if (live(seen, clock)) return { ok: false, duplicate: { ...seen.value }, pools: [] };
     }
     const read = pools.map((p) => {
       const counterKey = `${p.creditType}:${p.cycleStart}`;
@@ -199,7 +200,10 @@ export class MemoryStore implements CreditStore {
       };
     });
     if (fits && context.idempotency) {
-      state.requestKeys.set(context.idempotency.key, { value: 'pending', expireAt: clock + context.idempotency.pendingTtlMs });
+      state.requestKeys.set(context.idempotency.key, {
+        value: { state: 'pending', fingerprint: context.idempotency.fingerprint },
+        expireAt: clock + context.idempotency.pendingTtlMs,
+      });
     }
     return { ok: fits, pools: result };
   }
@@ -223,9 +227,18 @@ export class MemoryStore implements CreditStore {
     }
   }
 
-  async completeIdempotency(account: string, key: string, ttlMs: number): Promise<void> {
-    const state = this.accounts.get(account);
-    if (state?.requestKeys.has(key)) state.requestKeys.set(key, { value: 'done', expireAt: this.now() + ttlMs });
+  async completeIdempotency(account: string, key: string, ttlMs: number, response?: string): Promise<void> {
+    const clock = this.now();
+    const claims = this.accounts.get(account)?.requestKeys;
+    const seen = claims?.get(key);
+    if (!live(seen, clock)) return;
+    const done: IdempotencyRecord = { state: 'done', fingerprint: seen.value.fingerprint, ...(response === undefined || response === '' ? {} : { response }) };
+    claims!.set(key, { value: done, expireAt: clock + ttlMs });
+  }
+
+  async idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null> {
+    const seen = this.accounts.get(account)?.requestKeys.get(key);
+    return live(seen, this.now()) ? { ...seen.value } : null;
   }
 
   async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {

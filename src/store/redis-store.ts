@@ -10,6 +10,7 @@ import type {
   CreditStore,
   Grant,
   GrantResult,
+  IdempotencyRecord,
   NewGrant,
   PoolCharge,
   PoolKey,
@@ -29,6 +30,7 @@ interface CreditgateCommands {
   creditgateTopup(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateComplete(numKeys: number, ...args: (string | number)[]): Promise<number>;
 }
 
 /** Grants are stored compactly: amount, used, expiresAt, createdAt. */
@@ -60,6 +62,14 @@ export interface RedisStoreOptions {
    */
   readonly connections?: number;
   readonly redisOptions?: RedisOptions;
+}
+
+function idempotencyRecord(state: unknown, fingerprint: unknown, response: unknown): IdempotencyRecord {
+  return {
+    state: String(state) as IdempotencyRecord['state'],
+    fingerprint: typeof fingerprint === 'string' ? fingerprint : '',
+    ...(typeof response === 'string' ? { response } : {}),
+  };
 }
 
 function toGrant(id: string, creditType: string, raw: string): Grant {
@@ -112,6 +122,7 @@ export class RedisStore implements CreditStore {
       if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
       if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
       if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
+      if (typeof c.creditgateComplete !== 'function') c.defineCommand('creditgateComplete', { lua: LUA.complete });
     }
     this.commands = this.client as unknown as CreditgateCommands;
     this.chargeClients = [this.client, ...this.extraClients] as (RedisClient & CreditgateCommands)[];
@@ -120,7 +131,7 @@ export class RedisStore implements CreditStore {
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
     const idem = context.idempotency;
     const keys: string[] = [this.keys.index(account), this.keys.requestIdempotency(account, idem?.key ?? '-')];
-    const args: (string | number)[] = [context.now, idem ? '1' : '0', idem?.pendingTtlMs ?? 0, context.thresholds.length, ...context.thresholds];
+    const args: (string | number)[] = [context.now, idem?.fingerprint ?? '', idem?.pendingTtlMs ?? 0, context.thresholds.length, ...context.thresholds];
     for (const p of pools) {
       keys.push(
         this.keys.usage(account, p.creditType, p.cycleStart),
@@ -140,7 +151,7 @@ export class RedisStore implements CreditStore {
     }
     const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
     const reply = await this.call('charge', () => conn.creditgateCharge(keys.length, ...keys, ...args));
-    if (reply[0] === 2) return { ok: false, duplicate: String(reply[1]) as 'pending' | 'done', pools: [] };
+    if (reply[0] === 2) return { ok: false, duplicate: idempotencyRecord(reply[1], reply[2], reply[3]), pools: [] };
     let at = 1;
     const next = () => reply[at++]!;
     const result: ChargedPool[] = pools.map((p) => {
@@ -178,8 +189,16 @@ export class RedisStore implements CreditStore {
     await this.call('refund', () => this.commands.creditgateRefund(keys.length, ...keys, ...args));
   }
 
-  async completeIdempotency(account: string, key: string, ttlMs: number): Promise<void> {
-    await this.call('charge', () => this.client.set(this.keys.requestIdempotency(account, key), 'done', 'PX', ttlMs, 'XX'));
+  async completeIdempotency(account: string, key: string, ttlMs: number, response?: string): Promise<void> {
+    const keys = [this.keys.index(account), this.keys.requestIdempotency(account, key)];
+    await this.call('idempotency', () => this.commands.creditgateComplete(keys.length, ...keys, ttlMs, Date.now(), response ?? ''));
+  }
+
+  async idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null> {
+    const [state, fingerprint, response] = await this.call('idempotency', () =>
+      this.client.hmget(this.keys.requestIdempotency(account, key), 's', 'f', 'r'),
+    );
+    return state === null || state === undefined ? null : idempotencyRecord(state, fingerprint, response);
   }
 
   async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {

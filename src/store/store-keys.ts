@@ -9,7 +9,7 @@
 //   <prefix>:{<account>}:gx:<type>                  grant expiry index (zset)
 //   <prefix>:{<account>}:al:<type>:<cycleStart>     thresholds already alerted this cycle
 //   <prefix>:{<account>}:ti:<idempotency key>       top-up idempotency record
-//   <prefix>:{<account>}:ik:<route>:<key>           request idempotency record
+//   <prefix>:{<account>}:ik:<key>                   request idempotency record (hash: state, fingerprint, response)
 //   <prefix>:{<account>}:ev                         alert events, newest first (list)
 //   <prefix>:exhausted:<type>                       accounts whose pool is empty (zset, score = reset)
 //

@@ -61,7 +61,7 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
       const outcome = await store.charge(account, pools, {
         now,
         thresholds: [0.5, 1],
-        ...(op.idem ? { idempotency: { key: op.idem, pendingTtlMs: 3_600_000 } } : {}),
+        ...(op.idem ? { idempotency: { key: op.idem, fingerprint: `fp-${op.idem}`, pendingTtlMs: 3_600_000 } } : {}),
       });
       if (outcome.ok) charges.push({ outcome, pools, ...(op.idem ? { idem: op.idem } : {}) });
       trace.push(outcome);

@@ -299,25 +299,70 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
 
       it('an idempotency key charges once: pending while in flight, done after, free again after a refund', async () => {
         const a = account('idem');
-        const idem = { key: 'route:k1', pendingTtlMs: HOUR };
+        const idem = { key: 'k1', fingerprint: 'fp-1', pendingTtlMs: HOUR };
         expect((await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).ok).toBe(true);
-        expect(await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).toEqual({ ok: false, duplicate: 'pending', pools: [] });
+        expect(await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).toEqual({
+          ok: false,
+          duplicate: { state: 'pending', fingerprint: 'fp-1' },
+          pools: [],
+        });
+        expect(await store.idempotencyRecord(a, idem.key)).toEqual({ state: 'pending', fingerprint: 'fp-1' });
         await store.completeIdempotency(a, idem.key, HOUR);
-        expect((await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).duplicate).toBe('done');
+        expect((await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).duplicate).toEqual({ state: 'done', fingerprint: 'fp-1' });
         expect(await used(a, 'ai_tasks')).toBe(3);
 
-        const failed = { key: 'route:k2', pendingTtlMs: HOUR };
+        const failed = { key: 'k2', fingerprint: 'fp-2', pendingTtlMs: HOUR };
         const first = await store.charge(a, [pool('ai_tasks', 4, 100)], ctx({ idempotency: failed }));
         await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: first.pools[0]!.planDelta, draws: [] }], { idempotencyKey: failed.key });
         expect(await used(a, 'ai_tasks')).toBe(3);
+        expect(await store.idempotencyRecord(a, failed.key)).toBeNull();
         const retry = await store.charge(a, [pool('ai_tasks', 4, 100)], ctx({ idempotency: failed }));
         expect(retry.ok).toBe(true);
         expect(await used(a, 'ai_tasks')).toBe(7);
       });
 
+      it('a duplicate carries the first fingerprint, whatever the replay sent, and nothing is charged', async () => {
+        const a = account('idem-fp');
+        const first = { key: 'k', fingerprint: 'count=1', pendingTtlMs: HOUR };
+        expect((await store.charge(a, [pool('ai_tasks', 1, 100)], ctx({ idempotency: first }))).ok).toBe(true);
+        const reuse = await store.charge(a, [pool('ai_tasks', 50, 100)], ctx({ idempotency: { ...first, fingerprint: 'count=50' } }));
+        expect(reuse).toEqual({ ok: false, duplicate: { state: 'pending', fingerprint: 'count=1' }, pools: [] });
+        expect(await used(a, 'ai_tasks')).toBe(1);
+      });
+
+      it('a completed key keeps its response; completing a freed key brings nothing back', async () => {
+        const a = account('idem-resp');
+        const idem = { key: 'k', fingerprint: 'fp', pendingTtlMs: HOUR };
+        await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }));
+        const response = JSON.stringify({ s: 200, h: { 'content-type': 'application/json' }, b: Buffer.from('{"ok":true}').toString('base64') });
+        await store.completeIdempotency(a, idem.key, HOUR, response);
+        expect(await store.idempotencyRecord(a, idem.key)).toEqual({ state: 'done', fingerprint: 'fp', response });
+        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }))).duplicate).toEqual({ state: 'done', fingerprint: 'fp', response });
+
+        const freed = { key: 'gone', fingerprint: 'fp', pendingTtlMs: HOUR };
+        const c = await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: freed }));
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: c.pools[0]!.planDelta, draws: [] }], { idempotencyKey: freed.key });
+        await store.completeIdempotency(a, freed.key, HOUR, response);
+        expect(await store.idempotencyRecord(a, freed.key)).toBeNull();
+        expect(await store.idempotencyRecord(a, 'never-used')).toBeNull();
+      });
+
+      it('DELETE of the account removes its request idempotency records', async () => {
+        const a = account('idem-del');
+        const idem = { key: 'k', fingerprint: 'fp', pendingTtlMs: HOUR };
+        await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }));
+        await store.completeIdempotency(a, idem.key, HOUR, 'r');
+        const pending = { key: 'p', fingerprint: 'fp', pendingTtlMs: HOUR };
+        await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: pending }));
+        await store.deleteAccount(a);
+        expect(await store.idempotencyRecord(a, idem.key)).toBeNull();
+        expect(await store.idempotencyRecord(a, pending.key)).toBeNull();
+        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }))).ok).toBe(true);
+      });
+
       it('a refused charge does not claim its idempotency key', async () => {
         const a = account('idem-refused');
-        const idem = { key: 'route:k', pendingTtlMs: HOUR };
+        const idem = { key: 'k', fingerprint: 'fp', pendingTtlMs: HOUR };
         expect((await store.charge(a, [pool('ai_tasks', 5, 3)], ctx({ idempotency: idem }))).ok).toBe(false);
         expect((await store.charge(a, [pool('ai_tasks', 3, 3)], ctx({ idempotency: idem }))).ok).toBe(true);
       });
@@ -325,10 +370,12 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
       it('50 concurrent requests with one idempotency key charge exactly once', async () => {
         const a = account('idem-race');
         const results = await Promise.all(
-          Array.from({ length: 50 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { key: 'r:same', pendingTtlMs: HOUR } }))),
+          Array.from({ length: 50 }, (_, i) =>
+            fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { key: 'same', fingerprint: 'fp', pendingTtlMs: HOUR } })),
+          ),
         );
         expect(results.filter((r) => r.ok)).toHaveLength(1);
-        expect(results.filter((r) => r.duplicate === 'pending')).toHaveLength(49);
+        expect(results.filter((r) => r.duplicate?.state === 'pending')).toHaveLength(49);
         expect(await used(a, 'ai_tasks')).toBe(2);
       });
     });
