@@ -189,7 +189,7 @@ describe('idempotency keys on the sidecar (Redis)', () => {
     let replay: Response | undefined;
     for (let i = 0; i < 50; i++) {
       replay = await followups(a, key, 2);
-      if ((await replay.clone().json()).type !== 'https://creditgate.dev/problems/idempotency-in-progress') break;
+      if (((await replay.clone().json()) as { type: string }).type !== 'https://creditgate.dev/problems/idempotency-in-progress') break;
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(replay!.status).toBe(409);
