@@ -1,26 +1,16 @@
 // The Helm chart, rendered by a real helm: lint, default render, production
 // values with the Prometheus Operator API present and absent, the values
-// schema, and the sidecar example manifest.
+// schema, and the sidecar example manifest. The store (bundled or external
+// Redis, memory) is in chart-store.test.ts, the Kubernetes schemas in
+// chart-schemas.test.ts.
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { Ajv } from 'ajv';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/index.js';
+import { CHART, byKind, parseManifests, render } from '../helpers/chart.js';
 import { helm } from '../helpers/helm.js';
-
-const CHART = 'charts/creditgate';
-type Doc = { kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; namespace?: string }; spec?: any; data?: Record<string, string> }; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function render(args: string[] = []): Promise<Doc[]> {
-  const r = await helm(['template', 'cg', CHART, '--namespace', 'shop', ...args]);
-  expect(r.stderr).toBe('');
-  expect(r.code).toBe(0);
-  return parseAllDocuments(r.stdout)
-    .map((d) => d.toJS() as Doc)
-    .filter(Boolean);
-}
-const byKind = (docs: Doc[], kind: string) => docs.filter((d) => d.kind === kind);
 
 /** Helm's coalescing of a values file over the chart's values.yaml: maps merge, everything else replaces. */
 function coalesce(base: unknown, over: unknown): unknown {
@@ -33,7 +23,13 @@ function coalesce(base: unknown, over: unknown): unknown {
 
 describe('Helm chart', () => {
   it('passes helm lint --strict, with default and example values', async () => {
-    for (const extra of [[], ['-f', `${CHART}/examples/values-production.yaml`], ['-f', `${CHART}/examples/values-single-replica.yaml`]]) {
+    for (const extra of [
+      [],
+      ['-f', `${CHART}/examples/values-production.yaml`],
+      ['-f', `${CHART}/examples/values-single-replica.yaml`],
+      ['--set', 'redis.url=redis://redis.example:6379'],
+      ['--set', 'redis.auth.existingSecret=shop-redis'],
+    ]) {
       const r = await helm(['lint', '--strict', CHART, ...extra]);
       expect(r.stdout + r.stderr, extra.join(' ')).toContain('1 chart(s) linted, 0 chart(s) failed');
       expect(r.code).toBe(0);
@@ -42,13 +38,15 @@ describe('Helm chart', () => {
 
   it('renders a hardened Deployment with probes, a directory-mounted config and the standard labels', async () => {
     const docs = await render();
-    expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+    // Defaults include the bundled Redis: its StatefulSet, Service and password Secret.
+    expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'ServiceAccount', 'StatefulSet']);
     const deploy = byKind(docs, 'Deployment')[0]!;
     expect(deploy.metadata.labels).toMatchObject({
       'app.kubernetes.io/name': 'creditgate',
       'app.kubernetes.io/instance': 'cg',
       'app.kubernetes.io/version': '0.1.0',
       'app.kubernetes.io/managed-by': 'Helm',
+      'app.kubernetes.io/component': 'credit-gate',
     });
     const pod = deploy.spec.template.spec;
     const c = pod.containers[0];
@@ -68,7 +66,7 @@ describe('Helm chart', () => {
     expect(pod.terminationGracePeriodSeconds).toBe(15);
     // Hot reload is the default: no checksum annotation restarting pods on every edit.
     expect(deploy.spec.template.metadata.annotations ?? {}).not.toHaveProperty('checksum/config');
-    const svc = byKind(docs, 'Service')[0]!;
+    const svc = byKind(docs, 'Service').find((d) => d.metadata.name === 'cg-creditgate')!;
     expect(svc.spec.ports).toEqual([
       { name: 'http', port: 80, targetPort: 'proxy', protocol: 'TCP' },
       { name: 'admin', port: 9090, targetPort: 'admin', protocol: 'TCP' },
@@ -109,7 +107,9 @@ describe('Helm chart', () => {
 
   it('inline secrets become a Secret; rollOnConfigChange adds the checksum annotation', async () => {
     const docs = await render(['--set', 'redis.url=redis://redis:6379', '--set', 'adminToken.value=s3cret', '--set', 'rollOnConfigChange=true']);
+    // redis.url points at an external Redis: no bundled one, so the chart's own Secret is the only one.
     const secret = byKind(docs, 'Secret')[0]!;
+    expect(byKind(docs, 'Secret')).toHaveLength(1);
     expect(Buffer.from(secret.data!['redis-url']!, 'base64').toString()).toBe('redis://redis:6379');
     expect(Buffer.from(secret.data!['admin-token']!, 'base64').toString()).toBe('s3cret');
     expect(byKind(docs, 'Deployment')[0]!.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
@@ -124,14 +124,22 @@ describe('Helm chart', () => {
       const values = f === 'values.yaml' ? defaults : coalesce(defaults, parse(readFileSync(`${CHART}/${f}`, 'utf8')));
       expect(validate(values), `${f}: ${ajv.errorsText(validate.errors)}`).toBe(true);
     }
-    expect(validate({ ...parse(readFileSync(`${CHART}/values.yaml`, 'utf8')), upstream: 'ftp://x' })).toBe(false);
+    const defaults = parse(readFileSync(`${CHART}/values.yaml`, 'utf8'));
+    expect(validate({ ...defaults, upstream: 'ftp://x' })).toBe(false);
+    expect(validate({ ...defaults, store: 'disk' })).toBe(false);
+    // The bundled Redis is pinned to a full version: no moving tags.
+    for (const tag of ['7', '7.4', 'latest', '7-alpine']) {
+      expect(validate(coalesce(defaults, { redis: { image: { tag } } })), tag).toBe(false);
+    }
+    expect(validate(coalesce(defaults, { redis: { image: { tag: '7.4.10-alpine' } } }))).toBe(true);
+    expect(validate(coalesce(defaults, { redis: { appendfsync: 'no' } }))).toBe(false);
     const r = await helm(['template', 'cg', CHART, '--set', 'service.port=eighty']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('values don\'t meet the specifications of the schema');
   });
 
   it('the sidecar example: a native sidecar in front of the app on localhost, the Service port on creditgate', () => {
-    const docs = parseAllDocuments(readFileSync('examples/kubernetes/sidecar-deployment.yaml', 'utf8')).map((d) => d.toJS() as Doc);
+    const docs = parseManifests(readFileSync('examples/kubernetes/sidecar-deployment.yaml', 'utf8'));
     const deploy = docs.find((d) => d.kind === 'Deployment')!;
     const gate = deploy.spec.template.spec.initContainers[0];
     expect(gate.restartPolicy).toBe('Always');
@@ -142,6 +150,11 @@ describe('Helm chart', () => {
     const gatePort = gate.ports.find((p: { name: string }) => p.name === svc.spec.ports[0].targetPort);
     expect(gatePort.containerPort).toBe(Number(env.PORT));
     expect(gate.volumeMounts[0]).not.toHaveProperty('subPath');
+    // Several pods, each with its own creditgate: they count in one shared Redis, named by a Secret.
+    expect(deploy.spec.replicas).toBeGreaterThan(1);
+    const redisUrl = gate.env.find((e: { name: string }) => e.name === 'REDIS_URL');
+    expect(redisUrl.valueFrom.secretKeyRef).toEqual({ name: 'creditgate', key: 'redis-url' });
+    expect(redisUrl).not.toHaveProperty('value');
     const cm = docs.find((d) => d.kind === 'ConfigMap')!;
     expect(() => loadConfigText(cm.data!['credits.yaml']!, 'sidecar example')).not.toThrow();
   });
