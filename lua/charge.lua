@@ -5,9 +5,10 @@
 --
 -- KEYS[1]            the account's key index (a set of every key written)
 -- KEYS[2]            the idempotency record of this request, a hash: s = state
---                    ("pending" | "done"), f = fingerprint, r = the first response
---                    (unused without a key)
--- per pool i (base b = 2 + 4(i-1)):
+--                    ("pending" | "done"), f = fingerprint, c = the claim that
+--                    holds it, r = the first response (unused without a key)
+-- KEYS[3]            the account's live idempotency records (zset key -> expiry)
+-- per pool i (base b = 3 + 4(i-1)):
 --   KEYS[b+1]        used-from-plan counter for the cycle (or for all time: capacity)
 --   KEYS[b+2]        grants of the credit type: hash id -> JSON {a=amount,u=used,x=expiresAt,c=createdAt}
 --   KEYS[b+3]        grant expiry index: zset id -> expiresAt (ms)
@@ -16,9 +17,10 @@
 -- ARGV[1]            now (epoch ms)
 -- ARGV[2]            the request's fingerprint when it carries an idempotency key
 --                    (KEYS[2]); "" without one
--- ARGV[3]            how long a claimed key stays "pending" (ms)
--- ARGV[4]            m, the number of alert thresholds; ARGV[5..4+m] the thresholds (fractions)
--- per pool i (base c = 4 + m + 7(i-1)):
+-- ARGV[3]            how long a claimed key stays "pending" unless renewed (ms)
+-- ARGV[4]            the claim: who holds the key once claimed
+-- ARGV[5]            m, the number of alert thresholds; ARGV[6..5+m] the thresholds (fractions)
+-- per pool i (base c = 5 + m + 7(i-1)):
 --   ARGV[c+1]        op: "c" charge, "r" release (capacity: give back, never below 0)
 --   ARGV[c+2]        amount (integer >= 0)
 --   ARGV[c+3]        plan limit this cycle; -1 = unlimited
@@ -44,10 +46,10 @@
 local now = tonumber(ARGV[1])
 local fingerprint = ARGV[2]
 local idempotent = fingerprint ~= ''
-local m = tonumber(ARGV[4])
+local m = tonumber(ARGV[5])
 local thresholds = {}
-for t = 1, m do thresholds[t] = ARGV[4 + t] end
-local n = (#KEYS - 2) / 4
+for t = 1, m do thresholds[t] = ARGV[5 + t] end
+local n = (#KEYS - 3) / 4
 
 -- A repeated idempotency key is decided before anything is read or written:
 -- the same request is never charged twice, even while the first is in flight.
@@ -61,8 +63,8 @@ local fits = true
 
 -- Pass 1: read everything and plan each pool's draw; write nothing.
 for i = 1, n do
-  local b = 2 + 4 * (i - 1)
-  local c = 4 + m + 7 * (i - 1)
+  local b = 3 + 4 * (i - 1)
+  local c = 5 + m + 7 * (i - 1)
   local p = {
     op = ARGV[c + 1],
     amount = tonumber(ARGV[c + 2]),
@@ -176,17 +178,21 @@ local function index(key, expireAt)
 end
 
 -- Claimed only when the charge succeeds: a refused request leaves the key
--- free for a retry; a refund releases it again (refund.lua). Indexed, so
--- that DELETE of the account removes it too.
+-- free for a retry; a refund releases it again (refund.lua). Listed with its
+-- expiry, so that DELETE of the account finds it; expired entries are pruned
+-- here, so the list holds live records only.
 if idempotent then
-  redis.call('HSET', KEYS[2], 's', 'pending', 'f', fingerprint)
+  local expireAt = now + tonumber(ARGV[3])
+  redis.call('HSET', KEYS[2], 's', 'pending', 'f', fingerprint, 'c', ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  index(KEYS[2], string.format('%d', now + tonumber(ARGV[3])))
+  redis.call('ZADD', KEYS[3], expireAt, KEYS[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('PEXPIRETIME', KEYS[3]) < expireAt then redis.call('PEXPIREAT', KEYS[3], string.format('%d', expireAt)) end
 end
 
 local out = { 1 }
 for i = 1, n do
-  local b = 2 + 4 * (i - 1)
+  local b = 3 + 4 * (i - 1)
   local p = pools[i]
   if p.op == 'r' then
     local give = math.min(p.amount, p.planUsed)

@@ -1,16 +1,17 @@
 -- Gives back (part of) a charge: the plan counter and the top-up grants it
 -- drew from, never below zero; and frees the request's idempotency key so a
--- retry is charged again. A counter whose cycle is over (expired key) is left
--- alone: there is nothing to give back to.
+-- retry is charged again — only while this request's claim holds it. A
+-- counter whose cycle is over (expired key) is left alone: there is nothing
+-- to give back to.
 --
--- KEYS[1]            the idempotency record to free (unused when ARGV[1] is "0")
+-- KEYS[1]            the idempotency record to free (unused when ARGV[1] is "")
 -- per pool i: KEYS[2i] used counter, KEYS[2i+1] grants hash
 --
--- ARGV[1]            "1" to delete the idempotency record
+-- ARGV[1]            the claim whose key to free; "" for none
 -- then per pool, in order: planDelta (credits to take off the counter;
 -- negative puts released capacity back), drawCount, (grantId, amount)...
 
-if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) end
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'c') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 
 local at = 2
 for i = 1, (#KEYS - 1) / 2 do

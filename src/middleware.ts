@@ -75,24 +75,20 @@ async function expressRawBody(req: Request, limit: number, depth: number): Promi
 }
 
 /**
- * Follows an allowed request to its end. Exactly one of: the handler settles
- * or refunds, the finished response decides, or the client leaves (the
- * charge stands). A kept charge with an idempotency key is completed with
- * the response as sent — before the response's last byte goes out — so that
- * a replay is answered from it.
+ * Follows an allowed request to its end. Exactly one of decides the charge:
+ * the handler settles or refunds, or its response (status and headers) does
+ * when it ends. A client that leaves first changes nothing — the charge
+ * stands and the handler's answer still settles it — unless the route lists
+ * client_abort in refundOn. A kept charge with an idempotency key is then
+ * completed, with the response as the app wrote it when the client got it.
  */
 function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, logger: Logger, requestId: string): ChargedRequest {
   const { engine } = gate;
   const receipt = outcome.receipt;
   let decided: Promise<boolean> | undefined;
   const decide = (fn: () => Promise<boolean>): Promise<boolean> => (decided ??= receipt ? fn() : Promise.resolve(false));
-  let completed = false;
-  const complete = async (response: SentResponse | null) => {
-    if (completed) return;
-    completed = true;
-    await gate.complete(outcome, response);
-  };
   const failed = (what: string) => (err: unknown) => logger.error({ err, requestId }, what);
+  let clientGone = false;
 
   const atEnd = async (body: Buffer | null): Promise<void> => {
     const status = res.statusCode;
@@ -101,21 +97,19 @@ function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, lo
       explicit = false;
       return (await gate.finish(outcome, { status }, res.getHeaders() as IncomingHttpHeaders)).kept;
     });
-    // A handler that settled itself still releases what the answer confirms.
+    // A handler that settled itself still releases what its answer confirms.
     if (explicit && kept) await gate.confirmRelease(outcome, { status });
-    if (kept) await complete(body ? { status, headers: res.getHeaders(), body } : null);
+    if (kept) await gate.complete(outcome, body && !clientGone ? { status, headers: res.getHeaders(), body } : null);
   };
-  if (receipt?.idempotencyKey !== undefined) {
-    holdEnd(res, outcome.config.idempotency.maxResponseBytes, (body) => atEnd(body).catch(failed('refund, settle or idempotency record failed')));
-  } else {
-    res.once('finish', () => void atEnd(null).catch(failed('refund or settle after the response failed')));
-  }
-  // A client that hangs up while the handler works does not make the work free.
+  const ended = onEnd(res, receipt?.idempotency ? outcome.config.idempotency.maxResponseBytes : 0, (body) =>
+    void atEnd(body).catch(failed('refund, settle or idempotency record after the response failed')),
+  );
   res.once('close', () => {
-    if (res.writableFinished) return;
-    void decide(async () => (await gate.finish(outcome, { error: 'client_abort' })).kept)
-      .then((kept) => (kept ? complete(null) : undefined))
-      .catch(failed('finishing a charge after the client left failed'));
+    if (ended()) return;
+    clientGone = true;
+    // The handler is still working: its answer decides, unless hang-ups are refunded on this route.
+    if (!outcome.route.refundOn.includes('client_abort')) return;
+    void decide(async () => (await gate.finish(outcome, { error: 'client_abort' })).kept).catch(failed('refund after the client left failed'));
   });
   return {
     account: outcome.accountId,
@@ -138,14 +132,17 @@ function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, lo
 }
 
 /**
- * Tees what the app writes (up to `maxBytes`) and holds its `end()` until
- * `beforeEnd` has run with the whole body (null when it was larger).
+ * Calls `ended` once the app ends the response (right after its end() has
+ * run, never holding it), with what it wrote when `recordUpTo` > 0 (null
+ * when larger). Returns whether that has happened.
  */
-function holdEnd(res: Response, maxBytes: number, beforeEnd: (body: Buffer | null) => Promise<void>): void {
-  const recorder = new ResponseRecorder(maxBytes);
+function onEnd(res: Response, recordUpTo: number, ended: (body: Buffer | null) => void): () => boolean {
+  const recorder = recordUpTo > 0 ? new ResponseRecorder(recordUpTo) : null;
+  let done = false;
   const write = res.write.bind(res) as (...args: unknown[]) => boolean;
   const end = res.end.bind(res) as (...args: unknown[]) => Response;
   const take = (chunk: unknown, encoding: unknown) => {
+    if (!recorder) return;
     if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) recorder.add(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined);
     else if (chunk instanceof Uint8Array) recorder.add(Buffer.from(chunk));
   };
@@ -154,11 +151,14 @@ function holdEnd(res: Response, maxBytes: number, beforeEnd: (body: Buffer | nul
     return write(chunk, ...rest);
   }) as Response['write'];
   res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (done) return end(chunk, ...rest);
+    done = true;
     if (chunk !== undefined && typeof chunk !== 'function') take(chunk, rest[0]);
-    res.end = end as Response['end'];
-    void beforeEnd(recorder.body()).finally(() => end(chunk, ...rest));
-    return res;
+    const result = end(chunk, ...rest);
+    ended(recorder?.body() ?? null);
+    return result;
   }) as Response['end'];
+  return () => done;
 }
 
 export async function creditGate(options: CreditGateOptions): Promise<CreditGateMiddleware> {
@@ -205,6 +205,11 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
         if (req.url === req.originalUrl) req.url = outcome.forwardUrl;
         if (outcome.kind === 'pass') {
           next();
+          return;
+        }
+        if (res.destroyed) {
+          // The client left while creditgate decided: the handler does not run, nothing is owed.
+          void gate.finish(outcome, { error: 'not_forwarded' }).catch((err: unknown) => logger.error({ err, requestId }, 'refund after the client left failed'));
           return;
         }
         res.set(outcome.headers);

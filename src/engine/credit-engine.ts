@@ -26,7 +26,9 @@ import {
   type PoolCharge,
   type PoolState,
   type RefundLine,
+  type RequestClaim,
 } from '../store/credit-store.js';
+import { IDEMPOTENCY_LEASE_MS, IdempotencyLeases } from './idempotency-leases.js';
 import { AccountStateCache } from './local-cache.js';
 import { OutageJournal } from './outage-journal.js';
 import { StoreBreaker } from './store-breaker.js';
@@ -71,8 +73,8 @@ export interface ReceiptLine extends ChargedLine {
 export interface ChargeReceipt {
   readonly account: string;
   readonly plan: string;
-  /** The request's idempotency key, when it had one. */
-  readonly idempotencyKey?: string | undefined;
+  /** The request's idempotency key and this charge's claim on it, when it had one. */
+  readonly idempotency?: RequestClaim | undefined;
   readonly lines: readonly ReceiptLine[];
   /** Set when the charge was allowed during a store outage and lives in the journal. */
   readonly journalId?: number;
@@ -221,6 +223,7 @@ export class CreditEngine {
   private readonly breaker: StoreBreaker;
   readonly journal: OutageJournal;
   readonly cache: AccountStateCache;
+  private readonly leases: IdempotencyLeases;
   private unsubscribe: (() => Promise<void>) | undefined;
   private subscribeRetry: NodeJS.Timeout | undefined;
   private closed = false;
@@ -232,6 +235,7 @@ export class CreditEngine {
     this.alerts = options.alerts;
     this.observer = options.observer;
     this.journal = new OutageJournal(this.config().journalSize);
+    this.leases = new IdempotencyLeases(this.store);
     const cacheConfig = this.config().parsed.cache;
     this.cache = new AccountStateCache({ now: this.now, accountTtlMs: cacheConfig.accountTtlMs, maxAccounts: cacheConfig.maxAccounts });
     this.breaker = new StoreBreaker({
@@ -272,6 +276,7 @@ export class CreditEngine {
   async close(): Promise<void> {
     this.closed = true;
     this.breaker.stop();
+    this.leases.close();
     clearTimeout(this.subscribeRetry);
     await this.unsubscribe?.();
   }
@@ -353,8 +358,10 @@ export class CreditEngine {
     try {
       return await this.chargeInStore(accountId, costs, config, options);
     } catch (err) {
-      if (err instanceof StoreDown) return this.chargeDuringOutage(accountId, costs, config);
-      throw err;
+      if (!(err instanceof StoreDown)) throw err;
+      // A key nobody can check could be a replay: refused rather than forwarded again.
+      if (options.idempotency) throw new StoreError('the credit store is unreachable: an idempotency key cannot be checked');
+      return this.chargeDuringOutage(accountId, costs, config);
     }
   }
 
@@ -400,17 +407,18 @@ export class CreditEngine {
       const short = knownEmpty.map((s) => ({ ...s, required: lines.find((c) => c.creditType === s.creditType && c.op === 'charge')!.amount }));
       return (await this.knownReplay(accountId, options.idempotency)) ?? { allowed: false, reason: 'exhausted', account: resolved, short };
     }
-    const idempotency = options.idempotency;
+    const request = options.idempotency;
+    const claim = request ? { key: request.key, claim: randomBytes(12).toString('base64url') } : undefined;
     const outcome = await this.guarded(() =>
       this.store.charge(accountId, pools, {
         now,
         thresholds: config.alerts.thresholds,
-        // A claimed key stays "pending" as long as the request may take, then a while.
-        ...(idempotency ? { idempotency: { ...idempotency, pendingTtlMs: config.upstreamTimeoutMs + 60_000 } } : {}),
+        // A lease, renewed while the request runs (IdempotencyLeases).
+        ...(request && claim ? { idempotency: { ...claim, fingerprint: request.fingerprint, pendingTtlMs: IDEMPOTENCY_LEASE_MS } } : {}),
       }),
     );
-    if (outcome.duplicate) return replayDecision(outcome.duplicate, idempotency!.fingerprint);
-    const idempotencyKey = idempotency?.key;
+    if (outcome.duplicate) return replayDecision(outcome.duplicate, request!.fingerprint);
+    if (outcome.ok && claim) this.leases.start(accountId, claim, config.idempotency.ttlMs);
     // A hold that took what remained asked for less: report what was held.
     const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
     // Remember empty pools: the next request for them is refused locally.
@@ -435,7 +443,7 @@ export class CreditEngine {
     const receipt: ChargeReceipt = {
       account: accountId,
       plan: resolved.plan.id,
-      idempotencyKey,
+      idempotency: claim,
       lines: [
         ...lines.map((c, i) => ({
           creditType: c.creditType,
@@ -459,8 +467,14 @@ export class CreditEngine {
    */
   private async knownReplay(accountId: string, idempotency: RequestIdempotency | undefined): Promise<ChargeRefusal | null> {
     if (!idempotency) return null;
-    const record = await this.guarded(() => this.store.idempotencyRecord(accountId, idempotency.key));
-    return record ? replayDecision(record, idempotency.fingerprint) : null;
+    try {
+      const record = await this.store.idempotencyRecord(accountId, idempotency.key);
+      return record ? replayDecision(record, idempotency.fingerprint) : null;
+    } catch (err) {
+      // The store cannot say: the refusal this replica decided stands (never an outage pass).
+      if (err instanceof StoreError) return null;
+      throw err;
+    }
   }
 
   /**
@@ -593,10 +607,11 @@ export class CreditEngine {
       for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.observer?.creditsRefunded(l.creditType, reason, l.charged);
       return;
     }
+    if (receipt.idempotency) this.leases.stop(receipt.idempotency);
     await this.store.refund(
       receipt.account,
       receipt.lines.map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws })),
-      receipt.idempotencyKey === undefined ? {} : { idempotencyKey: receipt.idempotencyKey },
+      receipt.idempotency ? { idempotency: receipt.idempotency } : {},
     );
     await this.invalidate(receipt.account);
     for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.observer?.creditsRefunded(l.creditType, reason, l.charged);
@@ -678,8 +693,9 @@ export class CreditEngine {
    * (replays are answered from it).
    */
   async complete(receipt: ChargeReceipt, config: CompiledConfig = this.config(), response?: string): Promise<void> {
-    if (receipt.idempotencyKey === undefined || receipt.journalId !== undefined) return;
-    await this.store.completeIdempotency(receipt.account, receipt.idempotencyKey, config.idempotency.ttlMs, response);
+    if (!receipt.idempotency || receipt.journalId !== undefined) return;
+    this.leases.stop(receipt.idempotency);
+    await this.store.completeIdempotency(receipt.account, receipt.idempotency, config.idempotency.ttlMs, response);
   }
 
   /**

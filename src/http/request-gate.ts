@@ -418,7 +418,7 @@ export class RequestGate {
    */
   async complete(allow: AllowOutcome, response: SentResponse | null): Promise<void> {
     const receipt = allow.receipt;
-    if (!receipt?.idempotencyKey) return;
+    if (!receipt?.idempotency) return;
     const max = allow.config.idempotency.maxResponseBytes;
     const kept = response && response.body.length <= max && keepable(response.headers, max) ? encodeResponse(response.status, response.headers, response.body) : undefined;
     await this.engine.complete(receipt, allow.config, kept);

@@ -68,7 +68,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           routeLabel = outcome.route.name;
           // Whether the charge stood once the upstream answered: only then is the response kept for replays.
           let kept = false;
-          const idempotent = outcome.receipt?.idempotencyKey !== undefined;
+          const idempotent = outcome.receipt?.idempotency !== undefined;
           forwarder.forward(req, res, {
             path: outcome.forwardUrl,
             problemBaseUrl: outcome.config.problemBaseUrl,

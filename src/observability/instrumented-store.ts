@@ -26,6 +26,7 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
     refund: timed('refund', store.refund.bind(store)),
     completeIdempotency: timed('idempotency', store.completeIdempotency.bind(store)),
     idempotencyRecord: timed('idempotency', store.idempotencyRecord.bind(store)),
+    renewIdempotency: timed('idempotency', store.renewIdempotency.bind(store)),
     addGrant: timed('topup', store.addGrant.bind(store)),
     getAccount: timed('get_account', store.getAccount.bind(store)),
     putAccount: timed('put_account', store.putAccount.bind(store)),

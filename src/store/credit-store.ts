@@ -57,10 +57,21 @@ export interface ChargeContext {
   /**
    * Charge at most once per key: a key seen before charges nothing and the
    * outcome carries its record as `duplicate`. The key is claimed (with the
-   * request's fingerprint) only when the charge succeeds, stays "pending"
-   * for `pendingTtlMs`, and a refund frees it.
+   * request's fingerprint, by `claim`) only when the charge succeeds, stays
+   * "pending" for `pendingTtlMs` unless renewed, and a refund frees it.
    */
-  readonly idempotency?: { readonly key: string; readonly fingerprint: string; readonly pendingTtlMs: number };
+  readonly idempotency?: RequestClaim & { readonly fingerprint: string; readonly pendingTtlMs: number };
+}
+
+/**
+ * One request's hold on an idempotency key. Only the claim that holds a key
+ * may renew, complete or free it: a request whose claim lapsed cannot touch
+ * the record of the retry that claimed the key after it.
+ */
+export interface RequestClaim {
+  readonly key: string;
+  /** Unique per charge. */
+  readonly claim: string;
 }
 
 /** What the store keeps of a request sent with an idempotency key. */
@@ -156,14 +167,16 @@ export interface AlertEvent {
 export interface CreditStore {
   /** All-or-nothing check-and-charge (and release) of several pools of one account. */
   charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome>;
-  /** Gives back (part of) an earlier charge; frees its idempotency key when given. */
-  refund(account: string, lines: readonly RefundLine[], options?: { readonly idempotencyKey?: string }): Promise<void>;
+  /** Gives back (part of) an earlier charge; frees its idempotency key when its claim still holds it. */
+  refund(account: string, lines: readonly RefundLine[], options?: { readonly idempotency?: RequestClaim }): Promise<void>;
   /**
-   * The request with this key completed: remember it as done for `ttlMs`,
-   * with its response when one was kept. A key no longer claimed (refunded,
-   * expired) is left alone.
+   * The request completed: remember its key as done for `ttlMs`, with its
+   * response when one was kept. Only while `claim` holds the key pending;
+   * false otherwise (refunded, lapsed, claimed by another request).
    */
-  completeIdempotency(account: string, key: string, ttlMs: number, response?: string): Promise<void>;
+  completeIdempotency(account: string, claim: RequestClaim, ttlMs: number, response?: string): Promise<boolean>;
+  /** Keeps a pending claim for another `leaseMs`; false when the claim no longer holds the key. */
+  renewIdempotency(account: string, claim: RequestClaim, leaseMs: number): Promise<boolean>;
   /** The record of a request idempotency key, or null when the key is free. */
   idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null>;
   /** Each pool's state with its active grants, in order. */

@@ -13,5 +13,5 @@ export const LUA = {
   topup: readLua('topup'),
   usage: readLua('usage'),
   refund: readLua('refund'),
-  complete: readLua('complete'),
+  idempotency: readLua('idempotency'),
 } as const;

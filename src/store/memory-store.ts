@@ -15,6 +15,7 @@ import type {
   Grant,
   GrantResult,
   IdempotencyRecord,
+  RequestClaim,
   NewGrant,
   PoolCharge,
   PoolKey,
@@ -36,6 +37,15 @@ interface GrantData {
   createdAt: number;
 }
 
+/** A request idempotency record with the claim that holds it. */
+interface HeldRecord extends IdempotencyRecord {
+  readonly claim: string;
+}
+
+function publicRecord({ claim: _claim, ...record }: HeldRecord): IdempotencyRecord {
+  return record;
+}
+
 const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
 
 /**
@@ -50,7 +60,7 @@ class AccountState {
   private grantsByType?: Map<string, Map<string, GrantData>>;
   private alertMarks?: Map<string, Expiring<Set<number | 'empty'>>>;
   private topUpAnswers?: Map<string, Expiring<Grant>>;
-  private requestClaims?: Map<string, Expiring<IdempotencyRecord>>;
+  private requestClaims?: Map<string, Expiring<HeldRecord>>;
   private feed?: AlertEvent[];
 
   /** type -> grant id -> grant. */
@@ -68,7 +78,7 @@ class AccountState {
     return (this.topUpAnswers ??= new Map());
   }
 
-  get requestKeys(): Map<string, Expiring<IdempotencyRecord>> {
+  get requestKeys(): Map<string, Expiring<HeldRecord>> {
     return (this.requestClaims ??= new Map());
   }
 
@@ -136,7 +146,7 @@ export class MemoryStore implements CreditStore {
     const clock = this.now();
     if (context.idempotency) {
       const seen = state.requestKeys.get(context.idempotency.key);
-      if (live(seen, clock)) return { ok: false, duplicate: { ...seen.value }, pools: [] };
+      if (live(seen, clock)) return { ok: false, duplicate: publicRecord(seen.value), pools: [] };
     }
     const read = pools.map((p) => {
       const counterKey = `${p.creditType}:${p.cycleStart}`;
@@ -201,18 +211,19 @@ export class MemoryStore implements CreditStore {
     });
     if (fits && context.idempotency) {
       state.requestKeys.set(context.idempotency.key, {
-        value: { state: 'pending', fingerprint: context.idempotency.fingerprint },
+        value: { state: 'pending', fingerprint: context.idempotency.fingerprint, claim: context.idempotency.claim },
         expireAt: clock + context.idempotency.pendingTtlMs,
       });
     }
     return { ok: fits, pools: result };
   }
 
-  async refund(account: string, lines: readonly RefundLine[], options: { idempotencyKey?: string } = {}): Promise<void> {
+  async refund(account: string, lines: readonly RefundLine[], options: { idempotency?: RequestClaim } = {}): Promise<void> {
     const state = this.accounts.get(account);
     if (!state) return;
     const clock = this.now();
-    if (options.idempotencyKey !== undefined) state.requestKeys.delete(options.idempotencyKey);
+    const claim = options.idempotency;
+    if (claim && state.requestKeys.get(claim.key)?.value.claim === claim.claim) state.requestKeys.delete(claim.key);
     for (const line of lines) {
       const key = `${line.creditType}:${line.cycleStart}`;
       const counter = state.counters.get(key);
@@ -227,18 +238,29 @@ export class MemoryStore implements CreditStore {
     }
   }
 
-  async completeIdempotency(account: string, key: string, ttlMs: number, response?: string): Promise<void> {
-    const clock = this.now();
-    const claims = this.accounts.get(account)?.requestKeys;
-    const seen = claims?.get(key);
-    if (!live(seen, clock)) return;
-    const done: IdempotencyRecord = { state: 'done', fingerprint: seen.value.fingerprint, ...(response === undefined || response === '' ? {} : { response }) };
-    claims!.set(key, { value: done, expireAt: clock + ttlMs });
+  async completeIdempotency(account: string, claim: RequestClaim, ttlMs: number, response?: string): Promise<boolean> {
+    const held = this.heldBy(account, claim);
+    if (!held) return false;
+    const done: HeldRecord = { ...held.value, state: 'done', ...(response === undefined || response === '' ? {} : { response }) };
+    this.accounts.get(account)!.requestKeys.set(claim.key, { value: done, expireAt: this.now() + ttlMs });
+    return true;
+  }
+
+  async renewIdempotency(account: string, claim: RequestClaim, leaseMs: number): Promise<boolean> {
+    const held = this.heldBy(account, claim);
+    if (held) held.expireAt = this.now() + leaseMs;
+    return held !== null;
   }
 
   async idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null> {
     const seen = this.accounts.get(account)?.requestKeys.get(key);
-    return live(seen, this.now()) ? { ...seen.value } : null;
+    return live(seen, this.now()) ? publicRecord(seen.value) : null;
+  }
+
+  /** The record, while `claim` holds its key pending. */
+  private heldBy(account: string, claim: RequestClaim): Expiring<HeldRecord> | null {
+    const seen = this.accounts.get(account)?.requestKeys.get(claim.key);
+    return live(seen, this.now()) && seen.value.state === 'pending' && seen.value.claim === claim.claim ? seen : null;
   }
 
   async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {

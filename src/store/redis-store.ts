@@ -11,6 +11,7 @@ import type {
   Grant,
   GrantResult,
   IdempotencyRecord,
+  RequestClaim,
   NewGrant,
   PoolCharge,
   PoolKey,
@@ -30,7 +31,7 @@ interface CreditgateCommands {
   creditgateTopup(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
-  creditgateComplete(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  creditgateIdempotency(numKeys: number, ...args: (string | number)[]): Promise<number>;
 }
 
 /** Grants are stored compactly: amount, used, expiresAt, createdAt. */
@@ -43,6 +44,8 @@ interface StoredGrant {
 
 /** Top-up grant keys outlive their last grant by this much. */
 const GRANT_GRACE_MS = 24 * 3600 * 1000;
+/** Keys deleted per DEL when an account is removed. */
+const DELETE_BATCH = 500;
 /** Events feed keys live this long after the last event. */
 const EVENTS_TTL_S = 90 * 24 * 3600;
 
@@ -122,7 +125,7 @@ export class RedisStore implements CreditStore {
       if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
       if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
       if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
-      if (typeof c.creditgateComplete !== 'function') c.defineCommand('creditgateComplete', { lua: LUA.complete });
+      if (typeof c.creditgateIdempotency !== 'function') c.defineCommand('creditgateIdempotency', { lua: LUA.idempotency });
     }
     this.commands = this.client as unknown as CreditgateCommands;
     this.chargeClients = [this.client, ...this.extraClients] as (RedisClient & CreditgateCommands)[];
@@ -130,8 +133,15 @@ export class RedisStore implements CreditStore {
 
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
     const idem = context.idempotency;
-    const keys: string[] = [this.keys.index(account), this.keys.requestIdempotency(account, idem?.key ?? '-')];
-    const args: (string | number)[] = [context.now, idem?.fingerprint ?? '', idem?.pendingTtlMs ?? 0, context.thresholds.length, ...context.thresholds];
+    const keys: string[] = [this.keys.index(account), this.keys.requestIdempotency(account, idem?.key ?? '-'), this.keys.requestIdempotencyIndex(account)];
+    const args: (string | number)[] = [
+      context.now,
+      idem?.fingerprint ?? '',
+      idem?.pendingTtlMs ?? 0,
+      idem?.claim ?? '',
+      context.thresholds.length,
+      ...context.thresholds,
+    ];
     for (const p of pools) {
       keys.push(
         this.keys.usage(account, p.creditType, p.cycleStart),
@@ -179,9 +189,9 @@ export class RedisStore implements CreditStore {
     return { ok: reply[0] === 1, pools: result };
   }
 
-  async refund(account: string, lines: readonly RefundLine[], options: { idempotencyKey?: string } = {}): Promise<void> {
-    const keys = [this.keys.requestIdempotency(account, options.idempotencyKey ?? '-')];
-    const args: (string | number)[] = [options.idempotencyKey === undefined ? '0' : '1'];
+  async refund(account: string, lines: readonly RefundLine[], options: { idempotency?: RequestClaim } = {}): Promise<void> {
+    const keys = [this.keys.requestIdempotency(account, options.idempotency?.key ?? '-')];
+    const args: (string | number)[] = [options.idempotency?.claim ?? ''];
     for (const line of lines) {
       keys.push(this.keys.usage(account, line.creditType, line.cycleStart), this.keys.grants(account, line.creditType));
       args.push(line.planDelta, line.draws.length, ...line.draws.flatMap((d) => [d.grantId, d.amount]));
@@ -189,9 +199,18 @@ export class RedisStore implements CreditStore {
     await this.call('refund', () => this.commands.creditgateRefund(keys.length, ...keys, ...args));
   }
 
-  async completeIdempotency(account: string, key: string, ttlMs: number, response?: string): Promise<void> {
-    const keys = [this.keys.index(account), this.keys.requestIdempotency(account, key)];
-    await this.call('idempotency', () => this.commands.creditgateComplete(keys.length, ...keys, ttlMs, Date.now(), response ?? ''));
+  async completeIdempotency(account: string, claim: RequestClaim, ttlMs: number, response?: string): Promise<boolean> {
+    return this.claimStep(account, claim, 'complete', ttlMs, response ?? '');
+  }
+
+  async renewIdempotency(account: string, claim: RequestClaim, leaseMs: number): Promise<boolean> {
+    return this.claimStep(account, claim, 'renew', leaseMs, '');
+  }
+
+  private async claimStep(account: string, claim: RequestClaim, step: 'renew' | 'complete', ttlMs: number, response: string): Promise<boolean> {
+    const keys = [this.keys.requestIdempotencyIndex(account), this.keys.requestIdempotency(account, claim.key)];
+    const held = await this.call('idempotency', () => this.commands.creditgateIdempotency(keys.length, ...keys, step, claim.claim, ttlMs, Date.now(), response));
+    return held === 1;
   }
 
   async idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null> {
@@ -262,10 +281,15 @@ export class RedisStore implements CreditStore {
 
   async deleteAccount(account: string): Promise<boolean> {
     const index = this.keys.index(account);
-    const members = await this.call('delete_account', () => this.client.smembers(index));
-    const removed = await this.call('delete_account', () =>
-      this.client.del(index, this.keys.account(account), this.keys.events(account), ...members),
-    );
+    const requests = this.keys.requestIdempotencyIndex(account);
+    const [members, requestKeys] = await this.call('delete_account', () => Promise.all([this.client.smembers(index), this.client.zrange(requests, 0, -1)]));
+    const all = [index, requests, this.keys.account(account), this.keys.events(account), ...members, ...requestKeys];
+    let removed = 0;
+    // In slices: a busy account may list many keys, and one huge DEL would stall Redis.
+    for (let i = 0; i < all.length; i += DELETE_BATCH) {
+      const slice = all.slice(i, i + DELETE_BATCH);
+      removed += await this.call('delete_account', () => this.client.del(...slice));
+    }
     // The exhausted sets live outside the account's slot; a stale member would
     // only age out at its reset, so remove it now.
     const types = new Set(members.map((k) => /:(?:u|al):([a-z][a-z0-9_]*):\d+$/.exec(k)?.[1]).filter((t): t is string => !!t));

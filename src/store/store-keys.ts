@@ -9,7 +9,8 @@
 //   <prefix>:{<account>}:gx:<type>                  grant expiry index (zset)
 //   <prefix>:{<account>}:al:<type>:<cycleStart>     thresholds already alerted this cycle
 //   <prefix>:{<account>}:ti:<idempotency key>       top-up idempotency record
-//   <prefix>:{<account>}:ik:<key>                   request idempotency record (hash: state, fingerprint, response)
+//   <prefix>:{<account>}:ik:<key>                   request idempotency record (hash: state, fingerprint, claim, response)
+//   <prefix>:{<account>}:iks                        live request idempotency records (zset key -> expiry ms)
 //   <prefix>:{<account>}:ev                         alert events, newest first (list)
 //   <prefix>:exhausted:<type>                       accounts whose pool is empty (zset, score = reset)
 //
@@ -73,6 +74,11 @@ export class StoreKeys {
 
   requestIdempotency(account: string, key: string): string {
     return `${this.tag(account)}:ik:${key}`;
+  }
+
+  /** The account's live request idempotency records (zset key -> expiry), for DELETE; pruned as it grows. */
+  requestIdempotencyIndex(account: string): string {
+    return `${this.tag(account)}:iks`;
   }
 
   events(account: string): string {

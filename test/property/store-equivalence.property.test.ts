@@ -41,7 +41,7 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
   const account = 'acct';
   let now = t0;
   const expireAt = Date.now() + 3_600_000;
-  const charges: { outcome: ChargeOutcome; pools: PoolCharge[]; idem?: string }[] = [];
+  const charges: { outcome: ChargeOutcome; pools: PoolCharge[]; idem?: { key: string; claim: string } }[] = [];
   const trace: unknown[] = [];
   for (const [i, op] of ops.entries()) {
     if (op.kind === 'tick') {
@@ -61,9 +61,9 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
       const outcome = await store.charge(account, pools, {
         now,
         thresholds: [0.5, 1],
-        ...(op.idem ? { idempotency: { key: op.idem, fingerprint: `fp-${op.idem}`, pendingTtlMs: 3_600_000 } } : {}),
+        ...(op.idem ? { idempotency: { key: op.idem, claim: `claim-${i}`, fingerprint: `fp-${op.idem}`, pendingTtlMs: 3_600_000 } } : {}),
       });
-      if (outcome.ok) charges.push({ outcome, pools, ...(op.idem ? { idem: op.idem } : {}) });
+      if (outcome.ok) charges.push({ outcome, pools, ...(op.idem ? { idem: { key: op.idem, claim: `claim-${i}` } } : {}) });
       trace.push(outcome);
     } else if (op.kind === 'refund') {
       const c = charges[op.which % Math.max(1, charges.length)];
@@ -72,7 +72,7 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
         const line = { creditType: p.creditType, cycleStart: c.pools[j]!.cycleStart, planDelta: p.planDelta, draws: p.draws };
         return op.part === undefined ? line : splitRefund(line, Math.min(op.part, p.charged));
       });
-      await store.refund(account, lines, op.part === undefined && c.idem ? { idempotencyKey: c.idem } : {});
+      await store.refund(account, lines, op.part === undefined && c.idem ? { idempotency: c.idem } : {});
     } else if (op.kind === 'topup') {
       const r = await store.addGrant(
         account,
@@ -86,7 +86,7 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
       );
     } else if (op.kind === 'complete') {
       const c = charges[op.which % Math.max(1, charges.length)];
-      if (c?.idem) await store.completeIdempotency(account, c.idem, 3_600_000);
+      if (c?.idem) trace.push(await store.completeIdempotency(account, c.idem, 3_600_000));
     }
   }
   const usage = await store.usage(

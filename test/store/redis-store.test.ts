@@ -89,6 +89,35 @@ describe('RedisStore specifics (private redis-server)', () => {
     expect(calls('mget')).toBe(0);
   });
 
+  it('request idempotency records are listed while live only: the list does not grow with traffic, and DELETE finds them all', async () => {
+    const a = 'busy';
+    const ttl = 200;
+    for (let i = 0; i < 300; i++) {
+      const claim = { key: `k${i}`, claim: `c${i}`, fingerprint: 'fp', pendingTtlMs: ttl };
+      await store.charge(a, [line('a', 0)], { ...NO_ALERTS, now: Date.now(), idempotency: claim });
+      if (i % 2 === 0) await store.completeIdempotency(a, claim, ttl, 'r');
+      if (i === 149) await new Promise((r) => setTimeout(r, ttl + 50));
+    }
+    // The first 150 expired before the last 150 were claimed, and were pruned as they went.
+    expect(await admin.zcard('cg:{busy}:iks')).toBe(150);
+    expect(await admin.scard('cg:{busy}:keys')).toBe(0);
+    expect(await admin.exists('cg:{busy}:ik:k299')).toBe(1);
+    expect(await store.deleteAccount(a)).toBe(true);
+    expect(await admin.keys('cg:{busy}*')).toEqual([]);
+  });
+
+  it('DELETE of an account with thousands of keys deletes them all, in slices', async () => {
+    const a = 'wide';
+    const members = Array.from({ length: 5000 }, (_, i) => `cg:{wide}:u:t${i}:0`);
+    for (let i = 0; i < members.length; i += 1000) {
+      const slice = members.slice(i, i + 1000);
+      await admin.mset(...slice.flatMap((k) => [k, '1']));
+      await admin.sadd('cg:{wide}:keys', ...slice);
+    }
+    expect(await store.deleteAccount(a)).toBe(true);
+    expect(await admin.keys('cg:{wide}*')).toEqual([]);
+  });
+
   it('reloads the script by itself after SCRIPT FLUSH (NOSCRIPT)', async () => {
     await admin.script('FLUSH');
     const r = await store.charge('noscript', [line('a', 2)], NO_ALERTS);

@@ -299,70 +299,92 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
 
       it('an idempotency key charges once: pending while in flight, done after, free again after a refund', async () => {
         const a = account('idem');
-        const idem = { key: 'k1', fingerprint: 'fp-1', pendingTtlMs: HOUR };
+        const idem = { key: 'k1', claim: 'c1', fingerprint: 'fp-1', pendingTtlMs: HOUR };
         expect((await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).ok).toBe(true);
-        expect(await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).toEqual({
+        expect(await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: { ...idem, claim: 'c2' } }))).toEqual({
           ok: false,
           duplicate: { state: 'pending', fingerprint: 'fp-1' },
           pools: [],
         });
         expect(await store.idempotencyRecord(a, idem.key)).toEqual({ state: 'pending', fingerprint: 'fp-1' });
-        await store.completeIdempotency(a, idem.key, HOUR);
+        expect(await store.completeIdempotency(a, idem, HOUR)).toBe(true);
         expect((await store.charge(a, [pool('ai_tasks', 3, 100)], ctx({ idempotency: idem }))).duplicate).toEqual({ state: 'done', fingerprint: 'fp-1' });
         expect(await used(a, 'ai_tasks')).toBe(3);
 
-        const failed = { key: 'k2', fingerprint: 'fp-2', pendingTtlMs: HOUR };
+        const failed = { key: 'k2', claim: 'c3', fingerprint: 'fp-2', pendingTtlMs: HOUR };
         const first = await store.charge(a, [pool('ai_tasks', 4, 100)], ctx({ idempotency: failed }));
-        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: first.pools[0]!.planDelta, draws: [] }], { idempotencyKey: failed.key });
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: first.pools[0]!.planDelta, draws: [] }], { idempotency: failed });
         expect(await used(a, 'ai_tasks')).toBe(3);
         expect(await store.idempotencyRecord(a, failed.key)).toBeNull();
-        const retry = await store.charge(a, [pool('ai_tasks', 4, 100)], ctx({ idempotency: failed }));
+        const retry = await store.charge(a, [pool('ai_tasks', 4, 100)], ctx({ idempotency: { ...failed, claim: 'c4' } }));
         expect(retry.ok).toBe(true);
         expect(await used(a, 'ai_tasks')).toBe(7);
       });
 
       it('a duplicate carries the first fingerprint, whatever the replay sent, and nothing is charged', async () => {
         const a = account('idem-fp');
-        const first = { key: 'k', fingerprint: 'count=1', pendingTtlMs: HOUR };
+        const first = { key: 'k', claim: 'c1', fingerprint: 'count=1', pendingTtlMs: HOUR };
         expect((await store.charge(a, [pool('ai_tasks', 1, 100)], ctx({ idempotency: first }))).ok).toBe(true);
-        const reuse = await store.charge(a, [pool('ai_tasks', 50, 100)], ctx({ idempotency: { ...first, fingerprint: 'count=50' } }));
+        const reuse = await store.charge(a, [pool('ai_tasks', 50, 100)], ctx({ idempotency: { ...first, claim: 'c2', fingerprint: 'count=50' } }));
         expect(reuse).toEqual({ ok: false, duplicate: { state: 'pending', fingerprint: 'count=1' }, pools: [] });
         expect(await used(a, 'ai_tasks')).toBe(1);
       });
 
       it('a completed key keeps its response; completing a freed key brings nothing back', async () => {
         const a = account('idem-resp');
-        const idem = { key: 'k', fingerprint: 'fp', pendingTtlMs: HOUR };
+        const idem = { key: 'k', claim: 'c1', fingerprint: 'fp', pendingTtlMs: HOUR };
         await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }));
         const response = JSON.stringify({ s: 200, h: { 'content-type': 'application/json' }, b: Buffer.from('{"ok":true}').toString('base64') });
-        await store.completeIdempotency(a, idem.key, HOUR, response);
+        expect(await store.completeIdempotency(a, idem, HOUR, response)).toBe(true);
         expect(await store.idempotencyRecord(a, idem.key)).toEqual({ state: 'done', fingerprint: 'fp', response });
-        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }))).duplicate).toEqual({ state: 'done', fingerprint: 'fp', response });
+        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { ...idem, claim: 'c9' } }))).duplicate).toEqual({ state: 'done', fingerprint: 'fp', response });
+        // Done is final: neither a second completion nor a renewal changes it.
+        expect(await store.completeIdempotency(a, idem, HOUR, 'other')).toBe(false);
+        expect(await store.renewIdempotency(a, idem, HOUR)).toBe(false);
+        expect((await store.idempotencyRecord(a, idem.key))?.response).toBe(response);
 
-        const freed = { key: 'gone', fingerprint: 'fp', pendingTtlMs: HOUR };
+        const freed = { key: 'gone', claim: 'c2', fingerprint: 'fp', pendingTtlMs: HOUR };
         const c = await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: freed }));
-        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: c.pools[0]!.planDelta, draws: [] }], { idempotencyKey: freed.key });
-        await store.completeIdempotency(a, freed.key, HOUR, response);
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: c.pools[0]!.planDelta, draws: [] }], { idempotency: freed });
+        expect(await store.completeIdempotency(a, freed, HOUR, response)).toBe(false);
         expect(await store.idempotencyRecord(a, freed.key)).toBeNull();
         expect(await store.idempotencyRecord(a, 'never-used')).toBeNull();
       });
 
+      it('only the claim that holds a key renews, completes or frees it: a lapsed request cannot touch its retry', async () => {
+        const a = account('idem-claim');
+        const first = { key: 'k', claim: 'first', fingerprint: 'fp', pendingTtlMs: 150 };
+        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: first }))).ok).toBe(true);
+        expect(await store.renewIdempotency(a, first, 150)).toBe(true);
+        await new Promise((r) => setTimeout(r, 250));
+        // The first request's lease lapsed: its retry claims the key anew.
+        const retry = { ...first, claim: 'retry', pendingTtlMs: HOUR };
+        const second = await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: retry }));
+        expect(second.ok).toBe(true);
+        expect(await store.renewIdempotency(a, first, HOUR)).toBe(false);
+        expect(await store.completeIdempotency(a, first, HOUR, 'first-response')).toBe(false);
+        await store.refund(a, [], { idempotency: first });
+        expect(await store.idempotencyRecord(a, 'k')).toEqual({ state: 'pending', fingerprint: 'fp' });
+        expect(await store.completeIdempotency(a, retry, HOUR, 'retry-response')).toBe(true);
+        expect(await store.idempotencyRecord(a, 'k')).toEqual({ state: 'done', fingerprint: 'fp', response: 'retry-response' });
+      });
+
       it('DELETE of the account removes its request idempotency records', async () => {
         const a = account('idem-del');
-        const idem = { key: 'k', fingerprint: 'fp', pendingTtlMs: HOUR };
+        const idem = { key: 'k', claim: 'c1', fingerprint: 'fp', pendingTtlMs: HOUR };
         await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }));
-        await store.completeIdempotency(a, idem.key, HOUR, 'r');
-        const pending = { key: 'p', fingerprint: 'fp', pendingTtlMs: HOUR };
+        await store.completeIdempotency(a, idem, HOUR, 'r');
+        const pending = { key: 'p', claim: 'c2', fingerprint: 'fp', pendingTtlMs: HOUR };
         await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: pending }));
         await store.deleteAccount(a);
         expect(await store.idempotencyRecord(a, idem.key)).toBeNull();
         expect(await store.idempotencyRecord(a, pending.key)).toBeNull();
-        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: idem }))).ok).toBe(true);
+        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { ...idem, claim: 'c3' } }))).ok).toBe(true);
       });
 
       it('a refused charge does not claim its idempotency key', async () => {
         const a = account('idem-refused');
-        const idem = { key: 'k', fingerprint: 'fp', pendingTtlMs: HOUR };
+        const idem = { key: 'k', claim: 'c', fingerprint: 'fp', pendingTtlMs: HOUR };
         expect((await store.charge(a, [pool('ai_tasks', 5, 3)], ctx({ idempotency: idem }))).ok).toBe(false);
         expect((await store.charge(a, [pool('ai_tasks', 3, 3)], ctx({ idempotency: idem }))).ok).toBe(true);
       });
@@ -371,7 +393,7 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const a = account('idem-race');
         const results = await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
-            fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { key: 'same', fingerprint: 'fp', pendingTtlMs: HOUR } })),
+            fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { key: 'same', claim: `c${i}`, fingerprint: 'fp', pendingTtlMs: HOUR } })),
           ),
         );
         expect(results.filter((r) => r.ok)).toHaveLength(1);
