@@ -134,8 +134,8 @@ export interface MemoryStoreOptions {
 
 export class MemoryStore implements CreditStore {
   private readonly accounts = new AccountTable<AccountState>();
-  /** credit type -> account -> until (epoch ms). */
-  private readonly exhausted = new Map<string, Map<string, number>>();
+  /** credit type -> slot of the account -> until (epoch ms); an account's marks go with its slot. */
+  private readonly exhausted = new Map<string, Map<number, number>>();
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly sweepIntervalMs: number;
@@ -318,10 +318,9 @@ export class MemoryStore implements CreditStore {
   }
 
   async deleteAccount(account: string): Promise<boolean> {
-    for (const byType of this.exhausted.values()) byType.delete(account);
     const slot = this.accounts.slotOf(account);
     if (slot === undefined) return false;
-    this.accounts.remove(slot);
+    this.drop(slot);
     return true;
   }
 
@@ -337,14 +336,17 @@ export class MemoryStore implements CreditStore {
   }
 
   async markExhausted(account: string, creditType: string, until: number): Promise<void> {
-    const byType = this.exhausted.get(creditType) ?? new Map<string, number>();
-    byType.set(account, until);
+    const slot = this.claim(account);
+    const byType = this.exhausted.get(creditType) ?? new Map<number, number>();
+    byType.set(slot, until);
     this.exhausted.set(creditType, byType);
   }
 
   async clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void> {
-    this.exhausted.get(creditType)?.delete(account);
-    this.existing(account)?.marks(`${creditType}:${cycleStart}`)?.value.delete('empty');
+    const slot = this.accounts.slotOf(account);
+    if (slot === undefined) return;
+    this.exhausted.get(creditType)?.delete(slot);
+    this.accounts.extrasAt(slot)?.marks(`${creditType}:${cycleStart}`)?.value.delete('empty');
   }
 
   async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {
@@ -353,9 +355,9 @@ export class MemoryStore implements CreditStore {
       const byType = this.exhausted.get(t);
       let n = 0;
       if (byType) {
-        for (const [account, until] of byType) {
+        for (const [slot, until] of byType) {
           if (until > now) n += 1;
-          else byType.delete(account);
+          else byType.delete(slot);
         }
       }
       counts.set(t, n);
@@ -431,18 +433,25 @@ export class MemoryStore implements CreditStore {
     const now = this.now();
     const end = Math.min(this.cursor + this.sweepStep, this.accounts.end);
     for (let slot = this.cursor; slot < end; slot++) {
-      const account = this.accounts.accountAt(slot);
-      if (account === undefined) continue;
+      if (!this.accounts.holds(slot)) continue;
       const noCounters = this.accounts.sweepCounters(slot, now);
       if (this.accounts.extrasAt(slot)?.sweep(now)) this.accounts.setExtras(slot, undefined);
-      const gone = noCounters && this.accounts.extrasAt(slot) === undefined;
-      if (gone) this.accounts.remove(slot);
+      let marked = false;
       for (const byType of this.exhausted.values()) {
-        const until = byType.size === 0 ? undefined : byType.get(account);
-        if (until !== undefined && (gone || until <= now)) byType.delete(account);
+        const until = byType.size === 0 ? undefined : byType.get(slot);
+        if (until === undefined) continue;
+        if (until <= now) byType.delete(slot);
+        else marked = true;
       }
+      if (noCounters && !marked && this.accounts.extrasAt(slot) === undefined) this.drop(slot);
     }
     this.cursor = end >= this.accounts.end ? 0 : end;
+  }
+
+  /** Removes an account and its exhausted marks (its slot may go to another account next). */
+  private drop(slot: number): void {
+    for (const byType of this.exhausted.values()) byType.delete(slot);
+    this.accounts.remove(slot);
   }
 }
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StoreError, StoreFullError, type PoolCharge } from '../../src/store/credit-store.js';
+import { AccountIds } from '../../src/store/account-ids.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../src/store/memory-store.js';
 import { sampleEvent } from '../helpers/sample-event.js';
 import { storeContract } from './store-contract.js';
@@ -135,11 +136,13 @@ describe('MemoryStore: bound and sweep', () => {
     await store.refund('alert', [{ creditType: 'ai_tasks', cycleStart: T0, planDelta: 10, draws: [] }]);
     await store.putAccount('record', record);
     await store.charge('record', [pool('ai_tasks', 3, { expireAt: T0 + HOUR })], ctx());
-    expect(store.size).toBe(5);
+    await store.markExhausted('exhausted', 'ai_tasks', T0 + HOUR);
+    expect(store.size).toBe(6);
 
     clock.now = T0 + HOUR - 1;
     sweepSteps();
-    expect(store.size).toBe(5);
+    expect(store.size).toBe(6);
+    expect((await store.countExhausted(['ai_tasks'], clock.now)).get('ai_tasks')).toBe(1);
     expect(await used('counter')).toBe(1);
     // The key is still claimed, the mark still set.
     expect((await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', pendingTtlMs: HOUR } }))).duplicate).toBe('pending');
@@ -230,6 +233,27 @@ describe('MemoryStore: bound and sweep', () => {
     await store.close();
   });
 
+  it('counters that do not fit a packed cell (2^32 credits and more, instants before 1970 or after 2106) stay exact', async () => {
+    vi.useFakeTimers();
+    const { store, ctx, used, sweepSteps } = storeAt();
+    const unlimited = (amount: number, over: Partial<PoolCharge> = {}) => pool('ai_tasks', amount, { limit: null, ...over });
+    await store.charge('big', [unlimited(4_000_000_000)], ctx());
+    await store.charge('big', [unlimited(1_000_000_000)], ctx());
+    expect(await used('big')).toBe(5_000_000_000);
+    await store.refund('big', [{ creditType: 'ai_tasks', cycleStart: T0, planDelta: 4_999_999_999, draws: [] }]);
+    expect(await used('big')).toBe(1);
+    sweepSteps();
+    expect(await used('big')).toBe(1);
+    await store.charge('big', [unlimited(2 ** 40 + 3)], ctx());
+    expect(await used('big')).toBe(2 ** 40 + 4);
+    const far = 5_000_000_000_000; // 2128
+    await store.charge('old', [unlimited(3, { cycleStart: -86_400_000, expireAt: far }), unlimited(4, { cycleStart: far, expireAt: far + 1.5 })], ctx());
+    expect([await used('old', 'ai_tasks', -86_400_000), await used('old', 'ai_tasks', far)]).toEqual([3, 4]);
+    sweepSteps();
+    expect([await used('old', 'ai_tasks', -86_400_000), await used('old', 'ai_tasks', far), await used('old', 'ai_tasks', 0)]).toEqual([3, 4, 0]);
+    await store.close();
+  });
+
   it('maxAccounts given as a function is read at each new account (a config reload)', async () => {
     let max = 1;
     const { store, ctx } = storeAt({ maxAccounts: () => max });
@@ -238,5 +262,59 @@ describe('MemoryStore: bound and sweep', () => {
     max = 2;
     expect((await store.charge('b', [pool('ai_tasks', 1)], ctx())).ok).toBe(true);
     await store.close();
+  });
+});
+
+describe('AccountIds: account id -> slot without a string per account', () => {
+  it('agrees with a Map over random adds and removes, with packed, wide, long and colliding ids', () => {
+    const ids = new AccountIds();
+    const reference = new Map<string, number>();
+    let seed = 42;
+    const random = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const names = Array.from({ length: 3000 }, (_, i) => {
+      if (i % 101 === 0) return `wide-é-€-${i}`;
+      if (i % 211 === 0) return `long-${'x'.repeat(300)}-${i}`;
+      if (i === 7) return '';
+      return `acct-${i}`;
+    });
+    for (let step = 0; step < 40_000; step++) {
+      const name = names[random(names.length)]!;
+      const slot = ids.slotOf(name);
+      expect(slot).toBe(reference.get(name));
+      if (slot === undefined) {
+        const added = ids.add(name);
+        expect([...reference.values()]).not.toContain(added);
+        reference.set(name, added);
+      } else if (random(3) === 0) {
+        ids.remove(slot);
+        reference.delete(name);
+        expect(ids.has(slot)).toBe(false);
+      }
+      expect(ids.size).toBe(reference.size);
+    }
+    for (const name of names) expect(ids.slotOf(name)).toBe(reference.get(name));
+    for (const slot of reference.values()) expect(ids.has(slot)).toBe(true);
+  });
+
+  it('reuses freed slots and keeps finding every id after the arena is compacted', () => {
+    const ids = new AccountIds();
+    const slots = new Map<string, number>();
+    // Fill, drop most, refill with other ids: the arena compacts, slots are reused.
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 20_000; i++) slots.set(`r${round}-${i}`, ids.add(`r${round}-${i}`));
+      for (const [name, slot] of slots) {
+        if (!name.endsWith('7')) {
+          ids.remove(slot);
+          slots.delete(name);
+        }
+      }
+      expect(ids.end).toBeLessThanOrEqual(20_000 + slots.size);
+    }
+    expect(ids.size).toBe(slots.size);
+    for (const [name, slot] of slots) expect(ids.slotOf(name)).toBe(slot);
+    expect(ids.slotOf('r0-1')).toBeUndefined();
   });
 });
