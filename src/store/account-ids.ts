@@ -162,12 +162,12 @@ export class AccountIds {
     }
   }
 
-  /** Room for `extra` more bytes: compacts when removed ids are half the arena, else doubles it. */
+  /** Room for `extra` more bytes: compacts when removed ids are half the arena, else grows it by half. */
   private makeRoom(extra: number): void {
     const compact = 2 * this.garbage >= this.arenaEnd;
     const needed = (compact ? this.arenaEnd - this.garbage : this.arenaEnd) + extra;
     let size = this.arena.length;
-    while (size < needed) size *= 2;
+    while (size < needed) size = Math.ceil(size * 1.5);
     const next = new Uint8Array(size);
     if (!compact) {
       next.set(this.arena.subarray(0, this.arenaEnd));
