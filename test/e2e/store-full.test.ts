@@ -4,6 +4,11 @@
 // already held keep working, and the admin API refuses to add one too.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfigObject } from '../../src/config/index.js';
+import { CreditEngine } from '../../src/engine/credit-engine.js';
+import { StoreError, type CreditStore } from '../../src/store/credit-store.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
 import { captureLogger, type CapturedLogger } from '../helpers/capture-logger.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 
@@ -91,5 +96,55 @@ describe('memory store at store.maxAccounts (sidecar)', () => {
     expect((await spend('acct-new', 'room-again')).status).toBe(200);
     expect(h.upstream.requests.filter((x) => x.headers['x-request-id'] === 'room-again')).toHaveLength(1);
     expect((await spend('reader', 'reader-charge')).status).toBe(503);
+  });
+});
+
+describe('outage journal replayed into a full memory store', () => {
+  it('an entry for an account the store has no room for is dropped and counted; the others are written', async () => {
+    const memory = new MemoryStore({ maxAccounts: 1 });
+    let down = false;
+    // The memory store behind a switch that makes every call fail like an unreachable store.
+    const store = new Proxy(memory, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => (down ? Promise.reject(new StoreError('down')) : (value as (...a: unknown[]) => unknown).apply(target, args));
+      },
+    }) as CreditStore;
+    const config = loadConfigObject(parse(CONFIG));
+    const journal: { replayed: number; dropped: number; size: number } = { replayed: 0, dropped: 0, size: 0 };
+    const engine = new CreditEngine({
+      store,
+      config: () => config,
+      probeIntervalMs: 5,
+      observer: {
+        creditsCharged: () => {},
+        creditsRefunded: () => {},
+        unbilledOverage: () => {},
+        topUpGranted: () => {},
+        breaker: () => {},
+        journal: (size, replayed, dropped) => {
+          journal.size = size;
+          journal.replayed += replayed;
+          journal.dropped += dropped;
+        },
+      },
+    });
+    const charge = (account: string) => engine.charge(account, [{ creditType: 'ai_tasks', amount: 2 }], { config });
+    expect((await charge('held')).allowed).toBe(true);
+    down = true;
+    // During the outage the allowance lets both through, journaled.
+    expect(await charge('held')).toMatchObject({ allowed: true, receipt: { journalId: expect.any(Number) } });
+    expect(await charge('newcomer')).toMatchObject({ allowed: true, receipt: { journalId: expect.any(Number) } });
+    expect(journal.size).toBe(2);
+    down = false;
+    for (let i = 0; i < 400 && (engine.storeDown || journal.size > 0); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(engine.storeDown).toBe(false);
+    expect(journal).toEqual({ size: 0, replayed: 1, dropped: 1 });
+    expect((await engine.usage('held'))!.pools.ai_tasks!.used).toBe(4);
+    expect((await engine.usage('newcomer'))!.pools.ai_tasks!.used).toBe(0);
+    expect(memory.size).toBe(1);
+    await engine.close();
+    await memory.close();
   });
 });
