@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { StoreError, StoreFullError, type PoolCharge } from '../../src/store/credit-store.js';
+import { StoreError, StoreFullError, type ChargeContext, type PoolCharge } from '../../src/store/credit-store.js';
 import { AccountIds } from '../../src/store/account-ids.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../src/store/memory-store.js';
 import { sampleEvent } from '../helpers/sample-event.js';
@@ -32,7 +32,7 @@ const grant = (id: string, amount: number, expiresAt: number) => ({ id, creditTy
 function storeAt(options: MemoryStoreOptions = {}) {
   const clock = { now: T0 };
   const store = new MemoryStore({ now: () => clock.now, sweepIntervalMs: 1000, ...options });
-  const ctx = (over: object = {}) => ({ now: clock.now, thresholds: [], ...over });
+  const ctx = (over: Partial<ChargeContext> = {}): ChargeContext => ({ now: clock.now, thresholds: [], ...over });
   const used = async (account: string, creditType = 'ai_tasks', cycleStart = T0) =>
     (await store.usage(account, [{ creditType, cycleStart }], clock.now))[0]!.planUsed;
   const sweepSteps = (n = 1) => vi.advanceTimersByTime(1000 * n);
@@ -81,7 +81,7 @@ describe('MemoryStore: bound and sweep', () => {
     await expect(store.addGrant('new', grant('g', 5, T0 + HOUR), { now: T0, idempotencyTtlMs: HOUR })).rejects.toBeInstanceOf(StoreFullError);
     await expect(store.putAccount('new', record)).rejects.toBeInstanceOf(StoreFullError);
     await expect(store.appendEvents('new', [sampleEvent('e1', { account: 'new' })], 10)).rejects.toBeInstanceOf(StoreFullError);
-    await expect(store.charge('new', [pool('ai_tasks', 1)], ctx({ idempotency: { key: 'k', pendingTtlMs: HOUR } }))).rejects.toBeInstanceOf(StoreFullError);
+    await expect(store.charge('new', [pool('ai_tasks', 1)], ctx({ idempotency: { key: 'k', fingerprint: 'f', pendingTtlMs: HOUR } }))).rejects.toBeInstanceOf(StoreFullError);
     expect(store.size).toBe(3);
     expect(await used('new')).toBe(0);
     expect(await store.getAccount('new')).toBeNull();
@@ -129,7 +129,7 @@ describe('MemoryStore: bound and sweep', () => {
     // Each account has one kind of thing, live for an hour.
     await store.charge('counter', [pool('ai_tasks', 1, { expireAt: T0 + HOUR })], ctx());
     await store.addGrant('grant', grant('g', 5, T0 + HOUR), { now: T0, idempotencyTtlMs: HOUR });
-    await store.charge('request-key', [pool('ai_tasks', 0, { expireAt: T0 + HOUR })], ctx({ idempotency: { key: 'r:k', pendingTtlMs: HOUR } }));
+    await store.charge('request-key', [pool('ai_tasks', 0, { expireAt: T0 + HOUR })], ctx({ idempotency: { key: 'r:k', fingerprint: 'f', pendingTtlMs: HOUR } }));
     // An alert mark alone: the charge that fired it was refunded.
     const fired = await store.charge('alert', [pool('ai_tasks', 10, { limit: 10, expireAt: T0 + HOUR })], ctx({ thresholds: [0.5] }));
     expect(fired.pools[0]!.fired).toEqual([0.5]);
@@ -145,7 +145,7 @@ describe('MemoryStore: bound and sweep', () => {
     expect((await store.countExhausted(['ai_tasks'], clock.now)).get('ai_tasks')).toBe(1);
     expect(await used('counter')).toBe(1);
     // The key is still claimed, the mark still set.
-    expect((await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', pendingTtlMs: HOUR } }))).duplicate).toBe('pending');
+    expect((await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', fingerprint: 'f', pendingTtlMs: HOUR } }))).duplicate).toMatchObject({ state: 'pending' });
     expect((await store.charge('alert', [pool('ai_tasks', 10, { limit: 10 })], ctx({ thresholds: [0.5] }))).pools[0]!.fired).toEqual([]);
     await store.refund('alert', [{ creditType: 'ai_tasks', cycleStart: T0, planDelta: 10, draws: [] }]);
 
@@ -156,7 +156,7 @@ describe('MemoryStore: bound and sweep', () => {
     expect(await store.getAccount('record')).toEqual(record);
     expect(await used('record')).toBe(0);
     // What went is gone for good: the key is free, the mark fires again.
-    expect((await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', pendingTtlMs: HOUR } }))).ok).toBe(true);
+    expect((await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', fingerprint: 'f', pendingTtlMs: HOUR } }))).ok).toBe(true);
     expect((await store.charge('alert', [pool('ai_tasks', 10, { limit: 10, expireAt: T0 + 2 * HOUR })], ctx({ thresholds: [0.5] }))).pools[0]!.fired).toEqual([0.5]);
     await store.close();
   });
