@@ -9,7 +9,7 @@ export type { ChargeDecision, ChargeRefusal, CostLine, PoolStatus, ResolvedAccou
 export { MemoryStore } from './store/memory-store.js';
 export { RedisStore } from './store/redis-store.js';
 export type { RedisStoreOptions } from './store/redis-store.js';
-export { StoreError } from './store/credit-store.js';
+export { StoreError, StoreFullError } from './store/credit-store.js';
 export type { AccountRecord, ChargeOutcome, CreditStore, PoolCharge, PoolKey, PoolUsage } from './store/credit-store.js';
 export { loadConfigFile, loadConfigObject, loadConfigText } from './config/index.js';
 export { ConfigError, formatIssue } from './config/config-error.js';

@@ -20,13 +20,16 @@ import { createRuntime } from './runtime.js';
 export interface CreditGateOptions {
   /** A YAML file path, or the config as an object (the YAML's shape). */
   readonly config: string | Record<string, unknown>;
-  /** A Redis URL or an ioredis client; without it, the in-memory store. */
+  /** A Redis URL or an ioredis client; without it, the in-memory store (with a warning). */
   readonly redis?: string | Redis | Cluster;
-  /** A store of your own (overrides `redis`). */
-  readonly store?: CreditStore;
+  /**
+   * A store of your own (overrides `redis`), or 'memory' to choose the
+   * in-memory store (one process, counts lost on restart) without the warning.
+   */
+  readonly store?: CreditStore | 'memory';
   /** Key prefix in Redis (default "cg"). */
   readonly keyPrefix?: string;
-  /** pino logger; silent by default inside your app. */
+  /** pino logger; silent by default inside your app (a memory-store fallback is then a process warning). */
   readonly logger?: Logger;
 }
 
@@ -171,6 +174,8 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
     store: options.store,
     keyPrefix: options.keyPrefix,
     logger,
+    // Falling back to the memory store is said even inside an app that gave no logger.
+    warn: options.logger ? undefined : (message) => process.emitWarning(message, { code: 'CREDITGATE_MEMORY_STORE' }),
     // Inside someone else's app the process metrics are theirs to collect.
     defaultMetrics: false,
   });

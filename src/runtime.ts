@@ -17,8 +17,13 @@ import { BurstLimiter } from './http/burst-limiter.js';
 export interface RuntimeOptions {
   readonly config: () => CompiledConfig;
   readonly redis?: string | Redis | Cluster | undefined;
-  /** A store the caller owns (overrides `redis`); never closed here. */
-  readonly store?: CreditStore | undefined;
+  /**
+   * A store the caller owns (overrides `redis`; never closed here), or
+   * 'memory': the memory store, chosen (so no fallback warning).
+   */
+  readonly store?: CreditStore | 'memory' | undefined;
+  /** Where the memory-store fallback warning goes (default: the logger). */
+  readonly warn?: ((message: string) => void) | undefined;
   readonly keyPrefix?: string | undefined;
   readonly logger: Logger;
   readonly alertRetryBaseMs?: number | undefined;
@@ -53,9 +58,20 @@ export function checkSecrets(config: CompiledConfig): void {
 export function createRuntime(options: RuntimeOptions): Runtime {
   const config = options.config();
   checkSecrets(config);
+  const owned = typeof options.store !== 'object';
   const raw =
-    options.store ??
-    openStore({ redis: options.redis, timeoutMs: config.storeTimeoutMs, prefix: options.keyPrefix, logger: options.logger });
+    typeof options.store === 'object'
+      ? options.store
+      : openStore({
+          redis: options.redis,
+          store: options.store,
+          timeoutMs: config.storeTimeoutMs,
+          prefix: options.keyPrefix,
+          logger: options.logger,
+          // Read at each new account: a reload can move the bound.
+          maxAccounts: () => options.config().parsed.store.maxAccounts,
+          warn: options.warn,
+        });
   const metrics = new Metrics({
     defaultMetrics: options.defaultMetrics ?? true,
     countExhausted: (types) => store.countExhausted(types, Date.now()),
@@ -104,7 +120,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       await engine.close();
       await alerts.flush(graceMs);
       alerts.close();
-      if (!options.store) await raw.close();
+      if (owned) await raw.close();
     },
   };
 }

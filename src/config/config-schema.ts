@@ -305,8 +305,16 @@ export const configSchema = z
           .min(0)
           .default(100_000)
           .describe('Charges allowed during a store outage kept for replay; when full, allow-mode requests are denied.'),
+        maxAccounts: z
+          .number()
+          .int()
+          .min(1)
+          .default(1_000_000)
+          .describe(
+            'Memory store only (ignored with Redis): accounts held at most. At the bound a new account gets 503 store-full; accounts held keep working and nothing live is dropped.',
+          ),
       })
-      .default({ timeoutMs: 50, journalSize: 100_000 }),
+      .default({ timeoutMs: 50, journalSize: 100_000, maxAccounts: 1_000_000 }),
     cache: z
       .strictObject({
         accountTtlMs: z

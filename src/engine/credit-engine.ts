@@ -17,6 +17,7 @@ import type { RefundReason } from '../domain/refund-policy.js';
 import { settleAgainstHold, type SettleRule } from '../domain/settle-rule.js';
 import {
   StoreError,
+  StoreFullError,
   type AccountRecord,
   type AlertEvent,
   type ChargedPool,
@@ -590,6 +591,12 @@ export class CreditEngine {
         lines.forEach((c, i) => c.op === 'charge' && this.observer?.creditsCharged(c.creditType, resolved.plan.id, outcome.pools[i]!.charged));
         await this.afterCharge(config, resolved, outcome.pools, statuses, this.now());
       } catch (err) {
+        // No room for this account in the store: the entry cannot be written (counted as dropped).
+        if (err instanceof StoreFullError) {
+          this.journal.remove(entry.id);
+          dropped += 1;
+          continue;
+        }
         if (!(err instanceof StoreError)) throw err;
         this.breaker.failure();
         break;

@@ -7,9 +7,9 @@ import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
 import { AccountInputError, TopUpError, type CreditEngine } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { StoreError, type AccountRecord } from '../store/credit-store.js';
+import { StoreError, StoreFullError, type AccountRecord } from '../store/credit-store.js';
 import type { AdminToken } from './admin-auth.js';
-import { problem, type Problem } from './problem-details.js';
+import { problem, storeFullProblem, type Problem } from './problem-details.js';
 import { sendProblem } from './send-problem.js';
 import { renderUsagePage } from './usage-page.js';
 
@@ -193,6 +193,11 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     }
     if (err instanceof ProblemError) {
       sendProblem(res, err.problem, baseUrl(), req.path);
+      return;
+    }
+    if (err instanceof StoreFullError) {
+      logger.error({ err: err.message }, 'admin request refused: the memory store is full');
+      sendProblem(res, storeFullProblem(err.retryAfterSeconds), baseUrl(), req.path);
       return;
     }
     if (err instanceof StoreError) {

@@ -17,6 +17,7 @@ export const PROBLEM_TYPES = {
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'route-not-found': { status: 404, title: 'No route matches this request' },
   'store-unavailable': { status: 503, title: 'Credit store unavailable' },
+  'store-full': { status: 503, title: 'Credit store full' },
   'upstream-unavailable': { status: 502, title: 'Upstream unavailable' },
   'upstream-timeout': { status: 504, title: 'Upstream timed out' },
   'idempotency-in-progress': { status: 409, title: 'Request with this idempotency key in progress' },
@@ -47,6 +48,13 @@ export function problem(
   extras: { headers?: Record<string, string>; extensions?: Record<string, unknown> } = {},
 ): Problem {
   return { type, status: PROBLEM_TYPES[type].status, detail, ...extras };
+}
+
+/** The memory store has no room for another account: nothing was charged or forwarded. */
+export function storeFullProblem(retryAfterSeconds: number): Problem {
+  return problem('store-full', 'the credit store holds as many accounts as it may (store.maxAccounts) and this account is not one of them; try again later', {
+    headers: { 'retry-after': String(retryAfterSeconds) },
+  });
 }
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';

@@ -11,11 +11,11 @@ import { settledAmount } from '../domain/settle-rule.js';
 import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, CreditEngine, PoolStatus, RequestIdempotency } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import { NO_CREDIT_TYPE, UNMATCHED_ROUTE, type Outcome } from '../observability/metrics.js';
-import { StoreError } from '../store/credit-store.js';
+import { StoreError, StoreFullError } from '../store/credit-store.js';
 import type { BurstLimiter } from './burst-limiter.js';
 import { IdentityVerifier } from './identity.js';
 import type { BodyRead } from './json-body.js';
-import { problem, type Problem } from './problem-details.js';
+import { problem, storeFullProblem, type Problem } from './problem-details.js';
 import { rateLimitHeaders, secondsUntil } from './ratelimit-headers.js';
 import { requestFingerprint } from './request-fingerprint.js';
 import { decodeResponse, encodeResponse, keepable, type SentResponse, type StoredResponse } from './stored-response.js';
@@ -130,6 +130,7 @@ const OUTCOME_OF_PROBLEM: Partial<Record<Problem['type'], Outcome>> = {
   'unknown-account': 'unknown_account',
   'unknown-plan': 'unknown_account',
   'store-unavailable': 'store_error',
+  'store-full': 'store_error',
   'invalid-request': 'bad_request',
   'idempotency-in-progress': 'bad_request',
   'idempotency-key-reused': 'bad_request',
@@ -284,6 +285,7 @@ export class RequestGate {
         ...(identity.plan !== undefined ? { plan: identity.plan } : {}),
       });
     } catch (err) {
+      if (err instanceof StoreFullError) return refuse(storeFullProblem(err.retryAfterSeconds), { err: err.message });
       if (!(err instanceof StoreError)) throw err;
       return refuse(problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } }), {
         err: err.message,

@@ -1,7 +1,7 @@
 // A CreditStore that times every call and counts failures, around any other
 // store. Keeps the stores themselves free of metrics.
 
-import type { CreditStore } from '../store/credit-store.js';
+import { StoreFullError, type CreditStore } from '../store/credit-store.js';
 import type { Metrics, STORE_OPERATIONS } from './metrics.js';
 
 type Operation = (typeof STORE_OPERATIONS)[number];
@@ -14,7 +14,9 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
       try {
         return await fn(...args);
       } catch (err) {
-        metrics.storeErrors.inc({ operation });
+        // A full store answered: a refusal, not a failure.
+        if (err instanceof StoreFullError) metrics.storeFull.inc();
+        else metrics.storeErrors.inc({ operation });
         throw err;
       } finally {
         end();

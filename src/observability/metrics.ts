@@ -24,6 +24,7 @@ export const METRIC_NAMES = {
   journalReplayed: 'creditgate_outage_journal_replayed_total',
   journalDropped: 'creditgate_outage_journal_dropped_total',
   storeBreakerOpen: 'creditgate_store_breaker_open',
+  storeFull: 'creditgate_store_full_total',
 } as const;
 
 export const OUTCOMES = [
@@ -101,6 +102,7 @@ export class Metrics {
   readonly journalReplayed: Counter;
   readonly journalDropped: Counter;
   readonly storeBreakerOpen: Gauge;
+  readonly storeFull: Counter;
   private creditTypes: readonly string[] = [];
 
   constructor(options: MetricsOptions = {}) {
@@ -181,6 +183,11 @@ export class Metrics {
       help: '1 while the store is considered down (requests follow onStoreError), else 0.',
       registers,
     });
+    this.storeFull = new Counter({
+      name: METRIC_NAMES.storeFull,
+      help: 'Store calls refused because the memory store holds store.maxAccounts accounts and the call needed a new one (503 store-full; nothing charged).',
+      registers,
+    });
     this.configReloads = new Counter({
       name: METRIC_NAMES.configReloads,
       help: 'Config reload attempts, by result.',
@@ -221,6 +228,7 @@ export class Metrics {
     this.journalReplayed.inc(0);
     this.journalDropped.inc(0);
     this.storeBreakerOpen.set(0);
+    this.storeFull.inc(0);
     for (const op of STORE_OPERATIONS) this.storeErrors.inc({ operation: op }, 0);
     for (const c of ALERT_CHANNELS) for (const r of ALERT_RESULTS) this.alertsSent.inc({ channel: c, result: r }, 0);
   }

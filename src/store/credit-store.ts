@@ -214,6 +214,9 @@ export interface CreditStore {
   close(): Promise<void>;
 }
 
+/** The events feed of an account lives this long after its last event (both stores). */
+export const EVENTS_TTL_MS = 90 * 24 * 3600 * 1000;
+
 /** The store could not be reached or failed: not a refusal (rate-limiter-flexible's "broken"). */
 export class StoreError extends Error {
   readonly code = 'store_unavailable';
@@ -221,5 +224,24 @@ export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StoreError';
+  }
+}
+
+/**
+ * The store has no room for another account (the memory store at
+ * store.maxAccounts). Not a StoreError: the store is up, so neither the
+ * breaker nor an outage allowance applies; the request is refused (503
+ * store-full) and nothing is charged. Accounts already held keep working.
+ */
+export class StoreFullError extends Error {
+  readonly code = 'store_full';
+
+  constructor(
+    message: string,
+    /** When room may be back: the time the store takes to look at every account once. */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+    this.name = 'StoreFullError';
   }
 }

@@ -4,6 +4,14 @@
 //
 // Every method runs synchronously between its awaits, which is what makes a
 // check-then-charge atomic here: no other request runs in between.
+//
+// Bounded without ever handing out credits: nothing live is dropped (an
+// account record never is). A sweep, at most `sweepStep` accounts per timer
+// tick and going on where the last tick stopped, drops what has ended:
+// counters of cycles past their expiry, expired grants, idempotency keys and
+// alert marks, an events feed 90 days after its last event; an account left
+// with nothing goes. At `maxAccounts` a new account is refused
+// (StoreFullError, a 503 store-full); accounts held keep working.
 
 import type {
   AccountRecord,
@@ -22,6 +30,8 @@ import type {
   PoolUsage,
   RefundLine,
 } from './credit-store.js';
+import { EVENTS_TTL_MS, StoreFullError } from './credit-store.js';
+import { AccountTable } from './account-table.js';
 import { planDraw } from './plan-draw.js';
 
 interface Expiring<T> {
@@ -49,28 +59,35 @@ function publicRecord({ claim: _claim, ...record }: HeldRecord): IdempotencyReco
 const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
 
 /**
- * Everything one account has; deleting the account drops it whole. Most
- * accounts only ever have counters, so the other maps exist only once used:
- * a hundred thousand accounts must fit in a small process.
+ * What an account has besides its plan counters (those are packed in the
+ * AccountTable). Made on first use; most accounts only ever have counters.
  */
 class AccountState {
   record?: AccountRecord;
-  /** "<type>:<cycleStart>" -> credits used from the plan. */
-  readonly counters = new Map<string, Expiring<number>>();
   private grantsByType?: Map<string, Map<string, GrantData>>;
   private alertMarks?: Map<string, Expiring<Set<number | 'empty'>>>;
   private topUpAnswers?: Map<string, Expiring<Grant>>;
   private requestClaims?: Map<string, Expiring<HeldRecord>>;
-  private feed?: AlertEvent[];
+  private feed?: Expiring<AlertEvent[]>;
 
   /** type -> grant id -> grant. */
   get grants(): Map<string, Map<string, GrantData>> {
     return (this.grantsByType ??= new Map());
   }
 
+  /** The grants of one type, if any (reading makes no map). */
+  grantsOf(creditType: string): Map<string, GrantData> | undefined {
+    return this.grantsByType?.get(creditType);
+  }
+
   /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
   get alerted(): Map<string, Expiring<Set<number | 'empty'>>> {
     return (this.alertMarks ??= new Map());
+  }
+
+  /** The alert marks of one pool and cycle, if any (reading makes no map). */
+  marks(key: string): Expiring<Set<number | 'empty'>> | undefined {
+    return this.alertMarks?.get(key);
   }
 
   /** Top-up idempotency key -> the grant as first answered. */
@@ -82,81 +99,88 @@ class AccountState {
     return (this.requestClaims ??= new Map());
   }
 
-  get events(): AlertEvent[] {
-    return (this.feed ??= []);
+  /** Newest first; gone 90 days after the last append (as in Redis). */
+  events(now: number): AlertEvent[] {
+    return live(this.feed, now) ? this.feed.value : [];
   }
 
-  set events(events: AlertEvent[]) {
-    this.feed = events;
+  setEvents(events: AlertEvent[], expireAt: number): void {
+    this.feed = { value: events, expireAt };
   }
 
-  /** Drops what has expired; true when nothing is left. */
+  /** Drops what has expired; true when nothing is left (no record either). */
   sweep(now: number): boolean {
-    for (const [k, c] of this.counters) if (!live(c, now)) this.counters.delete(k);
-    for (const [k, a] of this.alertMarks ?? []) if (!live(a, now)) this.alertMarks!.delete(k);
-    for (const [k, t] of this.topUpAnswers ?? []) if (!live(t, now)) this.topUpAnswers!.delete(k);
-    for (const [k, t] of this.requestClaims ?? []) if (!live(t, now)) this.requestClaims!.delete(k);
+    const prune = <T>(map: Map<string, Expiring<T>> | undefined) => {
+      if (map) for (const [k, e] of map) if (!live(e, now)) map.delete(k);
+      return map?.size ? map : undefined;
+    };
+    this.alertMarks = prune(this.alertMarks);
+    this.topUpAnswers = prune(this.topUpAnswers);
+    this.requestClaims = prune(this.requestClaims);
     for (const [type, byType] of this.grantsByType ?? []) {
       for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
       if (byType.size === 0) this.grantsByType!.delete(type);
     }
-    return (
-      !this.record &&
-      this.counters.size === 0 &&
-      (this.grantsByType?.size ?? 0) === 0 &&
-      (this.topUpAnswers?.size ?? 0) === 0 &&
-      (this.requestClaims?.size ?? 0) === 0 &&
-      (this.feed?.length ?? 0) === 0
-    );
+    if (this.grantsByType?.size === 0) this.grantsByType = undefined;
+    if (!live(this.feed, now)) this.feed = undefined;
+    return !this.record && !this.grantsByType && !this.alertMarks && !this.topUpAnswers && !this.requestClaims && !this.feed;
   }
 }
 
 export interface MemoryStoreOptions {
   /** Clock for key expiry; tests move it. */
   readonly now?: () => number;
-  /** How often expired entries are swept (ms). */
+  /** How often a sweep step runs (ms). Default 1,000. */
   readonly sweepIntervalMs?: number;
+  /** Accounts one sweep step looks at, at most; the next step goes on from there. Default 10,000. */
+  readonly sweepStep?: number;
   /**
-   * Accounts held at most; beyond it the least recently used account is
-   * forgotten (its counts start again from zero). Bounds memory: the memory
-   * store is for one replica and for trying creditgate out. Default 100,000.
+   * Accounts held at most (config `store.maxAccounts`; default 1,000,000).
+   * At the bound a new account is refused with StoreFullError; nothing held
+   * is dropped to make room. A function is asked at each new account.
    */
-  readonly maxAccounts?: number;
+  readonly maxAccounts?: number | (() => number);
 }
 
-
 export class MemoryStore implements CreditStore {
-  private readonly accounts = new Map<string, AccountState>();
-  /** credit type -> account -> until (epoch ms). */
-  private readonly exhausted = new Map<string, Map<string, number>>();
+  private readonly accounts = new AccountTable<AccountState>();
+  /** credit type -> slot of the account -> until (epoch ms); an account's marks go with its slot. */
+  private readonly exhausted = new Map<string, Map<number, number>>();
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
-
-  private readonly maxAccounts: number;
+  private readonly sweepIntervalMs: number;
+  private readonly sweepStep: number;
+  /** The next slot a sweep step looks at. */
+  private cursor = 0;
+  private readonly maxAccounts: () => number;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now;
-    this.maxAccounts = options.maxAccounts ?? 100_000;
-    this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000);
+    const max = options.maxAccounts ?? 1_000_000;
+    this.maxAccounts = typeof max === 'number' ? () => max : max;
+    this.sweepIntervalMs = options.sweepIntervalMs ?? 1000;
+    this.sweepStep = Math.max(1, options.sweepStep ?? 10_000);
+    this.sweeper = setInterval(() => this.sweep(), this.sweepIntervalMs);
     this.sweeper.unref();
   }
 
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
-    const state = this.state(account);
+    // A new account gets a slot only once something is written for it.
+    let slot = this.accounts.slotOf(account);
+    const held = () => (slot ??= this.claim(account));
+    const state = slot === undefined ? undefined : this.accounts.extrasAt(slot);
     const clock = this.now();
     if (context.idempotency) {
-      const seen = state.requestKeys.get(context.idempotency.key);
+      const seen = state?.requestKeys.get(context.idempotency.key);
       if (live(seen, clock)) return { ok: false, duplicate: publicRecord(seen.value), pools: [] };
     }
     const read = pools.map((p) => {
-      const counterKey = `${p.creditType}:${p.cycleStart}`;
-      const counter = state.counters.get(counterKey);
-      const planUsed = live(counter, clock) ? counter.value : 0;
-      const grants = p.extras ? this.activeGrants(state, p.creditType, context.now) : [];
-      return { p, counterKey, planUsed, grants, draw: planDraw(p, planUsed, grants) };
+      const planUsed = slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, p.cycleStart, clock);
+      const grants = p.extras && state ? this.activeGrants(state, p.creditType, context.now) : [];
+      return { p, planUsed, grants, draw: planDraw(p, planUsed, grants) };
     });
     const fits = read.every((r) => r.draw.fits);
-    const result: ChargedPool[] = read.map(({ p, counterKey, planUsed, grants, draw }) => {
+    const result: ChargedPool[] = read.map(({ p, planUsed, grants, draw }) => {
       const grantTotal = grants.reduce((s, g) => s + g.amount, 0);
       let grantUsed = grants.reduce((s, g) => s + g.used, 0);
       if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: false, emptied: false, charged: 0, planDelta: 0, fired: [], draws: [] };
@@ -165,13 +189,13 @@ export class MemoryStore implements CreditStore {
       if (p.op === 'release') {
         newPlanUsed = Math.max(0, planUsed - p.amount);
         charged = planUsed - newPlanUsed;
-        if (newPlanUsed !== planUsed) state.counters.set(counterKey, { value: newPlanUsed, expireAt: p.expireAt });
+        if (newPlanUsed !== planUsed) this.accounts.setCounter(held(), p.creditType, p.cycleStart, newPlanUsed, p.expireAt, clock);
       } else if (draw.fromPlan > 0) {
         newPlanUsed = planUsed + draw.fromPlan;
-        state.counters.set(counterKey, { value: newPlanUsed, expireAt: p.expireAt });
+        this.accounts.setCounter(held(), p.creditType, p.cycleStart, newPlanUsed, p.expireAt, clock);
       }
       for (const d of draw.draws) {
-        state.grants.get(p.creditType)!.get(d.grantId)!.used += d.amount;
+        state!.grantsOf(p.creditType)!.get(d.grantId)!.used += d.amount;
         grantUsed += d.amount;
       }
       const fired: number[] = [];
@@ -181,7 +205,7 @@ export class MemoryStore implements CreditStore {
         const used = newPlanUsed + grantUsed;
         if (allowance > 0) {
           const markKey = `${p.creditType}:${p.cycleStart}`;
-          let marks = state.alerted.get(markKey);
+          let marks = state?.marks(markKey);
           if (!live(marks, clock)) marks = { value: new Set(), expireAt: p.expireAt };
           for (const t of context.thresholds) {
             if (used >= t * allowance && !marks.value.has(t)) {
@@ -193,7 +217,7 @@ export class MemoryStore implements CreditStore {
             marks.value.add('empty');
             emptied = true;
           }
-          if (fired.length > 0 || emptied) state.alerted.set(markKey, { value: marks.value, expireAt: p.expireAt });
+          if (fired.length > 0 || emptied) this.stateOf(held()).alerted.set(markKey, { value: marks.value, expireAt: p.expireAt });
         }
       }
       return {
@@ -210,7 +234,7 @@ export class MemoryStore implements CreditStore {
       };
     });
     if (fits && context.idempotency) {
-      state.requestKeys.set(context.idempotency.key, {
+      this.stateOf(held()).requestKeys.set(context.idempotency.key, {
         value: { state: 'pending', fingerprint: context.idempotency.fingerprint, claim: context.idempotency.claim },
         expireAt: clock + context.idempotency.pendingTtlMs,
       });
@@ -219,18 +243,23 @@ export class MemoryStore implements CreditStore {
   }
 
   async refund(account: string, lines: readonly RefundLine[], options: { idempotency?: RequestClaim } = {}): Promise<void> {
-    const state = this.accounts.get(account);
-    if (!state) return;
+    const slot = this.accounts.slotOf(account);
+    if (slot === undefined) return;
+    const state = this.accounts.extrasAt(slot);
     const clock = this.now();
     const claim = options.idempotency;
-    if (claim && state.requestKeys.get(claim.key)?.value.claim === claim.claim) state.requestKeys.delete(claim.key);
+    if (claim && state?.requestKeys.get(claim.key)?.value.claim === claim.claim) state.requestKeys.delete(claim.key);
     for (const line of lines) {
-      const key = `${line.creditType}:${line.cycleStart}`;
-      const counter = state.counters.get(key);
-      if (line.planDelta !== 0 && live(counter, clock)) {
-        counter.value = line.planDelta > 0 ? counter.value - Math.min(line.planDelta, counter.value) : counter.value - line.planDelta;
+      const expireAt = this.accounts.counterExpiry(slot, line.creditType, line.cycleStart, clock);
+      if (line.planDelta !== 0 && expireAt !== undefined) {
+        const value = this.accounts.counter(slot, line.creditType, line.cycleStart, clock);
+        const next = line.planDelta > 0 ? value - Math.min(line.planDelta, value) : value - line.planDelta;
+        this.accounts.setCounter(slot, line.creditType, line.cycleStart, next, expireAt, clock);
+      } else if (line.planDelta < 0 && line.cycleStart === 0) {
+        // A release took capacity to 0, which is not kept: hold it again.
+        this.accounts.setCounter(slot, line.creditType, 0, -line.planDelta, 0, clock);
       }
-      const byType = state.grants.get(line.creditType);
+      const byType = state?.grantsOf(line.creditType);
       for (const d of line.draws) {
         const g = byType?.get(d.grantId);
         if (g) g.used = Math.max(0, g.used - d.amount);
@@ -242,7 +271,7 @@ export class MemoryStore implements CreditStore {
     const held = this.heldBy(account, claim);
     if (!held) return false;
     const done: HeldRecord = { ...held.value, state: 'done', ...(response === undefined || response === '' ? {} : { response }) };
-    this.accounts.get(account)!.requestKeys.set(claim.key, { value: done, expireAt: this.now() + ttlMs });
+    this.existing(account)!.requestKeys.set(claim.key, { value: done, expireAt: this.now() + ttlMs });
     return true;
   }
 
@@ -253,25 +282,25 @@ export class MemoryStore implements CreditStore {
   }
 
   async idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null> {
-    const seen = this.accounts.get(account)?.requestKeys.get(key);
+    const seen = this.existing(account)?.requestKeys.get(key);
     return live(seen, this.now()) ? publicRecord(seen.value) : null;
   }
 
   /** The record, while `claim` holds its key pending. */
   private heldBy(account: string, claim: RequestClaim): Expiring<HeldRecord> | null {
-    const seen = this.accounts.get(account)?.requestKeys.get(claim.key);
+    const seen = this.existing(account)?.requestKeys.get(claim.key);
     return live(seen, this.now()) && seen.value.state === 'pending' && seen.value.claim === claim.claim ? seen : null;
   }
 
   async usage(account: string, pools: readonly PoolKey[], now: number): Promise<PoolUsage[]> {
-    const state = this.accounts.get(account);
+    const slot = this.accounts.slotOf(account);
+    const state = slot === undefined ? undefined : this.accounts.extrasAt(slot);
     const clock = this.now();
     return pools.map((p) => {
-      const counter = state?.counters.get(`${p.creditType}:${p.cycleStart}`);
       const grants = state ? this.activeGrants(state, p.creditType, now) : [];
       return {
         creditType: p.creditType,
-        planUsed: live(counter, clock) ? counter.value : 0,
+        planUsed: slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, p.cycleStart, clock),
         grantTotal: grants.reduce((s, g) => s + g.amount, 0),
         grantUsed: grants.reduce((s, g) => s + g.used, 0),
         grants,
@@ -284,7 +313,7 @@ export class MemoryStore implements CreditStore {
     grant: NewGrant,
     options: { now: number; idempotencyKey?: string; idempotencyTtlMs: number },
   ): Promise<GrantResult> {
-    const state = this.state(account);
+    const state = this.stateOf(this.claim(account));
     const clock = this.now();
     const byType = state.grants.get(grant.creditType) ?? new Map<string, GrantData>();
     if (options.idempotencyKey !== undefined) {
@@ -303,36 +332,43 @@ export class MemoryStore implements CreditStore {
   }
 
   async getAccount(account: string): Promise<AccountRecord | null> {
-    return this.accounts.get(account)?.record ?? null;
+    return this.existing(account)?.record ?? null;
   }
 
   async putAccount(account: string, record: AccountRecord): Promise<void> {
-    this.state(account).record = { ...record };
+    this.stateOf(this.claim(account)).record = { ...record };
   }
 
   async deleteAccount(account: string): Promise<boolean> {
-    for (const byType of this.exhausted.values()) byType.delete(account);
-    return this.accounts.delete(account);
+    const slot = this.accounts.slotOf(account);
+    if (slot === undefined) return false;
+    this.drop(slot);
+    return true;
   }
 
   async appendEvents(account: string, events: readonly AlertEvent[], keep: number): Promise<void> {
-    const state = this.state(account);
-    state.events = [...[...events].reverse(), ...state.events].slice(0, keep);
+    if (events.length === 0) return;
+    const state = this.stateOf(this.claim(account));
+    const clock = this.now();
+    state.setEvents([...[...events].reverse(), ...state.events(clock)].slice(0, keep), clock + EVENTS_TTL_MS);
   }
 
   async listEvents(account: string, limit: number): Promise<AlertEvent[]> {
-    return (this.accounts.get(account)?.events ?? []).slice(0, limit);
+    return (this.existing(account)?.events(this.now()) ?? []).slice(0, limit);
   }
 
   async markExhausted(account: string, creditType: string, until: number): Promise<void> {
-    const byType = this.exhausted.get(creditType) ?? new Map<string, number>();
-    byType.set(account, until);
+    const slot = this.claim(account);
+    const byType = this.exhausted.get(creditType) ?? new Map<number, number>();
+    byType.set(slot, until);
     this.exhausted.set(creditType, byType);
   }
 
   async clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void> {
-    this.exhausted.get(creditType)?.delete(account);
-    this.accounts.get(account)?.alerted.get(`${creditType}:${cycleStart}`)?.value.delete('empty');
+    const slot = this.accounts.slotOf(account);
+    if (slot === undefined) return;
+    this.exhausted.get(creditType)?.delete(slot);
+    this.accounts.extrasAt(slot)?.marks(`${creditType}:${cycleStart}`)?.value.delete('empty');
   }
 
   async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {
@@ -341,9 +377,9 @@ export class MemoryStore implements CreditStore {
       const byType = this.exhausted.get(t);
       let n = 0;
       if (byType) {
-        for (const [account, until] of byType) {
+        for (const [slot, until] of byType) {
           if (until > now) n += 1;
-          else byType.delete(account);
+          else byType.delete(slot);
         }
       }
       counts.set(t, n);
@@ -374,22 +410,35 @@ export class MemoryStore implements CreditStore {
     return this.accounts.size;
   }
 
-  // The Map keeps insertion order: re-inserting on use makes it an LRU list.
-  private state(account: string): AccountState {
-    let s = this.accounts.get(account);
-    if (s) {
-      this.accounts.delete(account);
-      this.accounts.set(account, s);
-      return s;
+  /** The account's slot; a new one needs room. */
+  private claim(account: string): number {
+    const slot = this.accounts.slotOf(account) ?? this.accounts.add(account, this.maxAccounts());
+    if (slot !== undefined) return slot;
+    // Room comes back as the sweep finds accounts with nothing live: one round over all of them.
+    const round = Math.ceil(this.accounts.end / this.sweepStep) * this.sweepIntervalMs;
+    throw new StoreFullError(
+      `the memory store holds its maximum of ${this.maxAccounts()} accounts (store.maxAccounts): a new account cannot be added`,
+      Math.max(1, Math.ceil(round / 1000)),
+    );
+  }
+
+  private stateOf(slot: number): AccountState {
+    let state = this.accounts.extrasAt(slot);
+    if (!state) {
+      state = new AccountState();
+      this.accounts.setExtras(slot, state);
     }
-    s = new AccountState();
-    this.accounts.set(account, s);
-    while (this.accounts.size > this.maxAccounts) this.accounts.delete(this.accounts.keys().next().value as string);
-    return s;
+    return state;
+  }
+
+  /** What the account has besides counters, if it is held; never makes an entry. */
+  private existing(account: string): AccountState | undefined {
+    const slot = this.accounts.slotOf(account);
+    return slot === undefined ? undefined : this.accounts.extrasAt(slot);
   }
 
   private activeGrants(state: AccountState, creditType: string, now: number): Grant[] {
-    const byType = state.grants.get(creditType);
+    const byType = state.grantsOf(creditType);
     if (!byType) return [];
     return [...byType]
       .filter(([, g]) => g.expiresAt > now)
@@ -397,11 +446,35 @@ export class MemoryStore implements CreditStore {
       .sort((a, b) => a.expiresAt - b.expiresAt || (a.id < b.id ? -1 : 1));
   }
 
+  /**
+   * One sweep step: looks at the next `sweepStep` slots, drops what has
+   * ended there, and the accounts left with nothing. Never a pass over all
+   * accounts at once; the next step goes on where this one stopped.
+   */
   private sweep(): void {
     const now = this.now();
-    for (const [account, s] of this.accounts) if (s.sweep(now)) this.accounts.delete(account);
+    const end = Math.min(this.cursor + this.sweepStep, this.accounts.end);
+    for (let slot = this.cursor; slot < end; slot++) {
+      if (!this.accounts.holds(slot)) continue;
+      const noCounters = this.accounts.sweepCounters(slot, now);
+      if (this.accounts.extrasAt(slot)?.sweep(now)) this.accounts.setExtras(slot, undefined);
+      let marked = false;
+      for (const byType of this.exhausted.values()) {
+        const until = byType.size === 0 ? undefined : byType.get(slot);
+        if (until === undefined) continue;
+        if (until <= now) byType.delete(slot);
+        else marked = true;
+      }
+      if (noCounters && !marked && this.accounts.extrasAt(slot) === undefined) this.drop(slot);
+    }
+    this.cursor = end >= this.accounts.end ? 0 : end;
   }
 
+  /** Removes an account and its exhausted marks (its slot may go to another account next). */
+  private drop(slot: number): void {
+    for (const byType of this.exhausted.values()) byType.delete(slot);
+    this.accounts.remove(slot);
+  }
 }
 
 function toGrant(id: string, creditType: string, g: GrantData): Grant {

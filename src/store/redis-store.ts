@@ -18,7 +18,7 @@ import type {
   PoolUsage,
   RefundLine,
 } from './credit-store.js';
-import { StoreError } from './credit-store.js';
+import { EVENTS_TTL_MS, StoreError } from './credit-store.js';
 import { LUA } from './lua-scripts.js';
 import { createRedisClient } from './redis-connection.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
@@ -46,8 +46,6 @@ interface StoredGrant {
 const GRANT_GRACE_MS = 24 * 3600 * 1000;
 /** Keys deleted per DEL when an account is removed. */
 const DELETE_BATCH = 500;
-/** Events feed keys live this long after the last event. */
-const EVENTS_TTL_S = 90 * 24 * 3600;
 
 export interface RedisStoreOptions {
   /** redis://, rediss://, redis+cluster://h:p,h:p or redis+sentinel://h:p?name=…; the store then owns (and closes) the client. */
@@ -307,7 +305,7 @@ export class RedisStore implements CreditStore {
         .multi()
         .lpush(key, ...events.map((e) => JSON.stringify(e)))
         .ltrim(key, 0, keep - 1)
-        .expire(key, EVENTS_TTL_S)
+        .pexpire(key, EVENTS_TTL_MS)
         .exec(),
     );
   }

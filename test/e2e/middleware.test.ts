@@ -7,7 +7,9 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { creditGate, type CreditGateMiddleware } from '../../src/index.js';
+import { creditGate, MemoryStore, type CreditGateMiddleware } from '../../src/index.js';
+import { MEMORY_STORE_WARNING } from '../../src/store/open-store.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 import { startHarness, TEST_CONFIG, writeConfig, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 import { parse } from 'yaml';
@@ -124,6 +126,71 @@ describe('creditGate middleware with body parsers around it (memory store, YAML 
   it('rejects an invalid config with file and line', async () => {
     const path = writeConfig(TEST_CONFIG.replace('charge: { ai_tasks: { body: count } }', 'charge: { ai_tasks: [] }'));
     await expect(creditGate({ config: path })).rejects.toThrow(/credits\.yaml:\d+ routes\[0\]\.charge\.ai_tasks: expected a number or a cost rule/);
+  });
+});
+
+describe('creditGate middleware on the memory store: the fallback warning, and store: "memory"', () => {
+  const warnings = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === MEMORY_STORE_WARNING);
+  /** Process warnings emitted while `fn` runs (they are emitted on the next tick). */
+  async function processWarnings(fn: () => Promise<void>): Promise<Error[]> {
+    const seen: Error[] = [];
+    const listener = (w: Error) => seen.push(w);
+    process.on('warning', listener);
+    try {
+      await fn();
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', listener);
+    }
+    return seen.filter((w) => (w as Error & { code?: string }).code === 'CREDITGATE_MEMORY_STORE');
+  }
+
+  it('falling back to the memory store logs the warning the sidecar logs, once', async () => {
+    const log = captureLogger();
+    const gate = await creditGate({ config: CONFIG_OBJECT, logger: log.logger });
+    await gate.close();
+    expect(warnings(log.lines)).toEqual([expect.objectContaining({ level: 40 })]);
+    const sidecarLog = captureLogger();
+    const h = await startHarness({ config: TEST_CONFIG, logger: sidecarLog.logger });
+    await h.close();
+    expect(warnings(sidecarLog.lines)).toHaveLength(1);
+  });
+
+  it('without a logger the warning is a process warning', async () => {
+    const seen = await processWarnings(async () => {
+      const gate = await creditGate({ config: CONFIG_OBJECT });
+      await gate.close();
+    });
+    expect(seen.map((w) => w.message)).toEqual([MEMORY_STORE_WARNING]);
+  });
+
+  it('store: "memory" states the choice: no warning, and the memory store counts', async () => {
+    const log = captureLogger();
+    let gate: CreditGateMiddleware | undefined;
+    const seen = await processWarnings(async () => {
+      gate = await creditGate({ config: CONFIG_OBJECT, logger: log.logger, store: 'memory' });
+      await (await creditGate({ config: CONFIG_OBJECT, store: 'memory' })).close();
+    });
+    expect(seen).toEqual([]);
+    expect(warnings(log.lines)).toEqual([]);
+    const app = appWith(gate!);
+    expect((await request(app).post('/v1/ai/custom').set('x-account-id', 'm').set('x-task-count', '6')).status).toBe(200);
+    const r = await request(app).post('/v1/ai/custom').set('x-account-id', 'm').set('x-task-count', '5');
+    expect(r.status).toBe(402);
+    expect(JSON.parse(r.text)).toMatchObject({ remaining: 4 });
+    await gate!.close();
+  });
+
+  it('a store of your own is used as given, without a warning', async () => {
+    const log = captureLogger();
+    const store = new MemoryStore();
+    const gate = await creditGate({ config: CONFIG_OBJECT, logger: log.logger, store });
+    expect((await request(appWith(gate)).post('/v1/ai/custom').set('x-account-id', 'own').set('x-task-count', '3')).status).toBe(200);
+    await gate.close();
+    expect(warnings(log.lines)).toEqual([]);
+    const cycle = (await gate.engine.usage('own'))!.cycle.start;
+    expect((await store.usage('own', [{ creditType: 'ai_tasks', cycleStart: Date.parse(cycle) }], Date.now()))[0]!.planUsed).toBe(3);
+    await store.close();
   });
 });
 

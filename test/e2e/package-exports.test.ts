@@ -22,7 +22,8 @@ describe('package exports', () => {
     writeFileSync(
       join(dir, 'use.mjs'),
       "import { creditGate, RedisStore, MemoryStore, loadConfigText } from 'creditgate';\n" +
-        "const mw = await creditGate({ config: 'config/credits.example.yaml' });\n" +
+        // The memory store by name: no fallback warning on stderr.
+        "const mw = await creditGate({ config: 'config/credits.example.yaml', store: 'memory' });\n" +
         'console.log(typeof mw, typeof RedisStore, typeof MemoryStore, typeof loadConfigText);\n' +
         'await mw.close();\n',
     );
