@@ -83,6 +83,10 @@ export class ResponseRecorder {
 
 /** Answers a replay with the first response, marked as a replay. */
 export function sendReplay(res: ServerResponse, response: StoredResponse): void {
-  res.writeHead(response.status, { ...response.headers, 'idempotent-replayed': 'true', 'content-length': String(response.body.length) });
+  const headers: Record<string, string | string[]> = { ...response.headers, 'idempotent-replayed': 'true' };
+  // The first framing was dropped; a stored length stands (a HEAD's body is empty, its length is not).
+  const bodiless = res.req?.method === 'HEAD' || response.status === 204 || response.status === 304;
+  if (headers['content-length'] === undefined && !bodiless) headers['content-length'] = String(response.body.length);
+  res.writeHead(response.status, headers);
   res.end(response.body);
 }

@@ -159,16 +159,23 @@ export class UpstreamForwarder {
           up.pipe(res);
           return;
         }
-        // The last byte waits for the after-response step (an idempotency
+        // The last chunk waits for the after-response step (an idempotency
         // record): a client that has the whole answer can replay it at once.
         const recorder = options.recordUpTo === undefined ? null : new ResponseRecorder(options.recordUpTo);
-        if (recorder) up.on('data', (chunk: Buffer) => recorder.add(chunk));
+        let held: Buffer | undefined;
         res.once('close', () => void report(null));
+        up.on('data', (chunk: Buffer) => {
+          recorder?.add(chunk);
+          if (held && !res.write(held)) {
+            up.pause();
+            res.once('drain', () => up.resume());
+          }
+          held = chunk;
+        });
         up.once('end', () => {
           const body = recorder?.body() ?? null;
-          void report(body ? { status, headers: out, body } : null).then(() => res.end());
+          void report(body ? { status, headers: out, body } : null).then(() => res.end(held));
         });
-        up.pipe(res, { end: false });
       });
     });
     outgoing.on('error', (err) => {
@@ -177,13 +184,14 @@ export class UpstreamForwarder {
         res.destroy(err);
         return;
       }
-      options.onUpstream?.(undefined, elapsed());
       if (clientGone) {
         // The upstream had the request and would do the work anyway: the charge stands.
         this.logger.info({ upstream: 'client_abort' }, 'client went away after its request was forwarded: upstream request closed');
         void settle({ error: 'client_abort' }, {}).then(() => report(null));
         return;
       }
+      // Not a hang-up: the upstream failed (no status).
+      options.onUpstream?.(undefined, elapsed());
       const code = (err as NodeJS.ErrnoException).code;
       this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
       void settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {

@@ -108,15 +108,28 @@ class AccountState {
     this.feed = { value: events, expireAt };
   }
 
-  /** Drops what has expired; true when nothing is left (no record either). */
-  sweep(now: number): boolean {
-    const prune = <T>(map: Map<string, Expiring<T>> | undefined) => {
-      if (map) for (const [k, e] of map) if (!live(e, now)) map.delete(k);
+  /** Bytes of kept first responses held by this account's request keys. */
+  keptBytes(): number {
+    let bytes = 0;
+    for (const e of this.requestClaims?.values() ?? []) bytes += e.value.response?.length ?? 0;
+    return bytes;
+  }
+
+  /** Drops what has expired; true when nothing is left (no record either). `freed` hears of kept responses dropped. */
+  sweep(now: number, freed: (bytes: number) => void): boolean {
+    const prune = <T>(map: Map<string, Expiring<T>> | undefined, dropped?: (e: T) => void) => {
+      if (map) {
+        for (const [k, e] of map) {
+          if (e.expireAt === 0 || e.expireAt > now) continue;
+          map.delete(k);
+          dropped?.(e.value);
+        }
+      }
       return map?.size ? map : undefined;
     };
     this.alertMarks = prune(this.alertMarks);
     this.topUpAnswers = prune(this.topUpAnswers);
-    this.requestClaims = prune(this.requestClaims);
+    this.requestClaims = prune(this.requestClaims, (r) => freed(r.response?.length ?? 0));
     for (const [type, byType] of this.grantsByType ?? []) {
       for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
       if (byType.size === 0) this.grantsByType!.delete(type);
@@ -140,6 +153,12 @@ export interface MemoryStoreOptions {
    * is dropped to make room. A function is asked at each new account.
    */
   readonly maxAccounts?: number | (() => number);
+  /**
+   * Bytes of first responses kept for idempotent replays, at most, over all
+   * accounts. Past it a completed request keeps no response (its replays get
+   * 409): memory stays bounded however many keys one account sends. Default 256 MiB.
+   */
+  readonly maxKeptResponseBytes?: number;
 }
 
 export class MemoryStore implements CreditStore {
@@ -153,9 +172,12 @@ export class MemoryStore implements CreditStore {
   /** The next slot a sweep step looks at. */
   private cursor = 0;
   private readonly maxAccounts: () => number;
+  private readonly maxKeptResponseBytes: number;
+  private keptResponseBytes = 0;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now;
+    this.maxKeptResponseBytes = options.maxKeptResponseBytes ?? 256 * 1024 * 1024;
     const max = options.maxAccounts ?? 1_000_000;
     this.maxAccounts = typeof max === 'number' ? () => max : max;
     this.sweepIntervalMs = options.sweepIntervalMs ?? 1000;
@@ -270,7 +292,9 @@ export class MemoryStore implements CreditStore {
   async completeIdempotency(account: string, claim: RequestClaim, ttlMs: number, response?: string): Promise<boolean> {
     const held = this.heldBy(account, claim);
     if (!held) return false;
-    const done: HeldRecord = { ...held.value, state: 'done', ...(response === undefined || response === '' ? {} : { response }) };
+    const keep = response !== undefined && response !== '' && this.keptResponseBytes + response.length <= this.maxKeptResponseBytes;
+    if (keep) this.keptResponseBytes += response.length;
+    const done: HeldRecord = { ...held.value, state: 'done', ...(keep ? { response } : {}) };
     this.existing(account)!.requestKeys.set(claim.key, { value: done, expireAt: this.now() + ttlMs });
     return true;
   }
@@ -457,7 +481,7 @@ export class MemoryStore implements CreditStore {
     for (let slot = this.cursor; slot < end; slot++) {
       if (!this.accounts.holds(slot)) continue;
       const noCounters = this.accounts.sweepCounters(slot, now);
-      if (this.accounts.extrasAt(slot)?.sweep(now)) this.accounts.setExtras(slot, undefined);
+      if (this.accounts.extrasAt(slot)?.sweep(now, (bytes) => (this.keptResponseBytes -= bytes))) this.accounts.setExtras(slot, undefined);
       let marked = false;
       for (const byType of this.exhausted.values()) {
         const until = byType.size === 0 ? undefined : byType.get(slot);
@@ -472,6 +496,7 @@ export class MemoryStore implements CreditStore {
 
   /** Removes an account and its exhausted marks (its slot may go to another account next). */
   private drop(slot: number): void {
+    this.keptResponseBytes -= this.accounts.extrasAt(slot)?.keptBytes() ?? 0;
     for (const byType of this.exhausted.values()) byType.delete(slot);
     this.accounts.remove(slot);
   }

@@ -11,6 +11,8 @@ import express from 'express';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { creditGate, type CreditGateMiddleware } from '../../src/index.js';
+import type { CreditStore } from '../../src/store/credit-store.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
@@ -162,5 +164,114 @@ describe('client hang-ups behind the Express middleware (memory store)', () => {
     for (let i = 0; i < 100 && finished < 2; i++) await sleep(10);
     expect(finished).toBe(2);
     expect((await gate.engine.usage(a))?.pools.ai_tasks?.used).toBe(100);
+  });
+});
+
+describe('the middleware lets the handler finish what a departed client started', () => {
+  const config = parse(
+    CONFIG.replace(
+      `  - name: disconnect-mailbox
+    method: DELETE
+    path: /v1/mailboxes/:id
+    release: { mailboxes: 1 }`,
+      `  - name: disconnect-mailbox
+    method: DELETE
+    path: /v1/mailboxes/:id
+    release: { mailboxes: 1 }
+  - name: slow-charge
+    method: POST
+    path: /v1/ai/slow-admission
+    charge: { ai_tasks: 4 }`,
+    ),
+  ) as Record<string, unknown>;
+  const store = new MemoryStore();
+  // The real memory store, answering charges 300 ms late: time for a client to leave while creditgate decides.
+  const slowStore: CreditStore = Object.assign(Object.create(store) as CreditStore, {
+    charge: async (...args: Parameters<CreditStore['charge']>) => {
+      await sleep(300);
+      return store.charge(...args);
+    },
+  });
+  let gate: CreditGateMiddleware;
+  let slowGate: CreditGateMiddleware;
+  let base: string;
+  let slowBase: string;
+  let server: http.Server;
+  let slowServer: http.Server;
+  const handled: string[] = [];
+  beforeAll(async () => {
+    gate = await creditGate({ config, store: 'memory' });
+    slowGate = await creditGate({ config, store: slowStore });
+    const app = (g: CreditGateMiddleware) => {
+      const a = express();
+      a.use(g);
+      a.post('/v1/mailboxes', (_req, res) => void res.status(201).json({ id: 'm1' }));
+      a.delete('/v1/mailboxes/:id', (_req, res) => {
+        handled.push('delete');
+        setTimeout(() => res.status(204).end(), 200);
+      });
+      a.post('/v1/voice/calls', (_req, res) => {
+        handled.push('call');
+        setTimeout(async () => {
+          await res.locals.credits.settle({ voice_minutes: 3 });
+          res.json({ minutes: 3 });
+        }, 200);
+      });
+      a.post('/v1/ai/slow-admission', (_req, res) => {
+        handled.push('slow');
+        res.json({});
+      });
+      return a;
+    };
+    server = http.createServer(app(gate));
+    slowServer = http.createServer(app(slowGate));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => slowServer.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    slowBase = `http://127.0.0.1:${(slowServer.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await gate.close();
+    await slowGate.close();
+    server.close();
+    slowServer.close();
+  });
+
+  it('a DELETE whose client left still releases when the handler answers 204', async () => {
+    const a = `mw-left-${randomUUID()}`;
+    expect((await fetch(`${base}/v1/mailboxes`, { method: 'POST', headers: { 'x-account-id': a } })).status).toBe(201);
+    const before = handled.length;
+    await hangUpAfter(`${base}/v1/mailboxes/m1`, { method: 'DELETE', headers: { 'x-account-id': a } }, () => handled.length > before);
+    let usedNow = 1;
+    for (let i = 0; i < 100 && usedNow !== 0; i++) {
+      await sleep(10);
+      usedNow = (await gate.engine.usage(a))?.pools.mailboxes?.used ?? -1;
+    }
+    expect(usedNow).toBe(0);
+  });
+
+  it('a hold whose client left is settled by the handler to what it used', async () => {
+    const a = `mw-left-${randomUUID()}`;
+    const before = handled.length;
+    await hangUpAfter(`${base}/v1/voice/calls`, { method: 'POST', headers: { 'x-account-id': a } }, () => handled.length > before);
+    let usedNow = 15;
+    for (let i = 0; i < 100 && usedNow !== 3; i++) {
+      await sleep(10);
+      usedNow = (await gate.engine.usage(a))?.pools.voice_minutes?.used ?? -1;
+    }
+    expect(usedNow).toBe(3);
+  });
+
+  it('a client gone before the handler runs costs nothing, and the handler does not run', async () => {
+    const a = `mw-left-${randomUUID()}`;
+    const before = handled.filter((x) => x === 'slow').length;
+    const abort = new AbortController();
+    const sent = fetch(`${slowBase}/v1/ai/slow-admission`, { method: 'POST', headers: { 'x-account-id': a }, signal: abort.signal }).catch((e: Error) => e);
+    await sleep(80);
+    abort.abort();
+    expect(await sent).toBeInstanceOf(Error);
+    await sleep(500);
+    expect(handled.filter((x) => x === 'slow').length).toBe(before);
+    expect((await slowGate.engine.usage(a))?.pools.ai_tasks?.used).toBe(0);
   });
 });

@@ -198,6 +198,23 @@ describe('idempotency keys on the sidecar (Redis)', () => {
     expect(reached(key)).toBe(1);
   });
 
+  it('a HEAD replay keeps the first Content-Length (its body is empty, its length is not)', async () => {
+    const a = acct();
+    const key = randomUUID();
+    h.upstream.respond = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '11' });
+      res.end();
+    };
+    const head = () => fetch(`${h.proxy}/v1/ai/report?n=1`, { method: 'HEAD', headers: { 'x-account-id': a, 'idempotency-key': key } });
+    const first = await head();
+    expect(first.headers.get('content-length')).toBe('11');
+    const replay = await head();
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.headers.get('content-length')).toBe('11');
+    expect(reached(key)).toBe(1);
+  });
+
   it('a failed first attempt (refunded) frees the key: the retry is forwarded and charged', async () => {
     const a = acct();
     const key = randomUUID();

@@ -161,6 +161,30 @@ describe('MemoryStore: bound and sweep', () => {
     await store.close();
   });
 
+  it('kept first responses stay within maxKeptResponseBytes; room comes back as records expire or accounts are deleted', async () => {
+    vi.useFakeTimers();
+    const { store, clock, ctx } = storeAt({ maxKeptResponseBytes: 250 });
+    const complete = async (account: string, key: string, bytes: number, ttl = HOUR) => {
+      const claim = { key, claim: `${account}:${key}` };
+      await store.charge(account, [pool('ai_tasks', 0)], ctx({ idempotency: { ...claim, fingerprint: 'f', pendingTtlMs: HOUR } }));
+      await store.completeIdempotency(account, claim, ttl, 'x'.repeat(bytes));
+      return (await store.idempotencyRecord(account, key))?.response?.length;
+    };
+    expect(await complete('a', 'k1', 100, 10)).toBe(100);
+    expect(await complete('a', 'k2', 100)).toBe(100);
+    // Over the budget: done, but with nothing to replay.
+    expect(await complete('a', 'k3', 100)).toBeUndefined();
+    expect((await store.idempotencyRecord('a', 'k3'))?.state).toBe('done');
+    // k1 expires and is swept: its bytes are free again.
+    clock.now = T0 + 20;
+    vi.advanceTimersByTime(1000);
+    expect(await complete('b', 'k1', 100)).toBe(100);
+    expect(await complete('b', 'k2', 100)).toBeUndefined();
+    await store.deleteAccount('a');
+    expect(await complete('c', 'k1', 100)).toBe(100);
+    await store.close();
+  });
+
   it('an account whose capacity is all released goes; a refund of that release holds it again', async () => {
     vi.useFakeTimers();
     const { store, ctx, used, sweepSteps } = storeAt();
