@@ -56,6 +56,11 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   const upstream = values.upstream ?? env.CREDITGATE_UPSTREAM;
   if (!configPath) throw usageError('serve needs --config FILE (or CREDITGATE_CONFIG)');
   if (!upstream) throw usageError('serve needs --upstream URL (or CREDITGATE_UPSTREAM)');
+  // A URL that was meant to be there (an empty Secret key, a typo in a template)
+  // must not quietly become per-process counting.
+  if (values.redis === undefined && env.REDIS_URL !== undefined && env.REDIS_URL.trim() === '') {
+    throw usageError('REDIS_URL is set but empty: give the Redis URL, or unset REDIS_URL to count in this process\'s memory (one replica only)');
+  }
   const sidecar = await startSidecar({
     configPath,
     upstream,

@@ -109,15 +109,15 @@ describe('creditgate serve', () => {
 
   it('takes its settings from the environment (CREDITGATE_CONFIG, CREDITGATE_UPSTREAM, PORT, ADMIN_PORT, HOST)', async () => {
     const [port, adminPort] = [await freePort(), await freePort()];
+    const { REDIS_URL: _inherited, ...inherited } = process.env;
     const child = spawn(process.execPath, [CLI, 'serve'], {
       env: {
-        ...process.env,
+        ...inherited,
         CREDITGATE_CONFIG: writeConfig(TEST_CONFIG),
         CREDITGATE_UPSTREAM: upstream.url,
         PORT: String(port),
         ADMIN_PORT: String(adminPort),
         HOST: '127.0.0.1',
-        REDIS_URL: '',
         LOG_LEVEL: 'warn',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -135,5 +135,16 @@ describe('creditgate serve', () => {
       child.kill('SIGTERM');
     }
     expect(await exited(child)).toBe(0);
+  });
+
+  it('refuses to start when REDIS_URL is set but empty (a missing Secret value must not become per-process counting)', async () => {
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', '0', '--admin-port', '0'], {
+      env: { ...process.env, REDIS_URL: ' ' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    expect(await exited(child)).toBe(2);
+    expect(stderr).toContain('REDIS_URL is set but empty');
   });
 });
