@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
 import { TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
-import { redisUrl } from '../helpers/test-redis.js';
+import { redisUrl, withoutRedisUrl } from '../helpers/test-redis.js';
 
 const CLI = 'dist/cli.js';
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -109,10 +109,9 @@ describe('creditgate serve', () => {
 
   it('takes its settings from the environment (CREDITGATE_CONFIG, CREDITGATE_UPSTREAM, PORT, ADMIN_PORT, HOST)', async () => {
     const [port, adminPort] = [await freePort(), await freePort()];
-    const { REDIS_URL: _inherited, ...inherited } = process.env;
     const child = spawn(process.execPath, [CLI, 'serve'], {
       env: {
-        ...inherited,
+        ...withoutRedisUrl(),
         CREDITGATE_CONFIG: writeConfig(TEST_CONFIG),
         CREDITGATE_UPSTREAM: upstream.url,
         PORT: String(port),

@@ -14,6 +14,7 @@ import { captureLogger } from '../helpers/capture-logger.js';
 import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
+import { withoutRedisUrl } from '../helpers/test-redis.js';
 
 const WITH_QUOTA = (n: number) => TEST_CONFIG.replace('tiny: { ai_tasks: 10,', `tiny: { ai_tasks: ${n},`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -157,7 +158,7 @@ describe('SIGHUP', () => {
     const child = spawn(
       process.execPath,
       ['dist/cli.js', 'serve', '--config', join(mount, 'credits.yaml'), '--upstream', upstream.url, '--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1'],
-      { env: { ...process.env, CREDITGATE_CONFIG_POLL_MS: '600000', REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: { ...withoutRedisUrl(), CREDITGATE_CONFIG_POLL_MS: '600000' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

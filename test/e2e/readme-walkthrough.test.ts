@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/redis-server.js';
+import { withoutRedisUrl } from '../helpers/test-redis.js';
 
 function walkthroughScript(): string {
   const readme = readFileSync('README.md', 'utf8');
@@ -26,7 +27,7 @@ describe('README walk-through', () => {
     expect(script).not.toMatch(/\b(3000|8080|9090)\b/);
 
     // Its own process group, so nothing it starts can outlive the test.
-    const child = spawn('bash', ['-c', `set -e\n${script}\nwait`], { detached: true, env: { ...process.env, LOG_LEVEL: 'warn', REDIS_URL: '' } });
+    const child = spawn('bash', ['-c', `set -e\n${script}\nwait`], { detached: true, env: { ...withoutRedisUrl(), LOG_LEVEL: 'warn' } });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
