@@ -98,6 +98,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         metrics.journalReplayed.inc(replayed);
         metrics.journalDropped.inc(dropped);
       },
+      journalLost: (entry, why) => {
+        metrics.journalLost.inc({ kind: entry.kind });
+        // One line per entry with all it holds: enough to apply it by hand.
+        options.logger.error({ journalEntry: entry, why }, 'outage journal entry lost: apply it by hand');
+      },
+      journalKept: (count, path) => options.logger.warn({ entries: count, path }, 'outage journal kept for the next start'),
+      journalFileUnreadable: (path, message) => options.logger.error({ path, err: message }, 'outage journal file unreadable: left in place, not replayed'),
       breaker: (open) => {
         metrics.storeBreakerOpen.set(open ? 1 : 0);
         options.logger[open ? 'error' : 'info'](open ? 'credit store unreachable: following onStoreError until it answers' : 'credit store reachable again');

@@ -304,7 +304,12 @@ export const configSchema = z
           .int()
           .min(0)
           .default(100_000)
-          .describe('Charges allowed during a store outage kept for replay; when full, allow-mode requests are denied.'),
+          .describe('Outage charges and refunds kept for replay when the store is back; when full, allow-mode requests are denied and a refund that cannot be kept is logged and counted as lost.'),
+        journalFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Where the outage journal is kept across a restart: written at shutdown when the store could not take it, read back and replayed at start. Without it, entries left at shutdown are logged (everything needed to apply them by hand) and counted as lost.'),
         maxAccounts: z
           .number()
           .int()

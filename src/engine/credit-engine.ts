@@ -31,7 +31,9 @@ import {
 } from '../store/credit-store.js';
 import { IDEMPOTENCY_LEASE_MS, IdempotencyLeases } from './idempotency-leases.js';
 import { AccountStateCache } from './local-cache.js';
-import { OutageJournal } from './outage-journal.js';
+import { Invalidations } from './invalidations.js';
+import { takeJournalFile, writeJournalFile } from './journal-file.js';
+import { OutageJournal, type KeptEntry } from './outage-journal.js';
 import { StoreBreaker } from './store-breaker.js';
 import { splitRefund, type ChargedLine } from './refund-split.js';
 
@@ -173,6 +175,15 @@ export interface EngineObserver {
   creditsCharged(creditType: string, plan: string, amount: number): void;
   /** Outage journal: its size, and entries written to the store or dropped. */
   journal(size: number, replayed: number, dropped: number): void;
+  /**
+   * An entry that could not be written nor kept (the journal full, or a
+   * shutdown with no journal file): everything needed to apply it by hand.
+   */
+  journalLost(entry: KeptEntry, why: string): void;
+  /** Entries written to the journal file at shutdown, to be replayed at the next start. */
+  journalKept(count: number, path: string): void;
+  /** The journal file could not be read at start: it is left in place for a person. */
+  journalFileUnreadable(path: string, message: string): void;
   breaker(open: boolean): void;
   creditsRefunded(creditType: string, reason: RefundReasonLabel, amount: number): void;
   unbilledOverage(creditType: string, amount: number): void;
@@ -225,8 +236,9 @@ export class CreditEngine {
   readonly journal: OutageJournal;
   readonly cache: AccountStateCache;
   private readonly leases: IdempotencyLeases;
-  private unsubscribe: (() => Promise<void>) | undefined;
-  private subscribeRetry: NodeJS.Timeout | undefined;
+  private readonly invalidations: Invalidations;
+  /** The config the cache was filled under: a reload may change any plan, so it starts empty. */
+  private cachedUnder: CompiledConfig;
   private closed = false;
 
   constructor(options: CreditEngineOptions) {
@@ -239,6 +251,8 @@ export class CreditEngine {
     this.leases = new IdempotencyLeases(this.store);
     const cacheConfig = this.config().parsed.cache;
     this.cache = new AccountStateCache({ now: this.now, accountTtlMs: cacheConfig.accountTtlMs, maxAccounts: cacheConfig.maxAccounts });
+    this.invalidations = new Invalidations(this.store, this.cache);
+    this.cachedUnder = this.config();
     this.breaker = new StoreBreaker({
       probe: () => this.store.ping(),
       probeIntervalMs: options.probeIntervalMs ?? 1000,
@@ -260,36 +274,83 @@ export class CreditEngine {
    * only while they are heard. Resolves once the first attempt is done.
    */
   async start(): Promise<void> {
+    this.restoreJournal();
+    if (this.journal.size > 0) await this.replayJournal();
     if (this.config().parsed.cache.accountTtlMs === 0) return;
-    try {
-      this.unsubscribe = await this.store.subscribeInvalidations(
-        (account) => this.cache.forget(account),
-        (listening) => this.cache.setEnabled(listening),
-      );
-    } catch {
-      // Not heard, not cached: try again shortly.
-      this.subscribeRetry = setTimeout(() => void this.start(), 5000);
-      this.subscribeRetry.unref();
-    }
+    await this.invalidations.listen();
   }
 
-  /** Stops the breaker's probes and the invalidation feed. */
+  /**
+   * Stops the breaker's probes and the invalidation feed. What the journal
+   * still holds is written to the journal file, or reported as lost.
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.breaker.stop();
     this.leases.close();
-    clearTimeout(this.subscribeRetry);
-    await this.unsubscribe?.();
+    await this.invalidations.close();
+    this.keepJournal();
   }
 
   /** Everything this replica remembers about the account is dropped, on every replica. */
   private async invalidate(account: string): Promise<void> {
-    this.cache.forget(account);
+    await this.invalidations.announce(account);
+  }
+
+  /**
+   * Runs a change to an account, then makes every replica forget the
+   * account — also when the change failed, since a store that timed out
+   * may still have applied it.
+   */
+  private async announcing<T>(account: string, change: () => Promise<T>): Promise<T> {
     try {
-      await this.store.publishInvalidation(account);
-    } catch {
-      // The store is down: other replicas' entries expire by their TTL.
+      return await change();
+    } finally {
+      await this.invalidate(account);
     }
+  }
+
+  /** A reload may change any plan or allowance: nothing cached under the old config is used. */
+  private cacheFor(config: CompiledConfig): AccountStateCache {
+    if (config !== this.cachedUnder) {
+      this.cachedUnder = config;
+      this.cache.clear();
+    }
+    return this.cache;
+  }
+
+  /** Takes back what a previous run kept in the journal file. */
+  private restoreJournal(): void {
+    const path = this.config().parsed.store.journalFile;
+    if (path === undefined) return;
+    let kept: KeptEntry[];
+    try {
+      kept = takeJournalFile(path);
+    } catch (err) {
+      this.observer?.journalFileUnreadable(path, (err as Error).message);
+      return;
+    }
+    this.journal.setCapacity(this.config().journalSize);
+    for (const entry of this.journal.restore(kept)) this.observer?.journalLost(entry, 'the outage journal is full');
+    this.observer?.journal(this.journal.size, 0, 0);
+  }
+
+  /** At shutdown: the journal's entries go to the journal file, or are reported lost with all they hold. */
+  private keepJournal(): void {
+    if (this.journal.size === 0) return;
+    const kept = this.journal.keep();
+    const path = this.config().parsed.store.journalFile;
+    if (path !== undefined) {
+      try {
+        writeJournalFile(path, kept, this.now());
+        this.observer?.journalKept(kept.length, path);
+        return;
+      } catch (err) {
+        for (const entry of kept) this.observer?.journalLost(entry, `shutdown: the journal file could not be written (${(err as Error).message})`);
+        return;
+      }
+    }
+    for (const entry of kept) this.observer?.journalLost(entry, 'shutdown with the store unreachable and no store.journalFile');
   }
 
   private async accountRecord(accountId: string): Promise<AccountRecord | null> {
@@ -402,7 +463,7 @@ export class CreditEngine {
     const pools = lines.map((c, i) => poolCharge(config, resolved.plan, cycle, c, shadow[i]!));
     // A pool this replica knows to be empty refuses without a store round trip.
     const knownEmpty = lines
-      .map((c, i) => (c.op === 'charge' && !shadow[i] && c.amount > 0 ? this.cache.emptyPool(accountId, c.creditType, pools[i]!.cycleStart) : undefined))
+      .map((c, i) => (c.op === 'charge' && !shadow[i] && c.amount > 0 ? this.cacheFor(config).emptyPool(accountId, resolved.plan.id, c.creditType, pools[i]!.cycleStart) : undefined))
       .filter((s): s is PoolStatus => s !== undefined);
     if (knownEmpty.length > 0) {
       const short = knownEmpty.map((s) => ({ ...s, required: lines.find((c) => c.creditType === s.creditType && c.op === 'charge')!.amount }));
@@ -424,7 +485,7 @@ export class CreditEngine {
     const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
     // Remember empty pools: the next request for them is refused locally.
     statuses.forEach((s, i) => {
-      if (s.op === 'charge' && s.remaining === 0 && s.allowance !== null && !shadow[i]) this.cache.rememberEmpty(accountId, pools[i]!.cycleStart, s);
+      if (s.op === 'charge' && s.remaining === 0 && s.allowance !== null && !shadow[i]) this.cacheFor(config).rememberEmpty(accountId, resolved.plan.id, pools[i]!.cycleStart, s);
     });
     if (!outcome.ok) {
       return {
@@ -569,6 +630,14 @@ export class CreditEngine {
     let dropped = 0;
     for (const entry of this.journal.pending()) {
       try {
+        if (entry.kind === 'refund') {
+          // Applied once by its id, however often it is replayed.
+          await this.store.refund(entry.account, entry.lines, { refundId: entry.refundId, ...(entry.idempotency ? { idempotency: entry.idempotency } : {}) });
+          this.journal.remove(entry.id);
+          replayed += 1;
+          await this.invalidate(entry.account);
+          continue;
+        }
         const resolved = await this.resolveAccount(entry.account, config);
         if ('unknown' in resolved) {
           this.journal.remove(entry.id);
@@ -615,13 +684,34 @@ export class CreditEngine {
       return;
     }
     if (receipt.idempotency) this.leases.stop(receipt.idempotency);
-    await this.store.refund(
-      receipt.account,
-      receipt.lines.map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws })),
-      receipt.idempotency ? { idempotency: receipt.idempotency } : {},
-    );
-    await this.invalidate(receipt.account);
+    const lines = receipt.lines.filter((l) => l.op === 'charge').map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws }));
+    await this.giveBack(receipt.account, lines, receipt.idempotency);
     for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.observer?.creditsRefunded(l.creditType, reason, l.charged);
+  }
+
+  /**
+   * Writes a refund (settle, release) once, or — when the store cannot take
+   * it — keeps it in the outage journal for when it can. Every replica
+   * forgets the account either way: the outcome may be known only later.
+   * Throws only when the journal is full (the refund is then reported lost).
+   */
+  private async giveBack(account: string, lines: readonly RefundLine[], idempotency?: RequestClaim): Promise<void> {
+    const refundId = newId('rf');
+    try {
+      await this.guarded(() => this.store.refund(account, lines, { refundId, ...(idempotency ? { idempotency } : {}) }));
+    } catch (err) {
+      if (!(err instanceof StoreDown)) throw err;
+      this.journal.setCapacity(this.config().journalSize);
+      const entry = this.journal.recordRefund(account, this.now(), lines, refundId, idempotency);
+      this.observer?.journal(this.journal.size, 0, 0);
+      if (!entry) {
+        const lost: KeptEntry = { kind: 'refund', account, at: this.now(), lines, refundId, ...(idempotency ? { idempotency } : {}) };
+        this.observer?.journalLost(lost, 'the outage journal is full');
+        throw new StoreError('the credit store is unreachable and the outage journal is full: a refund could not be kept');
+      }
+    } finally {
+      await this.invalidate(account);
+    }
   }
 
   /**
@@ -632,37 +722,16 @@ export class CreditEngine {
   async release(receipt: ChargeReceipt): Promise<void> {
     const lines = receipt.lines.filter((l) => l.op === 'release' && l.charged > 0);
     if (lines.length === 0) return;
-    const pools: PoolCharge[] = lines.map((l) => ({
-      creditType: l.creditType,
-      op: 'release',
-      amount: l.charged,
-      limit: null,
-      cycleStart: l.cycleStart,
-      expireAt: 0,
-      extras: false,
-    }));
-    try {
-      await this.guarded(() => this.store.charge(receipt.account, pools, { now: this.now(), thresholds: [] }));
-    } catch (err) {
-      if (!(err instanceof StoreDown)) throw err;
-      const entry = this.journal.record(
-        receipt.account,
-        this.now(),
-        lines.map((l) => ({ creditType: l.creditType, op: 'release' as const, amount: l.charged })),
-      );
-      this.observer?.journal(this.journal.size, 0, 0);
-      if (!entry) throw new StoreError('the credit store is unreachable and the outage journal is full: capacity release not recorded');
-      return;
-    }
-    // Pools cached as full on any replica have room again.
-    await this.invalidate(receipt.account);
+    // Taken off the capacity counter like a refund (never below zero), applied once; pools cached as full have room again.
+    await this.giveBack(
+      receipt.account,
+      lines.map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.charged, draws: [] })),
+    );
   }
 
   /** Removes the account and everything stored for it, and what every replica remembers of it. */
   async deleteAccount(accountId: string): Promise<boolean> {
-    const removed = await this.store.deleteAccount(accountId);
-    await this.invalidate(accountId);
-    return removed;
+    return this.announcing(accountId, () => this.store.deleteAccount(accountId));
   }
 
   /**
@@ -687,10 +756,7 @@ export class CreditEngine {
       if (overage > 0) this.observer?.unbilledOverage(line.creditType, overage);
       result.set(line.creditType, { charged: charge, overage });
     }
-    if (refunds.length > 0) {
-      await this.store.refund(receipt.account, refunds);
-      await this.invalidate(receipt.account);
-    }
+    if (refunds.length > 0) await this.giveBack(receipt.account, refunds);
     return result;
   }
 
@@ -730,8 +796,7 @@ export class CreditEngine {
       createdAt: existing?.createdAt ?? stamp,
       updatedAt: stamp,
     };
-    await this.store.putAccount(accountId, record);
-    await this.invalidate(accountId);
+    await this.announcing(accountId, () => this.store.putAccount(accountId, record));
     // A new plan or cycle may have room again: the pools are no longer "exhausted".
     if (existing && (existing.plan !== record.plan || existing.billingAnchor !== record.billingAnchor)) {
       const cycle = cycleContaining(parseAnchor(existing.billingAnchor), this.now());
@@ -806,13 +871,14 @@ export class CreditEngine {
       }
       if (expiresAt <= now) throw new TopUpError(`expiresAt ${request.expiresAt} is not in the future`);
     }
-    const result = await this.store.addGrant(
-      accountId,
-      { id: newId('tu'), creditType: def.id, amount: request.amount, expiresAt, createdAt: now },
-      { now, idempotencyTtlMs: TOPUP_IDEMPOTENCY_TTL_MS, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
+    const result = await this.announcing(accountId, () =>
+      this.store.addGrant(
+        accountId,
+        { id: newId('tu'), creditType: def.id, amount: request.amount, expiresAt, createdAt: now },
+        { now, idempotencyTtlMs: TOPUP_IDEMPOTENCY_TTL_MS, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
+      ),
     );
     if (result.created) {
-      await this.invalidate(accountId);
       this.observer?.topUpGranted(def.id, request.amount);
       await this.store.clearExhausted(accountId, def.id, cycleContaining(resolved.anchor, now).start);
     }

@@ -62,7 +62,7 @@ export interface AccountStateCacheOptions {
 
 export class AccountStateCache {
   private readonly records: LruCache<string, AccountRecord | null>;
-  /** account -> "<type>:<cycleStart>" -> the pool's status when it was found empty. */
+  /** account -> "<plan>:<type>:<cycleStart>" -> the pool's status when it was found empty (a refusal under one plan says nothing of another). */
   private readonly empty: LruCache<string, Map<string, PoolStatus>>;
   private enabled = false;
 
@@ -85,22 +85,22 @@ export class AccountStateCache {
     if (this.enabled) this.records.set(account, record, this.options.now() + this.options.accountTtlMs);
   }
 
-  emptyPool(account: string, creditType: string, cycleStart: number): PoolStatus | undefined {
+  emptyPool(account: string, plan: string, creditType: string, cycleStart: number): PoolStatus | undefined {
     if (!this.enabled) return undefined;
-    const s = this.empty.get(account)?.get(`${creditType}:${cycleStart}`);
+    const s = this.empty.get(account)?.get(`${plan}:${creditType}:${cycleStart}`);
     if (!s) return undefined;
     if (s.resetsAt !== null && s.resetsAt <= this.options.now()) return undefined;
     return s;
   }
 
-  rememberEmpty(account: string, cycleStart: number, status: PoolStatus): void {
+  rememberEmpty(account: string, plan: string, cycleStart: number, status: PoolStatus): void {
     if (!this.enabled) return;
     let pools = this.empty.get(account);
     if (!pools) {
       pools = new Map();
       this.empty.set(account, pools, this.options.now() + this.options.accountTtlMs);
     }
-    pools.set(`${status.creditType}:${cycleStart}`, status);
+    pools.set(`${plan}:${status.creditType}:${cycleStart}`, status);
   }
 
   forget(account: string): void {

@@ -23,6 +23,7 @@ export const METRIC_NAMES = {
   journalEntries: 'creditgate_outage_journal_entries',
   journalReplayed: 'creditgate_outage_journal_replayed_total',
   journalDropped: 'creditgate_outage_journal_dropped_total',
+  journalLost: 'creditgate_outage_journal_lost_total',
   storeBreakerOpen: 'creditgate_store_breaker_open',
   storeFull: 'creditgate_store_full_total',
 } as const;
@@ -45,6 +46,7 @@ export type Outcome = (typeof OUTCOMES)[number];
 const POOL_OUTCOMES: readonly Outcome[] = ['allowed', 'exhausted', 'not_in_plan', 'shadow_denied'];
 const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error', 'rate_limited', 'replayed'];
 
+export const JOURNAL_KINDS = ['charge', 'refund'] as const;
 export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'client_abort', 'settled_below_hold'] as const;
 export const STORE_OPERATIONS = [
   'charge',
@@ -101,6 +103,7 @@ export class Metrics {
   readonly journalEntries: Gauge;
   readonly journalReplayed: Counter;
   readonly journalDropped: Counter;
+  readonly journalLost: Counter<'kind'>;
   readonly storeBreakerOpen: Gauge;
   readonly storeFull: Counter;
   private creditTypes: readonly string[] = [];
@@ -178,6 +181,12 @@ export class Metrics {
       help: 'Outage journal entries dropped at replay (their cycle long over, or the account gone).',
       registers,
     });
+    this.journalLost = new Counter({
+      name: METRIC_NAMES.journalLost,
+      help: 'Outage journal entries neither written to the store nor kept (journal full, or a shutdown without store.journalFile): logged with all they hold.',
+      labelNames: ['kind'],
+      registers,
+    });
     this.storeBreakerOpen = new Gauge({
       name: METRIC_NAMES.storeBreakerOpen,
       help: '1 while the store is considered down (requests follow onStoreError), else 0.',
@@ -227,6 +236,7 @@ export class Metrics {
     this.journalEntries.set(0);
     this.journalReplayed.inc(0);
     this.journalDropped.inc(0);
+    for (const kind of JOURNAL_KINDS) this.journalLost.inc({ kind }, 0);
     this.storeBreakerOpen.set(0);
     this.storeFull.inc(0);
     for (const op of STORE_OPERATIONS) this.storeErrors.inc({ operation: op }, 0);

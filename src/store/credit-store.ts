@@ -117,6 +117,14 @@ export interface ChargeOutcome {
   readonly pools: readonly ChargedPool[];
 }
 
+export interface RefundOptions {
+  readonly idempotency?: RequestClaim | undefined;
+  readonly refundId?: string | undefined;
+}
+
+/** How long a store remembers that a refund id was applied. */
+export const REFUND_ID_TTL_MS = 72 * 3600 * 1000;
+
 /** What to give back of one pool of an earlier charge. */
 export interface RefundLine {
   readonly creditType: string;
@@ -167,8 +175,14 @@ export interface AlertEvent {
 export interface CreditStore {
   /** All-or-nothing check-and-charge (and release) of several pools of one account. */
   charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome>;
-  /** Gives back (part of) an earlier charge; frees its idempotency key when its claim still holds it. */
-  refund(account: string, lines: readonly RefundLine[], options?: { readonly idempotency?: RequestClaim }): Promise<void>;
+  /**
+   * Gives back (part of) an earlier charge; frees its idempotency key when
+   * its claim still holds it. A refund with a `refundId` is applied at most
+   * once (within `REFUND_ID_TTL_MS`): replaying it after an unknown outcome
+   * (a timeout, a journal replay) gives nothing back twice. Resolves false
+   * when that id was applied before.
+   */
+  refund(account: string, lines: readonly RefundLine[], options?: RefundOptions): Promise<boolean>;
   /**
    * The request completed: remember its key as done for `ttlMs`, with its
    * response when one was kept. Only while `claim` holds the key pending;

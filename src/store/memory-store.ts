@@ -23,6 +23,7 @@ import type {
   Grant,
   GrantResult,
   IdempotencyRecord,
+  RefundOptions,
   RequestClaim,
   NewGrant,
   PoolCharge,
@@ -30,7 +31,7 @@ import type {
   PoolUsage,
   RefundLine,
 } from './credit-store.js';
-import { EVENTS_TTL_MS, StoreFullError } from './credit-store.js';
+import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreFullError } from './credit-store.js';
 import { AccountTable } from './account-table.js';
 import { planDraw } from './plan-draw.js';
 
@@ -67,6 +68,7 @@ class AccountState {
   private grantsByType?: Map<string, Map<string, GrantData>>;
   private alertMarks?: Map<string, Expiring<Set<number | 'empty'>>>;
   private topUpAnswers?: Map<string, Expiring<Grant>>;
+  private appliedRefunds?: Map<string, Expiring<true>>;
   private requestClaims?: Map<string, Expiring<HeldRecord>>;
   private feed?: Expiring<AlertEvent[]>;
 
@@ -91,6 +93,11 @@ class AccountState {
   }
 
   /** Top-up idempotency key -> the grant as first answered. */
+  /** Refund ids applied (a replayed refund gives nothing back twice). */
+  get refundIds(): Map<string, Expiring<true>> {
+    return (this.appliedRefunds ??= new Map());
+  }
+
   get topUpKeys(): Map<string, Expiring<Grant>> {
     return (this.topUpAnswers ??= new Map());
   }
@@ -129,6 +136,7 @@ class AccountState {
     };
     this.alertMarks = prune(this.alertMarks);
     this.topUpAnswers = prune(this.topUpAnswers);
+    this.appliedRefunds = prune(this.appliedRefunds);
     this.requestClaims = prune(this.requestClaims, (r) => freed(r.response?.length ?? 0));
     for (const [type, byType] of this.grantsByType ?? []) {
       for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
@@ -136,7 +144,7 @@ class AccountState {
     }
     if (this.grantsByType?.size === 0) this.grantsByType = undefined;
     if (!live(this.feed, now)) this.feed = undefined;
-    return !this.record && !this.grantsByType && !this.alertMarks && !this.topUpAnswers && !this.requestClaims && !this.feed;
+    return !this.record && !this.grantsByType && !this.alertMarks && !this.topUpAnswers && !this.appliedRefunds && !this.requestClaims && !this.feed;
   }
 }
 
@@ -264,11 +272,17 @@ export class MemoryStore implements CreditStore {
     return { ok: fits, pools: result };
   }
 
-  async refund(account: string, lines: readonly RefundLine[], options: { idempotency?: RequestClaim } = {}): Promise<void> {
+  async refund(account: string, lines: readonly RefundLine[], options: RefundOptions = {}): Promise<boolean> {
     const slot = this.accounts.slotOf(account);
-    if (slot === undefined) return;
-    const state = this.accounts.extrasAt(slot);
+    // Nothing held for the account: nothing to give back (and no account made to remember the id).
+    if (slot === undefined) return true;
     const clock = this.now();
+    if (options.refundId !== undefined) {
+      const applied = this.stateOf(slot).refundIds;
+      if (live(applied.get(options.refundId), clock)) return false;
+      applied.set(options.refundId, { value: true, expireAt: clock + REFUND_ID_TTL_MS });
+    }
+    const state = this.accounts.extrasAt(slot);
     const claim = options.idempotency;
     if (claim && state?.requestKeys.get(claim.key)?.value.claim === claim.claim) state.requestKeys.delete(claim.key);
     for (const line of lines) {
@@ -287,6 +301,7 @@ export class MemoryStore implements CreditStore {
         if (g) g.used = Math.max(0, g.used - d.amount);
       }
     }
+    return true;
   }
 
   async completeIdempotency(account: string, claim: RequestClaim, ttlMs: number, response?: string): Promise<boolean> {

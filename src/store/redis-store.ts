@@ -18,7 +18,7 @@ import type {
   PoolUsage,
   RefundLine,
 } from './credit-store.js';
-import { EVENTS_TTL_MS, StoreError } from './credit-store.js';
+import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from './credit-store.js';
 import { LUA } from './lua-scripts.js';
 import { createRedisClient } from './redis-connection.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
@@ -30,7 +30,7 @@ interface CreditgateCommands {
   creditgateCharge(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateTopup(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
-  creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<number>;
   creditgateIdempotency(numKeys: number, ...args: (string | number)[]): Promise<number>;
 }
 
@@ -187,14 +187,19 @@ export class RedisStore implements CreditStore {
     return { ok: reply[0] === 1, pools: result };
   }
 
-  async refund(account: string, lines: readonly RefundLine[], options: { idempotency?: RequestClaim } = {}): Promise<void> {
-    const keys = [this.keys.requestIdempotency(account, options.idempotency?.key ?? '-')];
-    const args: (string | number)[] = [options.idempotency?.claim ?? ''];
+  async refund(account: string, lines: readonly RefundLine[], options: RefundOptions = {}): Promise<boolean> {
+    const keys = [
+      this.keys.requestIdempotency(account, options.idempotency?.key ?? '-'),
+      this.keys.refundMarker(account, options.refundId ?? '-'),
+      this.keys.requestIdempotencyIndex(account),
+    ];
+    const args: (string | number)[] = [options.idempotency?.claim ?? '', options.refundId ?? '', REFUND_ID_TTL_MS, Date.now()];
     for (const line of lines) {
       keys.push(this.keys.usage(account, line.creditType, line.cycleStart), this.keys.grants(account, line.creditType));
       args.push(line.planDelta, line.draws.length, ...line.draws.flatMap((d) => [d.grantId, d.amount]));
     }
-    await this.call('refund', () => this.commands.creditgateRefund(keys.length, ...keys, ...args));
+    const applied = await this.call('refund', () => this.commands.creditgateRefund(keys.length, ...keys, ...args));
+    return Number(applied) === 1;
   }
 
   async completeIdempotency(account: string, claim: RequestClaim, ttlMs: number, response?: string): Promise<boolean> {

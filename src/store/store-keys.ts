@@ -10,7 +10,8 @@
 //   <prefix>:{<account>}:al:<type>:<cycleStart>     thresholds already alerted this cycle
 //   <prefix>:{<account>}:ti:<idempotency key>       top-up idempotency record
 //   <prefix>:{<account>}:ik:<key>                   request idempotency record (hash: state, fingerprint, claim, response)
-//   <prefix>:{<account>}:iks                        live request idempotency records (zset key -> expiry ms)
+//   <prefix>:{<account>}:rf:<refund id>             a refund applied once (replays of it do nothing)
+//   <prefix>:{<account>}:iks                        live idempotency records and refund markers (zset key -> expiry ms)
 //   <prefix>:{<account>}:ev                         alert events, newest first (list)
 //   <prefix>:exhausted:<type>                       accounts whose pool is empty (zset, score = reset)
 //
@@ -76,7 +77,12 @@ export class StoreKeys {
     return `${this.tag(account)}:ik:${key}`;
   }
 
-  /** The account's live request idempotency records (zset key -> expiry), for DELETE; pruned as it grows. */
+  /** Marks a refund id as applied (refunds replayed after an unknown outcome apply once). */
+  refundMarker(account: string, refundId: string): string {
+    return `${this.tag(account)}:rf:${refundId}`;
+  }
+
+  /** The account's live idempotency records and refund markers (zset key -> expiry), for DELETE; pruned as it grows. */
   requestIdempotencyIndex(account: string): string {
     return `${this.tag(account)}:iks`;
   }
