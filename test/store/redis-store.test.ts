@@ -102,6 +102,8 @@ describe('RedisStore specifics (private redis-server)', () => {
     expect(await admin.zcard('cg:{busy}:iks')).toBe(150);
     expect(await admin.scard('cg:{busy}:keys')).toBe(0);
     expect(await admin.exists('cg:{busy}:ik:k299')).toBe(1);
+    await store.refund(a, [], { refundId: 'rf_busy' });
+    expect(await admin.exists('cg:{busy}:rf:rf_busy')).toBe(1);
     expect(await store.deleteAccount(a)).toBe(true);
     expect(await admin.keys('cg:{busy}*')).toEqual([]);
   });

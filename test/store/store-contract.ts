@@ -382,6 +382,22 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { ...idem, claim: 'c3' } }))).ok).toBe(true);
       });
 
+      it('a refund with an id is applied once, however often it is replayed; another id is another refund', async () => {
+        const a = account('refund-once');
+        const c = await store.charge(a, [pool('ai_tasks', 9, 100)], ctx());
+        const line = { creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: 3, draws: [] };
+        expect(await store.refund(a, [line], { refundId: 'rf_1' })).toBe(true);
+        expect(await store.refund(a, [line], { refundId: 'rf_1' })).toBe(false);
+        expect(await used(a, 'ai_tasks')).toBe(6);
+        expect(await store.refund(a, [line], { refundId: 'rf_2' })).toBe(true);
+        expect(await used(a, 'ai_tasks')).toBe(3);
+        expect(c.ok).toBe(true);
+        // Concurrent replays of one refund: exactly one applies.
+        const replays = await Promise.all(Array.from({ length: 20 }, (_, i) => fx.stores[i % fx.stores.length]!.refund(a, [{ ...line, planDelta: 1 }], { refundId: 'rf_3' })));
+        expect(replays.filter(Boolean)).toHaveLength(1);
+        expect(await used(a, 'ai_tasks')).toBe(2);
+      });
+
       it('a refused charge does not claim its idempotency key', async () => {
         const a = account('idem-refused');
         const idem = { key: 'k', claim: 'c', fingerprint: 'fp', pendingTtlMs: HOUR };
