@@ -103,7 +103,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         // One line per entry with all it holds: enough to apply it by hand.
         options.logger.error({ journalEntry: entry, why }, 'outage journal entry lost: apply it by hand');
       },
-      journalKept: (count, path) => options.logger.warn({ entries: count, path }, 'outage journal kept for the next start'),
+      // Logged whole as well: a file on a volume that does not outlive the pod is gone with it.
+      journalKept: (entries, path) => {
+        for (const entry of entries) options.logger.warn({ journalEntry: entry, path }, 'outage journal entry kept for the next start');
+      },
       journalFileUnreadable: (path, message) => options.logger.error({ path, err: message }, 'outage journal file unreadable: left in place, not replayed'),
       breaker: (open) => {
         metrics.storeBreakerOpen.set(open ? 1 : 0);

@@ -181,7 +181,7 @@ export interface EngineObserver {
    */
   journalLost(entry: KeptEntry, why: string): void;
   /** Entries written to the journal file at shutdown, to be replayed at the next start. */
-  journalKept(count: number, path: string): void;
+  journalKept(entries: readonly KeptEntry[], path: string): void;
   /** The journal file could not be read at start: it is left in place for a person. */
   journalFileUnreadable(path: string, message: string): void;
   breaker(open: boolean): void;
@@ -343,7 +343,7 @@ export class CreditEngine {
     if (path !== undefined) {
       try {
         writeJournalFile(path, kept, this.now());
-        this.observer?.journalKept(kept.length, path);
+        this.observer?.journalKept(kept, path);
         return;
       } catch (err) {
         for (const entry of kept) this.observer?.journalLost(entry, `shutdown: the journal file could not be written (${(err as Error).message})`);
