@@ -23,7 +23,8 @@
 -- per pool i (base c = 5 + m + 7(i-1)):
 --   ARGV[c+1]        op: "c" charge, "r" release (capacity: give back, never below 0)
 --   ARGV[c+2]        amount (integer >= 0)
---   ARGV[c+3]        plan limit this cycle; -1 = unlimited
+--   ARGV[c+3]        plan limit this cycle; -1 = unlimited; 0 = not in the plan
+--                    (grants only; refused, even for 0, without an active grant)
 --   ARGV[c+4]        expire-at of the cycle's keys (epoch ms); 0 = never
 --   ARGV[c+5]        "1" if top-ups and alerts apply to this pool (consumables), else "0"
 --   ARGV[c+6]        "1" in shadow mode: never refuse; what does not fit is still
@@ -121,11 +122,14 @@ for i = 1, n do
           rest = rest - take
         end
       end
-      if rest > 0 then
+      -- Limit 0 is a pool outside the plan: only grants fill it, and
+      -- without an active grant it refuses any charge, even of 0.
+      local notInPlan = p.limit == 0 and #p.grants == 0
+      if rest > 0 or notInPlan then
         if p.shadow then
           p.fromPlan = p.fromPlan + rest
           p.wouldRefuse = true
-        elseif p.amount - rest >= p.minAmount and p.minAmount < p.amount then
+        elseif not notInPlan and p.amount - rest >= p.minAmount and p.minAmount < p.amount then
           p.charged = p.amount - rest
         else
           fits = false

@@ -98,6 +98,8 @@ export interface PoolStatus {
   /** Cycle length in seconds, null for pools that never reset. */
   readonly windowSeconds: number | null;
   readonly topUp: TopUpInfo | null;
+  /** Outside the plan (quota 0): only top-ups fill the pool, a reset never does. */
+  readonly topUpsOnly?: boolean;
 }
 
 /** A pool that would have refused the request, had it not been in shadow mode. */
@@ -447,7 +449,14 @@ export class CreditEngine {
     const releases = merged.filter((c) => c.op === 'release');
     const shadow = lines.map((c) => c.op === 'charge' && isShadow(config, options.route, c.creditType, now));
 
-    const notInPlan = lines.filter((c, i) => c.op === 'charge' && !shadow[i] && quotaOf(resolved.plan, c.creditType) === 0);
+    // Outside the plan (quota 0 or absent), a consumable pool is filled by
+    // top-ups only (the store draws it with limit 0); with no active grant it
+    // is not in the plan. Refused here, with no store round trip, when that
+    // is known: capacity pools take no top-ups, and this replica remembers
+    // accounts found without a grant of the type (a top-up makes every
+    // replica forget). Otherwise the charge script decides (grantTotal says which).
+    const outsidePlan = lines.map((c, i) => !shadow[i]! && quotaOf(resolved.plan, c.creditType) === 0);
+    const notInPlan = lines.filter((c, i) => outsidePlan[i] && (isCapacity(config, c.creditType) || this.cacheFor(config).noGrant(accountId, c.creditType)));
     if (notInPlan.length > 0) {
       const empty = (t: string): PoolState => ({ creditType: t, planUsed: 0, grantTotal: 0, grantUsed: 0 });
       return (
@@ -465,7 +474,9 @@ export class CreditEngine {
     const knownEmpty = lines
       .map((c, i) => (c.op === 'charge' && !shadow[i] && c.amount > 0 ? this.cacheFor(config).emptyPool(accountId, resolved.plan.id, c.creditType, pools[i]!.cycleStart) : undefined))
       .filter((s): s is PoolStatus => s !== undefined);
-    if (knownEmpty.length > 0) {
+    // A pool outside the plan that may have no grant is decided by the store first: not-in-plan comes before exhausted.
+    const undecided = lines.some((c, i) => outsidePlan[i] && !knownEmpty.some((s) => s.creditType === c.creditType));
+    if (knownEmpty.length > 0 && !undecided) {
       const short = knownEmpty.map((s) => ({ ...s, required: lines.find((c) => c.creditType === s.creditType && c.op === 'charge')!.amount }));
       return (await this.knownReplay(accountId, options.idempotency)) ?? { allowed: false, reason: 'exhausted', account: resolved, short };
     }
@@ -483,11 +494,16 @@ export class CreditEngine {
     if (outcome.ok && claim) this.leases.start(accountId, claim, config.idempotency.ttlMs);
     // A hold that took what remained asked for less: report what was held.
     const statuses = lines.map((c, i) => this.status(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
-    // Remember empty pools: the next request for them is refused locally.
+    // Outside the plan with no active grant: not in the plan, and remembered as such.
+    const noGrant = lines.map((c, i) => outsidePlan[i]! && outcome.pools[i]!.grantTotal === 0);
+    // Remember empty pools and missing grants: the next request for them is refused locally.
     statuses.forEach((s, i) => {
-      if (s.op === 'charge' && s.remaining === 0 && s.allowance !== null && !shadow[i]) this.cacheFor(config).rememberEmpty(accountId, resolved.plan.id, pools[i]!.cycleStart, s);
+      if (noGrant[i]) this.cacheFor(config).rememberNoGrant(accountId, s.creditType);
+      else if (s.op === 'charge' && s.remaining === 0 && s.allowance !== null && !shadow[i]) this.cacheFor(config).rememberEmpty(accountId, resolved.plan.id, pools[i]!.cycleStart, s);
     });
     if (!outcome.ok) {
+      // The store refuses such a pool whatever the amount (limit 0, no grant).
+      if (noGrant.some(Boolean)) return { allowed: false, reason: 'not-in-plan', account: resolved, short: statuses.filter((_, i) => noGrant[i]) };
       return {
         allowed: false,
         reason: 'exhausted',
@@ -498,7 +514,7 @@ export class CreditEngine {
     const shadowDenied: ShadowDenial[] = [];
     outcome.pools.forEach((p, i) => {
       const status = statuses[i]!;
-      if (p.wouldRefuse) shadowDenied.push({ pool: status, reason: status.allowance === 0 || quotaOf(resolved.plan, status.creditType) === 0 ? 'not-in-plan' : 'exhausted' });
+      if (p.wouldRefuse) shadowDenied.push({ pool: status, reason: quotaOf(resolved.plan, status.creditType) === 0 && p.grantTotal === 0 ? 'not-in-plan' : 'exhausted' });
       if (lines[i]!.op === 'charge') this.observer?.creditsCharged(status.creditType, resolved.plan.id, p.charged);
     });
     await this.afterCharge(config, resolved, outcome.pools, statuses, now);
@@ -810,7 +826,11 @@ export class CreditEngine {
     if ('unknown' in resolved) return null;
     const now = this.now();
     const cycle = cycleContaining(resolved.anchor, now);
-    const types = [...resolved.plan.quotas.entries()].filter(([, q]) => q !== 0).map(([t]) => t);
+    // The plan's pools, then consumables outside the plan, listed while a top-up of them is active.
+    const types = [
+      ...[...resolved.plan.quotas.entries()].filter(([, q]) => q !== 0).map(([t]) => t),
+      ...[...config.creditTypes.values()].filter((d) => d.kind === 'consumable' && quotaOf(resolved.plan, d.id) === 0).map((d) => d.id),
+    ];
     const states = await this.store.usage(
       accountId,
       types.map((t) => ({ creditType: t, cycleStart: isCapacity(config, t) ? 0 : cycle.start })),
@@ -819,6 +839,7 @@ export class CreditEngine {
     const pools: Record<string, PoolUsageView> = {};
     types.forEach((t, i) => {
       const state = states[i]!;
+      if (quotaOf(resolved.plan, t) === 0 && state.grantTotal === 0) return;
       const s = this.status(config, resolved.plan, cycle, { creditType: t, amount: 0, op: 'charge' }, state);
       pools[t] = {
         used: s.used,
@@ -914,6 +935,8 @@ export class CreditEngine {
     const def = config.creditTypes.get(cost.creditType);
     const capacity = def?.kind === 'capacity';
     const quota = quotaOf(plan, cost.creditType);
+    // Outside the plan with an active top-up: a consumable like any other, filled by the top-ups only.
+    const topUpsOnly = !capacity && quota === 0;
     let used: number;
     let allowance: number | null;
     let remaining: number | null;
@@ -941,10 +964,11 @@ export class CreditEngine {
       used,
       allowance,
       remaining,
-      // A pool outside the plan never resets into it: only a plan change helps.
-      resetsAt: capacity || quota === 0 ? null : cycle.end,
+      // A pool outside the plan without a top-up never resets into it: only a plan change or a top-up helps.
+      resetsAt: capacity || (quota === 0 && state.grantTotal === 0) ? null : cycle.end,
       windowSeconds: capacity ? null : Math.round((cycle.end - cycle.start) / 1000),
       topUp: def?.topUp ?? null,
+      ...(topUpsOnly ? { topUpsOnly } : {}),
     };
   }
 }

@@ -1,6 +1,6 @@
 // What a replica may remember between requests to skip a store round trip:
-// account records, and pools known to be empty (so that a refusal needs no
-// Redis call). Bounded (least recently used out first) and time-limited;
+// account records, pools known to be empty, and credit types an account holds
+// no top-up of (so that a refusal needs no Redis call). Bounded (least recently used out first) and time-limited;
 // cleared per account by invalidations every replica hears (Redis pub/sub),
 // and cleared whole when the invalidation feed may have missed something.
 
@@ -60,15 +60,22 @@ export interface AccountStateCacheOptions {
   readonly maxAccounts: number;
 }
 
+/** What a replica knows of one account's pools. */
+interface PoolMarks {
+  /** "<plan>:<type>:<cycleStart>" -> the pool's status when it was found empty (a refusal under one plan says nothing of another). */
+  readonly empty: Map<string, PoolStatus>;
+  /** Credit types the account had no active grant of: outside the plan they are refused locally. */
+  readonly noGrant: Set<string>;
+}
+
 export class AccountStateCache {
   private readonly records: LruCache<string, AccountRecord | null>;
-  /** account -> "<plan>:<type>:<cycleStart>" -> the pool's status when it was found empty (a refusal under one plan says nothing of another). */
-  private readonly empty: LruCache<string, Map<string, PoolStatus>>;
+  private readonly pools: LruCache<string, PoolMarks>;
   private enabled = false;
 
   constructor(private readonly options: AccountStateCacheOptions) {
     this.records = new LruCache(options.maxAccounts, options.now);
-    this.empty = new LruCache(options.maxAccounts, options.now);
+    this.pools = new LruCache(options.maxAccounts, options.now);
   }
 
   /** Caching is only safe while invalidations are heard. */
@@ -87,29 +94,46 @@ export class AccountStateCache {
 
   emptyPool(account: string, plan: string, creditType: string, cycleStart: number): PoolStatus | undefined {
     if (!this.enabled) return undefined;
-    const s = this.empty.get(account)?.get(`${plan}:${creditType}:${cycleStart}`);
+    const s = this.pools.get(account)?.empty.get(`${plan}:${creditType}:${cycleStart}`);
     if (!s) return undefined;
     if (s.resetsAt !== null && s.resetsAt <= this.options.now()) return undefined;
     return s;
   }
 
   rememberEmpty(account: string, plan: string, cycleStart: number, status: PoolStatus): void {
-    if (!this.enabled) return;
-    let pools = this.empty.get(account);
-    if (!pools) {
-      pools = new Map();
-      this.empty.set(account, pools, this.options.now() + this.options.accountTtlMs);
+    this.marks(account)?.empty.set(`${plan}:${status.creditType}:${cycleStart}`, status);
+  }
+
+  /**
+   * The account had no active grant of this credit type when last asked.
+   * Only a top-up can change that, and every top-up makes every replica
+   * forget the account (grants expiring only make it truer).
+   */
+  noGrant(account: string, creditType: string): boolean {
+    return this.enabled && this.pools.get(account)?.noGrant.has(creditType) === true;
+  }
+
+  rememberNoGrant(account: string, creditType: string): void {
+    this.marks(account)?.noGrant.add(creditType);
+  }
+
+  private marks(account: string): PoolMarks | undefined {
+    if (!this.enabled) return undefined;
+    let marks = this.pools.get(account);
+    if (!marks) {
+      marks = { empty: new Map(), noGrant: new Set() };
+      this.pools.set(account, marks, this.options.now() + this.options.accountTtlMs);
     }
-    pools.set(`${plan}:${status.creditType}:${cycleStart}`, status);
+    return marks;
   }
 
   forget(account: string): void {
     this.records.delete(account);
-    this.empty.delete(account);
+    this.pools.delete(account);
   }
 
   clear(): void {
     this.records.clear();
-    this.empty.clear();
+    this.pools.clear();
   }
 }

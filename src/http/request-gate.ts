@@ -462,14 +462,19 @@ export function refusalProblem(decision: Exclude<ChargeRefusal, { reason: 'dupli
   if (decision.reason === 'not-in-plan') {
     return problem('not-in-plan', `${first.name} are not included in the ${decision.account.plan.id} plan`, { extensions });
   }
-  // Every short pool must have reset before a retry can pass.
+  // Every short pool must have reset before a retry can pass. A spent top-up
+  // outside the plan never refills by a reset (only another top-up does): no Retry-After.
   const resets = decision.short.map((s) => s.resetsAt).filter((r): r is number => r !== null);
   const headers: Record<string, string> = rateLimitHeaders(decision.short, now);
-  if (resets.length > 0) headers['retry-after'] = String(Math.max(1, secondsUntil(Math.max(...resets), now)));
+  if (resets.length > 0 && !decision.short.some((s) => s.topUpsOnly)) headers['retry-after'] = String(Math.max(1, secondsUntil(Math.max(...resets), now)));
   return problem(
     'exhausted',
     `this request needs ${first.required} ${first.name}; ${first.remaining} of ${first.allowance} remain` +
-      (first.resetsAt === null ? '' : ` until ${new Date(first.resetsAt).toISOString()}`),
+      (first.topUpsOnly
+        ? ` (top-ups only: not included in the ${decision.account.plan.id} plan)`
+        : first.resetsAt === null
+          ? ''
+          : ` until ${new Date(first.resetsAt).toISOString()}`),
     { headers, extensions },
   );
 }

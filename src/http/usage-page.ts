@@ -35,7 +35,10 @@ function poolCard(id: string, p: UsageView['pools'][string]): string {
       : `<strong>${n(p.used)}</strong> of ${n(p.allowance)} used`;
   const parts: string[] = [];
   if (p.kind === 'capacity') parts.push(`${n(p.remaining ?? 0)} more can be connected`);
-  else {
+  else if (p.planAllowance === 0) {
+    // Not in the plan: listed while a top-up of it is active, which is all there is of it.
+    parts.push(`${n(p.remaining ?? 0)} left`, 'from top-ups, not included in the plan');
+  } else {
     parts.push(`${n(p.remaining ?? 0)} left`);
     if (p.resetsAt) parts.push(`resets on ${date(p.resetsAt)}`);
     if (p.topUpRemaining > 0) parts.push(`includes ${n(p.topUpRemaining)} from top-ups`);

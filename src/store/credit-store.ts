@@ -29,7 +29,11 @@ export interface PoolCharge {
   /** "release" gives capacity back (never below zero) and cannot fail. */
   readonly op: 'charge' | 'release';
   readonly amount: number;
-  /** Plan allowance this cycle; null = unlimited (counted, never refused). */
+  /**
+   * Plan allowance this cycle; null = unlimited (counted, never refused).
+   * 0 = not in the plan: only active grants fill the pool, and without one
+   * any charge of it is refused, even of 0 (shadow: `wouldRefuse`).
+   */
   readonly limit: number | null;
   /** Epoch ms of the cycle start: part of the counter's identity (0 for capacity). */
   readonly cycleStart: number;

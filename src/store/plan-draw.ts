@@ -14,7 +14,11 @@ export interface Draw {
   readonly draws: readonly { readonly grantId: string; readonly amount: number }[];
 }
 
-/** `grants` must be active and sorted earliest expiry first. */
+/**
+ * `grants` must be active and sorted earliest expiry first. A limit of 0 is a
+ * pool outside the plan: only grants fill it, and without an active grant it
+ * refuses any charge, even of 0 (shadow mode: reported as `wouldRefuse`).
+ */
 export function planDraw(pool: PoolCharge, planUsed: number, grants: readonly Grant[]): Draw {
   if (pool.op === 'release') return { fits: true, charged: 0, wouldRefuse: false, fromPlan: 0, draws: [] };
   if (pool.limit === null) return { fits: true, charged: pool.amount, wouldRefuse: false, fromPlan: pool.amount, draws: [] };
@@ -29,11 +33,12 @@ export function planDraw(pool: PoolCharge, planUsed: number, grants: readonly Gr
       rest -= take;
     }
   }
-  if (rest === 0) return { fits: true, charged: pool.amount, wouldRefuse: false, fromPlan, draws };
+  const notInPlan = pool.limit === 0 && grants.length === 0;
+  if (rest === 0 && !notInPlan) return { fits: true, charged: pool.amount, wouldRefuse: false, fromPlan, draws };
   // Shadow mode counts what does not fit as plan usage beyond the limit.
   if (pool.shadow) return { fits: true, charged: pool.amount, wouldRefuse: true, fromPlan: fromPlan + rest, draws };
   // A hold takes what remains when that is enough.
   const min = pool.minAmount ?? pool.amount;
-  if (min < pool.amount && pool.amount - rest >= min) return { fits: true, charged: pool.amount - rest, wouldRefuse: false, fromPlan, draws };
+  if (!notInPlan && min < pool.amount && pool.amount - rest >= min) return { fits: true, charged: pool.amount - rest, wouldRefuse: false, fromPlan, draws };
   return { fits: false, charged: 0, wouldRefuse: false, fromPlan, draws: [] };
 }

@@ -54,4 +54,31 @@ describe('round trips per decision', () => {
     expect(s.evalsha ?? 0).toBe(0);
     expect(Object.keys(s).filter((k) => k !== 'info' && k !== 'config')).toEqual([]);
   });
+
+  it('a pool outside the plan: the first refusal is the one charge script call, the next needs no Redis command; a top-up opens it', async () => {
+    const a = `rt-${randomUUID()}`;
+    const voice = () =>
+      fetch(`${h.proxy}/v1/voice/calls`, { method: 'POST', headers: { 'x-account-id': a, 'content-type': 'application/json' }, body: JSON.stringify({ minutes: 1 }) }).then(
+        async (r) => [r.status, ((await r.json()) as { type?: string }).type],
+      );
+    const notInPlan = [402, 'https://creditgate.dev/problems/not-in-plan'];
+    // The account's record is read once, and the script is loaded on each connection.
+    for (let i = 0; i < 3; i++) expect(await spend(a, 1)).toBe(200);
+    await admin.config('RESETSTAT');
+    expect(await voice()).toEqual(notInPlan);
+    let s = await stats();
+    expect(s.evalsha).toBe(1);
+    expect(Object.keys(s).filter((k) => !['info', 'evalsha', 'get', 'zrangebyscore'].includes(k))).toEqual([]);
+
+    await admin.config('RESETSTAT');
+    expect(await voice()).toEqual(notInPlan);
+    expect(await voice()).toEqual(notInPlan);
+    s = await stats();
+    expect(Object.keys(s).filter((k) => k !== 'info' && k !== 'config')).toEqual([]);
+
+    // The top-up makes every replica forget: the grant is spent at once.
+    const topUp = await h.adminFetch(`/v1/accounts/${a}/topups`, { method: 'POST', body: JSON.stringify({ creditType: 'voice_minutes', amount: 1 }) });
+    expect(topUp.status).toBe(201);
+    expect((await voice())[0]).toBe(200);
+  });
 });

@@ -223,6 +223,43 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect((await store.charge(a, [pool('ai_tasks', 1, 0)], ctx())).ok).toBe(false);
         expect((await store.charge(a, [pool('database', 1, 0)], ctx())).ok).toBe(true);
       });
+
+      it('a pool with limit 0 (not in the plan) is filled by grants only; without an active grant it refuses any charge, even of 0', async () => {
+        const a = account('grant-only');
+        const t = Date.now();
+        const th = ctx({ now: t, thresholds: [0.5, 1] });
+        // No grant: refused whatever the amount, the other pool untouched; shadow mode reports it.
+        expect(await store.charge(a, [pool('voice_minutes', 0, 0), pool('database', 1, 10)], th)).toEqual({ ok: false, pools: [plain('voice_minutes', 0), plain('database', 0)] });
+        expect((await store.charge(a, [pool('voice_minutes', 0, 0, { minAmount: 0 })], th)).ok).toBe(false);
+        expect((await store.charge(a, [pool('voice_minutes', 0, 0, { shadow: true })], th)).pools[0]).toMatchObject({ wouldRefuse: true, charged: 0, planUsed: 0 });
+        expect(await used(a, 'database')).toBe(0);
+
+        await add(a, grant('g-voice', 10, t + HOUR, 'voice_minutes'));
+        // Drawn from the grant; alerts are taken of the grant allowance.
+        const r = await store.charge(a, [pool('voice_minutes', 6, 0), pool('database', 1, 10)], th);
+        expect(r.ok).toBe(true);
+        expect(r.pools[0]).toEqual({
+          ...state('voice_minutes', 0, 10, 6),
+          wouldRefuse: false,
+          emptied: false,
+          charged: 6,
+          planDelta: 0,
+          fired: [0.5],
+          draws: [{ grantId: 'g-voice', amount: 6 }],
+        });
+        // All or nothing with the other pools: 5 do not fit, nothing is taken.
+        expect((await store.charge(a, [pool('voice_minutes', 5, 0), pool('database', 1, 10)], th)).ok).toBe(false);
+        expect(await used(a, 'database')).toBe(1);
+        // A hold takes what is left of the grant.
+        const held = await store.charge(a, [pool('voice_minutes', 15, 0, { minAmount: 1 })], th);
+        expect(held.pools[0]).toMatchObject({ charged: 4, grantUsed: 10, fired: [1], emptied: true });
+        // Spent out, the grant still counts: a charge of 0 passes (exhausted, not outside the plan), 1 does not.
+        expect(await store.charge(a, [pool('voice_minutes', 0, 0)], th)).toMatchObject({ ok: true, pools: [{ grantTotal: 10, grantUsed: 10 }] });
+        expect(await store.charge(a, [pool('voice_minutes', 1, 0)], th)).toMatchObject({ ok: false, pools: [{ grantTotal: 10, grantUsed: 10 }] });
+        expect(await used(a, 'voice_minutes')).toBe(0);
+        // Once the grant has expired the pool is outside the plan again.
+        expect(await store.charge(a, [pool('voice_minutes', 0, 0)], ctx({ now: t + HOUR }))).toMatchObject({ ok: false, pools: [{ grantTotal: 0 }] });
+      });
     });
 
     describe('threshold alerts', () => {
