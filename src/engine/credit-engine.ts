@@ -358,8 +358,9 @@ export class CreditEngine {
   private async accountRecord(accountId: string): Promise<AccountRecord | null> {
     const cached = this.cache.record(accountId);
     if (cached !== undefined) return cached;
+    const epoch = this.cache.epoch();
     const record = await this.store.getAccount(accountId);
-    this.cache.rememberRecord(accountId, record);
+    this.cache.rememberRecord(accountId, record, epoch);
     return record;
   }
 
@@ -481,6 +482,7 @@ export class CreditEngine {
       return (await this.knownReplay(accountId, options.idempotency)) ?? { allowed: false, reason: 'exhausted', account: resolved, short };
     }
     const request = options.idempotency;
+    const epoch = this.cacheFor(config).epoch();
     const claim = request ? { key: request.key, claim: randomBytes(12).toString('base64url') } : undefined;
     const outcome = await this.guarded(() =>
       this.store.charge(accountId, pools, {
@@ -498,8 +500,8 @@ export class CreditEngine {
     const noGrant = lines.map((c, i) => outsidePlan[i]! && outcome.pools[i]!.grantTotal === 0);
     // Remember empty pools and missing grants: the next request for them is refused locally.
     statuses.forEach((s, i) => {
-      if (noGrant[i]) this.cacheFor(config).rememberNoGrant(accountId, s.creditType);
-      else if (s.op === 'charge' && s.remaining === 0 && s.allowance !== null && !shadow[i]) this.cacheFor(config).rememberEmpty(accountId, resolved.plan.id, pools[i]!.cycleStart, s);
+      if (noGrant[i]) this.cache.rememberNoGrant(accountId, s.creditType, epoch);
+      else if (s.op === 'charge' && s.remaining === 0 && s.allowance !== null && !shadow[i]) this.cache.rememberEmpty(accountId, resolved.plan.id, pools[i]!.cycleStart, s, epoch);
     });
     if (!outcome.ok) {
       // The store refuses such a pool whatever the amount (limit 0, no grant).

@@ -72,6 +72,11 @@ export class AccountStateCache {
   private readonly records: LruCache<string, AccountRecord | null>;
   private readonly pools: LruCache<string, PoolMarks>;
   private enabled = false;
+  /**
+   * Counts forgets. A store answer read before a forget may be older than
+   * the change that caused it: what it says is not remembered.
+   */
+  private forgets = 0;
 
   constructor(private readonly options: AccountStateCacheOptions) {
     this.records = new LruCache(options.maxAccounts, options.now);
@@ -88,8 +93,13 @@ export class AccountStateCache {
     return this.enabled ? this.records.get(account) : undefined;
   }
 
-  rememberRecord(account: string, record: AccountRecord | null): void {
-    if (this.enabled) this.records.set(account, record, this.options.now() + this.options.accountTtlMs);
+  /** Taken before a store call; the remember* calls that follow it pass it back. */
+  epoch(): number {
+    return this.forgets;
+  }
+
+  rememberRecord(account: string, record: AccountRecord | null, epoch: number): void {
+    if (this.enabled && epoch === this.forgets) this.records.set(account, record, this.options.now() + this.options.accountTtlMs);
   }
 
   emptyPool(account: string, plan: string, creditType: string, cycleStart: number): PoolStatus | undefined {
@@ -100,8 +110,8 @@ export class AccountStateCache {
     return s;
   }
 
-  rememberEmpty(account: string, plan: string, cycleStart: number, status: PoolStatus): void {
-    this.marks(account)?.empty.set(`${plan}:${status.creditType}:${cycleStart}`, status);
+  rememberEmpty(account: string, plan: string, cycleStart: number, status: PoolStatus, epoch: number): void {
+    this.marks(account, epoch)?.empty.set(`${plan}:${status.creditType}:${cycleStart}`, status);
   }
 
   /**
@@ -113,12 +123,12 @@ export class AccountStateCache {
     return this.enabled && this.pools.get(account)?.noGrant.has(creditType) === true;
   }
 
-  rememberNoGrant(account: string, creditType: string): void {
-    this.marks(account)?.noGrant.add(creditType);
+  rememberNoGrant(account: string, creditType: string, epoch: number): void {
+    this.marks(account, epoch)?.noGrant.add(creditType);
   }
 
-  private marks(account: string): PoolMarks | undefined {
-    if (!this.enabled) return undefined;
+  private marks(account: string, epoch: number): PoolMarks | undefined {
+    if (!this.enabled || epoch !== this.forgets) return undefined;
     let marks = this.pools.get(account);
     if (!marks) {
       marks = { empty: new Map(), noGrant: new Set() };
@@ -128,11 +138,13 @@ export class AccountStateCache {
   }
 
   forget(account: string): void {
+    this.forgets += 1;
     this.records.delete(account);
     this.pools.delete(account);
   }
 
   clear(): void {
+    this.forgets += 1;
     this.records.clear();
     this.pools.clear();
   }

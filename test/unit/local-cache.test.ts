@@ -1,0 +1,68 @@
+// The per-replica cache: bounded, time-limited, per plan, and never filled
+// from a store answer older than a forget (a top-up's invalidation that
+// overtook the refusal it invalidates).
+
+import { describe, expect, it } from 'vitest';
+import type { PoolStatus } from '../../src/engine/credit-engine.js';
+import { AccountStateCache } from '../../src/engine/local-cache.js';
+
+const empty: PoolStatus = {
+  creditType: 'ai_tasks',
+  name: 'AI Task Credits',
+  op: 'charge',
+  required: 1,
+  used: 10,
+  allowance: 10,
+  remaining: 0,
+  resetsAt: 10_000,
+  windowSeconds: 30,
+  topUp: null,
+};
+
+function cache(now = { t: 0 }) {
+  const c = new AccountStateCache({ now: () => now.t, accountTtlMs: 1000, maxAccounts: 2 });
+  c.setEnabled(true);
+  return c;
+}
+
+describe('AccountStateCache', () => {
+  it('remembers an empty pool per plan: a refusal under one plan says nothing of another', () => {
+    const c = cache();
+    c.rememberEmpty('a', 'basic', 0, empty, c.epoch());
+    expect(c.emptyPool('a', 'basic', 'ai_tasks', 0)).toEqual(empty);
+    expect(c.emptyPool('a', 'scale', 'ai_tasks', 0)).toBeUndefined();
+  });
+
+  it('an answer read before a forget is not remembered (the change it missed already happened)', () => {
+    const c = cache();
+    const before = c.epoch();
+    c.forget('a');
+    c.rememberEmpty('a', 'basic', 0, empty, before);
+    c.rememberNoGrant('a', 'voice_minutes', before);
+    c.rememberRecord('a', null, before);
+    expect(c.emptyPool('a', 'basic', 'ai_tasks', 0)).toBeUndefined();
+    expect(c.noGrant('a', 'voice_minutes')).toBe(false);
+    expect(c.record('a')).toBeUndefined();
+    c.rememberNoGrant('a', 'voice_minutes', c.epoch());
+    expect(c.noGrant('a', 'voice_minutes')).toBe(true);
+  });
+
+  it('forgets at the TTL, at the pool reset, least recently used first, and all at once when the feed is lost', () => {
+    const now = { t: 0 };
+    const c = cache(now);
+    c.rememberEmpty('a', 'basic', 0, empty, c.epoch());
+    c.rememberEmpty('b', 'basic', 0, empty, c.epoch());
+    c.rememberEmpty('c', 'basic', 0, empty, c.epoch());
+    expect(c.emptyPool('a', 'basic', 'ai_tasks', 0)).toBeUndefined();
+    expect(c.emptyPool('c', 'basic', 'ai_tasks', 0)).toEqual(empty);
+    now.t = 1000;
+    expect(c.emptyPool('c', 'basic', 'ai_tasks', 0)).toBeUndefined();
+    const c2 = cache(now);
+    c2.rememberEmpty('a', 'basic', 0, { ...empty, resetsAt: 1500 }, c2.epoch());
+    now.t = 1500;
+    expect(c2.emptyPool('a', 'basic', 'ai_tasks', 0)).toBeUndefined();
+    c2.rememberNoGrant('a', 't', c2.epoch());
+    c2.setEnabled(false);
+    expect(c2.noGrant('a', 't')).toBe(false);
+  });
+});
