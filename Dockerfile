@@ -1,6 +1,8 @@
 # creditgate sidecar image: build stage compiles TypeScript; the runtime stage
-# has production dependencies only and runs as a non-root user.
-FROM node:20-slim AS build
+# has production dependencies (and the ioredis/express peers) only and runs as
+# a non-root user. Node 24 LTS, pinned by tag; pin the digest in your registry
+# mirror (`node:24.21.0-slim@sha256:…`) to make builds reproducible.
+FROM node:24.21.0-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -8,11 +10,14 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:20-slim
+FROM node:24.21.0-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# ioredis and express are peer dependencies of the package (an app brings its
+# own); the sidecar image brings them itself, at the versions the lockfile pins.
+RUN node -e "const fs=require('fs');const p=require('./package.json');const l=require('./package-lock.json');for(const n of Object.keys(p.peerDependencies))p.dependencies[n]=l.packages['node_modules/'+n].version;delete p.devDependencies;fs.writeFileSync('package.json',JSON.stringify(p,null,2))" \
+  && npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY lua ./lua
 COPY config ./config

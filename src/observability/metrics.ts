@@ -46,6 +46,9 @@ export type Outcome = (typeof OUTCOMES)[number];
 const POOL_OUTCOMES: readonly Outcome[] = ['allowed', 'exhausted', 'not_in_plan', 'shadow_denied'];
 const REQUEST_OUTCOMES: readonly Outcome[] = ['unknown_account', 'unauthenticated', 'bad_request', 'store_error', 'rate_limited', 'replayed'];
 
+/** prom-client default gauges whose names end in _total. */
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export const JOURNAL_KINDS = ['charge', 'refund'] as const;
 export const REFUND_REASONS = ['upstream_error', 'not_delivered', 'client_abort', 'settled_below_hold'] as const;
 export const STORE_OPERATIONS = [
@@ -231,7 +234,12 @@ export class Metrics {
         }
       },
     });
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named like counters break `promtool check metrics`; their
+      // per-type siblings (nodejs_active_handles{type}…) say the same, summed.
+      for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
+    }
     for (const r of RELOAD_RESULTS) this.configReloads.inc({ result: r }, 0);
     this.journalEntries.set(0);
     this.journalReplayed.inc(0);

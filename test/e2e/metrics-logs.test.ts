@@ -1,6 +1,7 @@
 // What SREs see: /metrics after real traffic (no account ids anywhere), and
 // the log lines for refusals and store errors, with request ids.
 
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger, type CapturedLogger } from '../helpers/capture-logger.js';
@@ -56,6 +57,18 @@ describe('metrics and logs', () => {
     // The Node process metrics are there too.
     expect(text).toMatch(/^process_cpu_user_seconds_total /m);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+  });
+
+  it('the whole /metrics page, after traffic and with the process metrics, passes promtool check metrics', async () => {
+    const a = acct();
+    for (let i = 0; i < 12; i++) {
+      await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } }).then((r) => r.arrayBuffer());
+    }
+    const text = await metrics();
+    const check = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+    expect(text).toMatch(/^nodejs_active_handles\{/m);
   });
 
   it('counts decisions, credits, latencies and exhausted accounts after real traffic', async () => {
