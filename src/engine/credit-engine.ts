@@ -10,6 +10,7 @@ import {
   cycleContaining,
   parseAnchor,
   parseInstant,
+  truncateAnchorIso,
   type BillingAnchor,
   type BillingCycle,
 } from '../domain/billing-cycle.js';
@@ -725,7 +726,8 @@ export class CreditEngine {
     const stamp = new Date(this.now()).toISOString();
     const record: AccountRecord = {
       plan: input.plan,
-      billingAnchor: input.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO,
+      // Whole seconds, as the cycles use it: the record reads back as the anchor in force.
+      billingAnchor: truncateAnchorIso(input.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO),
       email: input.email === null ? undefined : (input.email ?? existing?.email),
       createdAt: existing?.createdAt ?? stamp,
       updatedAt: stamp,
@@ -733,7 +735,7 @@ export class CreditEngine {
     await this.store.putAccount(accountId, record);
     await this.invalidate(accountId);
     // A new plan or cycle may have room again: the pools are no longer "exhausted".
-    if (existing && (existing.plan !== record.plan || existing.billingAnchor !== record.billingAnchor)) {
+    if (existing && (existing.plan !== record.plan || truncateAnchorIso(existing.billingAnchor) !== record.billingAnchor)) {
       const cycle = cycleContaining(parseAnchor(existing.billingAnchor), this.now());
       await Promise.all([...config.creditTypes.keys()].map((t) => this.store.clearExhausted(accountId, t, cycle.start)));
     }

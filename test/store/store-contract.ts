@@ -89,6 +89,22 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect(await store.charge(a, [pool('ai_tasks', 1, 100, { cycleStart: 2_000_000 })], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 1)] });
       });
 
+      it('cycle starts within one second are one cycle: one counter, one set of alert marks (keys carry whole seconds)', async () => {
+        const a = account('cycle-second');
+        const th = ctx({ thresholds: [0.5] });
+        expect((await store.charge(a, [pool('ai_tasks', 5, 10, { cycleStart: CYCLE + 250 })], th)).pools[0]!.fired).toEqual([0.5]);
+        const r = await store.charge(a, [pool('ai_tasks', 5, 10, { cycleStart: CYCLE + 999 })], th);
+        expect(r.pools[0]).toMatchObject({ planUsed: 10, fired: [], emptied: true });
+        expect((await store.charge(a, [pool('ai_tasks', 1, 10)], th)).ok).toBe(false);
+        expect(await used(a, 'ai_tasks', CYCLE + 500)).toBe(10);
+        await store.clearExhausted(a, 'ai_tasks', CYCLE + 1);
+        expect((await store.charge(a, [pool('ai_tasks', 0, 10, { cycleStart: CYCLE + 2 })], th)).pools[0]!.emptied).toBe(true);
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE + 750, planDelta: 4, draws: [] }]);
+        expect(await used(a, 'ai_tasks')).toBe(6);
+        // The next whole second is another cycle.
+        expect(await store.charge(a, [pool('ai_tasks', 10, 10, { cycleStart: CYCLE + 1000 })], th)).toMatchObject({ ok: true, pools: [{ planUsed: 10 }] });
+      });
+
       it('a plan change applies the new limit to what was already used', async () => {
         const a = account('plan-change');
         await store.charge(a, [pool('database', 1500, 2000)], ctx());
