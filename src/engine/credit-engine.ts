@@ -14,6 +14,7 @@ import {
   type BillingAnchor,
   type BillingCycle,
 } from '../domain/billing-cycle.js';
+import { isCreditAmount, MAX_CREDITS_TEXT } from '../domain/credit-amount.js';
 import type { RefundReason } from '../domain/refund-policy.js';
 import { settleAgainstHold, type SettleRule } from '../domain/settle-rule.js';
 import {
@@ -791,7 +792,7 @@ export class CreditEngine {
     const def = config.creditTypes.get(request.creditType);
     if (!def) throw new TopUpError(`unknown credit type "${request.creditType}" (configured: ${[...config.creditTypes.keys()].join(', ')})`);
     if (def.kind === 'capacity') throw new TopUpError(`${def.name} is a capacity pool: its size comes from the plan, not from top-ups`);
-    if (!Number.isSafeInteger(request.amount) || request.amount <= 0) throw new TopUpError('amount must be a whole number above 0');
+    if (!isCreditAmount(request.amount, 1)) throw new TopUpError(`amount must be a whole number from 1 to ${MAX_CREDITS_TEXT}`);
     const resolved = await this.resolveAccount(accountId, config);
     if ('unknown' in resolved) {
       throw new TopUpError(resolved.unknown === 'account' ? 'unknown account and no default plan' : `the account's plan "${resolved.plan}" is not configured`);
@@ -925,14 +926,21 @@ function isCapacity(config: CompiledConfig, creditType: string): boolean {
 
 type MergedLine = CostLine & { readonly op: 'charge' | 'release' };
 
-/** One line per credit type and op, in first-seen order: a pool is charged once per request. */
+/**
+ * One line per credit type and op, in first-seen order: a pool is charged
+ * once per request. Costs from the config never exceed MAX_CREDITS (the
+ * schema bounds every rule); cost lines a library caller makes up are held to
+ * it here, before anything reaches a store (RangeError: a caller's bug).
+ */
 function mergeCosts(costs: readonly CostLine[]): MergedLine[] {
   const totals = new Map<string, MergedLine>();
   for (const c of costs) {
     const op = c.op ?? 'charge';
     const key = `${op}:${c.creditType}`;
     const prev = totals.get(key);
-    totals.set(key, { creditType: c.creditType, op, amount: (prev?.amount ?? 0) + c.amount, ...(c.hold ?? prev?.hold ? { hold: c.hold ?? prev!.hold! } : {}) });
+    const amount = (prev?.amount ?? 0) + c.amount;
+    if (!isCreditAmount(amount)) throw new RangeError(`${c.creditType}: a cost must be a whole number from 0 to ${MAX_CREDITS_TEXT}, got ${amount}`);
+    totals.set(key, { creditType: c.creditType, op, amount, ...(c.hold ?? prev?.hold ? { hold: c.hold ?? prev!.hold! } : {}) });
   }
   return [...totals.values()];
 }

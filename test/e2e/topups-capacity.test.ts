@@ -90,7 +90,8 @@ describe('top-ups, capacity and account changes (Redis)', () => {
     });
 
     it.each([
-      [{ creditType: 'ai_tasks', amount: 0 }, /amount must be a whole number above 0/],
+      [{ creditType: 'ai_tasks', amount: 0 }, /amount must be a whole number from 1 to 1,000,000,000,000/],
+      [{ creditType: 'ai_tasks', amount: 1_000_000_000_001 }, /amount must be a whole number from 1 to 1,000,000,000,000/],
       [{ creditType: 'ai_tasks', amount: -5 }, /amount/],
       [{ creditType: 'ai_tasks', amount: 2.5 }, /amount/],
       [{ creditType: 'ai_tasks', amount: '10' }, /amount/],
