@@ -11,6 +11,14 @@
 -- then per pool, in order: planDelta (credits to take off the counter;
 -- negative puts released capacity back), drawCount, (grantId, amount)...
 
+-- Grants are written with integer formatting, never cjson.encode: cjson keeps
+-- 14 significant digits (%.14g), which would round an expiry after the year
+-- 5138 (and amounts above 10^14). Every field is a whole number below 2^53,
+-- which Lua's doubles and %d hold exactly. The same in charge, topup, refund.
+local function grantJson(g)
+  return string.format('{"a":%d,"u":%d,"x":%d,"c":%d}', g.a, g.u, g.x, g.c)
+end
+
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'c') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 
 local at = 2
@@ -37,7 +45,7 @@ for i = 1, (#KEYS - 1) / 2 do
     if raw then
       local g = cjson.decode(raw)
       g.u = math.max(0, g.u - amount)
-      redis.call('HSET', grants, id, cjson.encode(g))
+      redis.call('HSET', grants, id, grantJson(g))
     end
   end
 end

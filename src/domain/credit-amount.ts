@@ -10,9 +10,13 @@
 //   counts charge after charge. 10^12 leaves a factor of 9,000 before any of
 //   these sums could leave the exact range.
 // - Redis's cjson encodes numbers with 14 significant digits (%.14g):
-//   123456789012345 would be written as 1.2345678901234e+14. A 13-digit
-//   maximum is exact even through cjson, so no path of the Lua code can
-//   round an amount.
+//   123456789012345 would be written as 1.2345678901234e+14. The grant
+//   records are written with integer formatting instead (lua/charge.lua,
+//   topup.lua, refund.lua), but a 13-digit maximum is exact even through
+//   cjson, so no path of the Lua code can round an amount.
+// - The grant record also holds epoch-ms instants (expiry, creation): 13
+//   digits today, 15 for an expiry after the year 5138. They are written with
+//   integer formatting too, and stay exact up to 2^53 (any year up to 9999).
 // - It is far above any real allowance (the reference plans top out at
 //   50,000 a month) and reads at a glance: 1,000,000,000,000.
 
