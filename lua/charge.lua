@@ -44,6 +44,14 @@
 -- the pool (first time this cycle). ok = 1: the counts after the charge;
 -- ok = 0: as found, nothing written.
 
+-- Grants are written with integer formatting, never cjson.encode: cjson keeps
+-- 14 significant digits (%.14g), which would round an expiry after the year
+-- 5138 (and amounts above 10^14). Every field is a whole number below 2^53,
+-- which Lua's doubles and %d hold exactly. The same in charge, topup, refund.
+local function grantJson(g)
+  return string.format('{"a":%d,"u":%d,"x":%d,"c":%d}', g.a, g.u, g.x, g.c)
+end
+
 local now = tonumber(ARGV[1])
 local fingerprint = ARGV[2]
 local idempotent = fingerprint ~= ''
@@ -216,7 +224,7 @@ for i = 1, n do
       local g = d[1]
       g.u = g.u + d[2]
       p.grantUsed = p.grantUsed + d[2]
-      redis.call('HSET', KEYS[b + 2], g.id, cjson.encode({ a = g.a, u = g.u, x = g.x, c = g.c }))
+      redis.call('HSET', KEYS[b + 2], g.id, grantJson(g))
     end
     -- Alerts: a threshold fires the first time usage reaches it in a cycle,
     -- however many requests reach it at once and whatever the allowance did.

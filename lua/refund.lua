@@ -22,6 +22,14 @@
 --
 -- Returns 1 when applied, 0 when the refund id was applied before.
 
+-- Grants are written with integer formatting, never cjson.encode: cjson keeps
+-- 14 significant digits (%.14g), which would round an expiry after the year
+-- 5138 (and amounts above 10^14). Every field is a whole number below 2^53,
+-- which Lua's doubles and %d hold exactly. The same in charge, topup, refund.
+local function grantJson(g)
+  return string.format('{"a":%d,"u":%d,"x":%d,"c":%d}', g.a, g.u, g.x, g.c)
+end
+
 if ARGV[2] ~= '' then
   if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return 0 end
   local expireAt = tonumber(ARGV[4]) + tonumber(ARGV[3])
@@ -54,7 +62,7 @@ for i = 1, (#KEYS - 3) / 2 do
     if raw then
       local g = cjson.decode(raw)
       g.u = math.max(0, g.u - amount)
-      redis.call('HSET', grants, id, cjson.encode(g))
+      redis.call('HSET', grants, id, grantJson(g))
     end
   end
 end

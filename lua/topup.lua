@@ -15,6 +15,14 @@
 -- Returns { created (1|0), grantJSON }: a replayed key answers with the grant
 -- exactly as the first call did (the original response), whatever the replay asked.
 
+-- Grants are written with integer formatting, never cjson.encode: cjson keeps
+-- 14 significant digits (%.14g), which would round an expiry after the year
+-- 5138 (and amounts above 10^14). Every field is a whole number below 2^53,
+-- which Lua's doubles and %d hold exactly. The same in charge, topup, refund.
+local function grantJson(g)
+  return string.format('{"a":%d,"u":%d,"x":%d,"c":%d}', g.a, g.u, g.x, g.c)
+end
+
 if ARGV[6] == '1' then
   local first = redis.call('GET', KEYS[4])
   if first then return { 0, first } end
@@ -24,7 +32,8 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
 for _, id in ipairs(expired) do redis.call('HDEL', KEYS[2], id) end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
 
-local grant = cjson.encode({ a = tonumber(ARGV[2]), u = 0, x = tonumber(ARGV[3]), c = tonumber(ARGV[4]) })
+local g = { a = tonumber(ARGV[2]), u = 0, x = tonumber(ARGV[3]), c = tonumber(ARGV[4]) }
+local grant = grantJson(g)
 redis.call('HSET', KEYS[2], ARGV[1], grant)
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 
@@ -36,7 +45,8 @@ local function extend(key)
 end
 extend(KEYS[2])
 extend(KEYS[3])
-local answer = cjson.encode({ id = ARGV[1], t = ARGV[9], a = tonumber(ARGV[2]), u = 0, x = tonumber(ARGV[3]), c = tonumber(ARGV[4]) })
+-- The answer: the grant with its id and credit type (strings, escaped by cjson).
+local answer = '{"id":' .. cjson.encode(ARGV[1]) .. ',"t":' .. cjson.encode(ARGV[9]) .. ',' .. string.sub(grant, 2)
 if ARGV[6] == '1' then
   redis.call('SET', KEYS[4], answer, 'PX', ARGV[7])
   redis.call('SADD', KEYS[1], KEYS[4])

@@ -3,6 +3,7 @@
 
 import { z } from 'zod';
 import { parseInstant } from '../domain/billing-cycle.js';
+import { MAX_CREDITS, MAX_CREDITS_TEXT } from '../domain/credit-amount.js';
 import { checkRoutePath } from '../domain/route-table.js';
 
 export const CREDIT_TYPE_ID = /^[a-z][a-z0-9_]{0,62}$/;
@@ -19,6 +20,14 @@ export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 
 const creditTypeId = z.string().regex(CREDIT_TYPE_ID, `credit type ids are ${ID_HINT}`);
 
+/** A whole number of credits from `min` up to MAX_CREDITS, the most every store keeps exact. */
+const credits = (min: number) =>
+  z
+    .number()
+    .int()
+    .min(min)
+    .max(MAX_CREDITS, { error: `at most ${MAX_CREDITS_TEXT} credits (the largest amount creditgate keeps exact)` });
+
 const topUp = z.union(
   [
     z.strictObject({ url: z.url().describe('Self-serve add-ons page.') }),
@@ -31,7 +40,7 @@ const instant = z.string().describe('An ISO 8601 instant with a UTC offset, e.g.
 const mode = z.enum(['enforce', 'shadow']).describe('shadow: charge and count as usual, never refuse; would-be refusals are logged and counted.');
 
 const onStoreError = z
-  .union([z.enum(['deny', 'allow']), z.strictObject({ allow: z.number().int().min(1) })])
+  .union([z.enum(['deny', 'allow']), z.strictObject({ allow: credits(1) })])
   .describe('When the store is unreachable: deny (503), or allow up to an outage allowance per account and replica.');
 
 const creditType = z.strictObject({
@@ -46,8 +55,8 @@ const creditType = z.strictObject({
   unit: z.string().min(1).optional().describe('What one credit is, for messages: "minute", "page".'),
 });
 
-const quota = z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.literal('unlimited')], {
-  error: 'expected a whole number ≥ 0 or "unlimited"',
+const quota = z.union([credits(0), z.literal('unlimited')], {
+  error: `expected a whole number from 0 to ${MAX_CREDITS_TEXT} or "unlimited"`,
 });
 
 const plan = z.record(creditTypeId, quota).describe('Monthly allowance per credit type; omitted or 0 = not in plan.');
@@ -58,7 +67,7 @@ const costRule = z
     bodyLength: z.string().min(1).optional().describe('The length of an array field of the JSON body.'),
     header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').optional(),
     query: z.string().min(1).optional().describe('A query-string parameter.'),
-    reserve: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional().describe('A fixed hold, settled after the response (needs settle).'),
+    reserve: credits(1).optional().describe('A fixed hold, settled after the response (needs settle).'),
     settle: z
       .strictObject({
         responseHeader: z.string().regex(HEADER_NAME, 'expected an HTTP header name').describe('Response header with the actual amount.'),
@@ -67,19 +76,12 @@ const costRule = z
       })
       .optional()
       .describe('Hold the cost before forwarding; charge the actual amount from the response, never above the hold.'),
-    minReserve: z
-      .number()
-      .int()
-      .min(1)
+    minReserve: credits(1)
       .optional()
       .describe('With settle: when less than the hold remains, hold what remains down to this (default 1); below it, 402.'),
-    default: z.number().int().min(0).optional().describe('Cost when the input is absent (else 400).'),
-    min: z.number().int().min(0).default(1).describe('Smallest accepted cost (else 400).'),
-    max: z
-      .number()
-      .int()
-      .min(1)
-      .max(Number.MAX_SAFE_INTEGER)
+    default: credits(0).optional().describe('Cost when the input is absent (else 400).'),
+    min: credits(0).default(1).describe('Smallest accepted cost (else 400).'),
+    max: credits(1)
       .optional()
       .describe("Largest accepted cost (else 400); default: the route's maxCost, else limits.maxCost."),
   })
@@ -105,7 +107,7 @@ const costRule = z
 
 export const COST_SPEC_MESSAGE = 'expected a number or a cost rule';
 
-const costSpec = z.union([z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), costRule], {
+const costSpec = z.union([credits(1), costRule], {
   error: COST_SPEC_MESSAGE,
 });
 
@@ -132,7 +134,7 @@ const route = z.strictObject({
     .startsWith('/', 'a route path starts with /')
     .describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
   mode: mode.optional().describe('Overrides the global mode for this route.'),
-  maxCost: z.number().int().min(1).optional().describe('Largest cost any rule of this route accepts (default limits.maxCost).'),
+  maxCost: credits(1).optional().describe('Largest cost any rule of this route accepts (default limits.maxCost).'),
   refundOn: refundOn.optional().describe('Overrides upstream.refundOn for this route.'),
   chargeWhen: z
     .strictObject({ status: z.array(z.number().int().min(100).max(599)).min(1) })
@@ -287,11 +289,7 @@ export const configSchema = z
           .default(DEFAULT_MAX_BODY_BYTES)
           .describe('Largest body read on a route whose cost comes from the body (else 413).'),
         maxJsonDepth: z.number().int().min(1).max(1000).default(32).describe('Deepest JSON nesting accepted in such a body (else 400).'),
-        maxCost: z
-          .number()
-          .int()
-          .min(1)
-          .max(Number.MAX_SAFE_INTEGER)
+        maxCost: credits(1)
           .default(DEFAULT_MAX_COST)
           .describe('Largest cost one rule accepts unless the route or rule says otherwise (else 400).'),
       })

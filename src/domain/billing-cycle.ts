@@ -6,15 +6,21 @@
 // day of each month at 00:30 in that offset, as its author meant. Cycles also
 // run backwards from the anchor (k < 0), so every instant lies in exactly one
 // cycle even when the anchor is in the future.
+//
+// Anchors are whole seconds: fractional seconds are dropped when an anchor is
+// parsed (truncated, never rounded), so every cycle starts on a whole second.
+// Redis keys a counter by its cycle start in whole seconds; with whole-second
+// anchors every store sees the same cycle for the same anchor, and moving an
+// anchor by less than a second does not start a new one anywhere.
 
 export interface BillingAnchor {
-  /** The anchor as written (ISO 8601 with offset). */
+  /** The anchor as written (ISO 8601 with offset), without fractional seconds. */
   readonly iso: string;
   readonly year: number;
   /** 0-based month, as Date uses. */
   readonly month: number;
   readonly day: number;
-  /** Milliseconds since local midnight, in the anchor's offset. */
+  /** Milliseconds since local midnight, in the anchor's offset: always whole seconds. */
   readonly msOfDay: number;
   readonly offsetMinutes: number;
 }
@@ -42,7 +48,8 @@ export function daysInMonth(year: number, month0: number): number {
   return new Date(Date.UTC(year, month0 + 1, 0)).getUTCDate();
 }
 
-export function parseAnchor(iso: string): BillingAnchor {
+/** An ISO 8601 instant in parts, to the millisecond (sub-millisecond digits are dropped). */
+function parseIso(iso: string): BillingAnchor {
   const m = ISO_INSTANT.exec(iso);
   if (!m) {
     throw new InvalidAnchorError(
@@ -83,6 +90,21 @@ export function parseAnchor(iso: string): BillingAnchor {
   };
 }
 
+/**
+ * The anchor text without fractional seconds ("2025-01-31T09:00:00.750+02:00"
+ * → "2025-01-31T09:00:00+02:00"): what an account record keeps, so that what
+ * is read back is the anchor in use. Any other text is returned unchanged.
+ */
+export function truncateAnchorIso(iso: string): string {
+  return iso.replace(/^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.\d+(?=Z|z|[+-])/, '$1');
+}
+
+/** A billing anchor, truncated to the whole second (see the top of this file). */
+export function parseAnchor(iso: string): BillingAnchor {
+  const parsed = parseIso(iso);
+  return { ...parsed, iso: truncateAnchorIso(iso), msOfDay: parsed.msOfDay - (parsed.msOfDay % 1000) };
+}
+
 /** Epoch ms at which cycle k of this anchor starts. Strictly increasing in k. */
 export function cycleStartAt(anchor: BillingAnchor, k: number): number {
   const totalMonths = anchor.month + k;
@@ -104,7 +126,7 @@ export function cycleContaining(anchor: BillingAnchor, at: number): BillingCycle
   return { index: k, start: cycleStartAt(anchor, k), end: cycleStartAt(anchor, k + 1) };
 }
 
-/** Epoch ms of an ISO 8601 instant with offset (the same strict syntax as anchors). */
+/** Epoch ms of an ISO 8601 instant with offset (the same strict syntax as anchors), to the millisecond. */
 export function parseInstant(iso: string): number {
-  return cycleStartAt(parseAnchor(iso), 0);
+  return cycleStartAt(parseIso(iso), 0);
 }

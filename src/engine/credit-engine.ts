@@ -10,9 +10,11 @@ import {
   cycleContaining,
   parseAnchor,
   parseInstant,
+  truncateAnchorIso,
   type BillingAnchor,
   type BillingCycle,
 } from '../domain/billing-cycle.js';
+import { isCreditAmount, MAX_CREDITS_TEXT } from '../domain/credit-amount.js';
 import type { RefundReason } from '../domain/refund-policy.js';
 import { settleAgainstHold, type SettleRule } from '../domain/settle-rule.js';
 import {
@@ -809,14 +811,15 @@ export class CreditEngine {
     const stamp = new Date(this.now()).toISOString();
     const record: AccountRecord = {
       plan: input.plan,
-      billingAnchor: input.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO,
+      // Whole seconds, as the cycles use it: the record reads back as the anchor in force.
+      billingAnchor: truncateAnchorIso(input.billingAnchor ?? existing?.billingAnchor ?? CALENDAR_MONTH_ANCHOR_ISO),
       email: input.email === null ? undefined : (input.email ?? existing?.email),
       createdAt: existing?.createdAt ?? stamp,
       updatedAt: stamp,
     };
     await this.announcing(accountId, () => this.store.putAccount(accountId, record));
     // A new plan or cycle may have room again: the pools are no longer "exhausted".
-    if (existing && (existing.plan !== record.plan || existing.billingAnchor !== record.billingAnchor)) {
+    if (existing && (existing.plan !== record.plan || truncateAnchorIso(existing.billingAnchor) !== record.billingAnchor)) {
       const cycle = cycleContaining(parseAnchor(existing.billingAnchor), this.now());
       await Promise.all([...config.creditTypes.keys()].map((t) => this.store.clearExhausted(accountId, t, cycle.start)));
     }
@@ -877,7 +880,7 @@ export class CreditEngine {
     const def = config.creditTypes.get(request.creditType);
     if (!def) throw new TopUpError(`unknown credit type "${request.creditType}" (configured: ${[...config.creditTypes.keys()].join(', ')})`);
     if (def.kind === 'capacity') throw new TopUpError(`${def.name} is a capacity pool: its size comes from the plan, not from top-ups`);
-    if (!Number.isSafeInteger(request.amount) || request.amount <= 0) throw new TopUpError('amount must be a whole number above 0');
+    if (!isCreditAmount(request.amount, 1)) throw new TopUpError(`amount must be a whole number from 1 to ${MAX_CREDITS_TEXT}`);
     const resolved = await this.resolveAccount(accountId, config);
     if ('unknown' in resolved) {
       throw new TopUpError(resolved.unknown === 'account' ? 'unknown account and no default plan' : `the account's plan "${resolved.plan}" is not configured`);
@@ -1015,14 +1018,21 @@ function isCapacity(config: CompiledConfig, creditType: string): boolean {
 
 type MergedLine = CostLine & { readonly op: 'charge' | 'release' };
 
-/** One line per credit type and op, in first-seen order: a pool is charged once per request. */
+/**
+ * One line per credit type and op, in first-seen order: a pool is charged
+ * once per request. Costs from the config never exceed MAX_CREDITS (the
+ * schema bounds every rule); cost lines a library caller makes up are held to
+ * it here, before anything reaches a store (RangeError: a caller's bug).
+ */
 function mergeCosts(costs: readonly CostLine[]): MergedLine[] {
   const totals = new Map<string, MergedLine>();
   for (const c of costs) {
     const op = c.op ?? 'charge';
     const key = `${op}:${c.creditType}`;
     const prev = totals.get(key);
-    totals.set(key, { creditType: c.creditType, op, amount: (prev?.amount ?? 0) + c.amount, ...(c.hold ?? prev?.hold ? { hold: c.hold ?? prev!.hold! } : {}) });
+    const amount = (prev?.amount ?? 0) + c.amount;
+    if (!isCreditAmount(amount)) throw new RangeError(`${c.creditType}: a cost must be a whole number from 0 to ${MAX_CREDITS_TEXT}, got ${amount}`);
+    totals.set(key, { creditType: c.creditType, op, amount, ...(c.hold ?? prev?.hold ? { hold: c.hold ?? prev!.hold! } : {}) });
   }
   return [...totals.values()];
 }

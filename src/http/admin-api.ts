@@ -4,6 +4,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
+import { truncateAnchorIso } from '../domain/billing-cycle.js';
 import { AccountInputError, TopUpError, type CreditEngine } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -56,7 +57,8 @@ function accountIdParam(req: Request): string {
 }
 
 function publicAccount(id: string, r: AccountRecord) {
-  return { id, plan: r.plan, billingAnchor: r.billingAnchor, ...(r.email ? { email: r.email } : {}), createdAt: r.createdAt, updatedAt: r.updatedAt };
+  // A record saved before anchors were whole seconds shows the anchor in force.
+  return { id, plan: r.plan, billingAnchor: truncateAnchorIso(r.billingAnchor), ...(r.email ? { email: r.email } : {}), createdAt: r.createdAt, updatedAt: r.updatedAt };
 }
 
 export function createAdminApp(options: AdminApiOptions): express.Express {

@@ -34,6 +34,7 @@ import type {
 import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreFullError } from './credit-store.js';
 import { AccountTable } from './account-table.js';
 import { planDraw } from './plan-draw.js';
+import { cycleSecond } from './store-keys.js';
 
 interface Expiring<T> {
   value: T;
@@ -58,6 +59,9 @@ function publicRecord({ claim: _claim, ...record }: HeldRecord): IdempotencyReco
 }
 
 const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
+
+/** A cycle start as counters are keyed by it, here as in Redis: the whole second (store-keys.ts). */
+const cycleKey = (cycleStart: number) => cycleSecond(cycleStart) * 1000;
 
 /**
  * What an account has besides its plan counters (those are packed in the
@@ -205,12 +209,13 @@ export class MemoryStore implements CreditStore {
       if (live(seen, clock)) return { ok: false, duplicate: publicRecord(seen.value), pools: [] };
     }
     const read = pools.map((p) => {
-      const planUsed = slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, p.cycleStart, clock);
+      const cycle = cycleKey(p.cycleStart);
+      const planUsed = slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, cycle, clock);
       const grants = p.extras && state ? this.activeGrants(state, p.creditType, context.now) : [];
-      return { p, planUsed, grants, draw: planDraw(p, planUsed, grants) };
+      return { p, cycle, planUsed, grants, draw: planDraw(p, planUsed, grants) };
     });
     const fits = read.every((r) => r.draw.fits);
-    const result: ChargedPool[] = read.map(({ p, planUsed, grants, draw }) => {
+    const result: ChargedPool[] = read.map(({ p, cycle, planUsed, grants, draw }) => {
       const grantTotal = grants.reduce((s, g) => s + g.amount, 0);
       let grantUsed = grants.reduce((s, g) => s + g.used, 0);
       if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: false, emptied: false, charged: 0, planDelta: 0, fired: [], draws: [] };
@@ -219,10 +224,10 @@ export class MemoryStore implements CreditStore {
       if (p.op === 'release') {
         newPlanUsed = Math.max(0, planUsed - p.amount);
         charged = planUsed - newPlanUsed;
-        if (newPlanUsed !== planUsed) this.accounts.setCounter(held(), p.creditType, p.cycleStart, newPlanUsed, p.expireAt, clock);
+        if (newPlanUsed !== planUsed) this.accounts.setCounter(held(), p.creditType, cycle, newPlanUsed, p.expireAt, clock);
       } else if (draw.fromPlan > 0) {
         newPlanUsed = planUsed + draw.fromPlan;
-        this.accounts.setCounter(held(), p.creditType, p.cycleStart, newPlanUsed, p.expireAt, clock);
+        this.accounts.setCounter(held(), p.creditType, cycle, newPlanUsed, p.expireAt, clock);
       }
       for (const d of draw.draws) {
         state!.grantsOf(p.creditType)!.get(d.grantId)!.used += d.amount;
@@ -234,7 +239,7 @@ export class MemoryStore implements CreditStore {
         const allowance = p.limit + grantTotal;
         const used = newPlanUsed + grantUsed;
         if (allowance > 0) {
-          const markKey = `${p.creditType}:${p.cycleStart}`;
+          const markKey = `${p.creditType}:${cycle}`;
           let marks = state?.marks(markKey);
           if (!live(marks, clock)) marks = { value: new Set(), expireAt: p.expireAt };
           for (const t of context.thresholds) {
@@ -286,12 +291,13 @@ export class MemoryStore implements CreditStore {
     const claim = options.idempotency;
     if (claim && state?.requestKeys.get(claim.key)?.value.claim === claim.claim) state.requestKeys.delete(claim.key);
     for (const line of lines) {
-      const expireAt = this.accounts.counterExpiry(slot, line.creditType, line.cycleStart, clock);
+      const cycle = cycleKey(line.cycleStart);
+      const expireAt = this.accounts.counterExpiry(slot, line.creditType, cycle, clock);
       if (line.planDelta !== 0 && expireAt !== undefined) {
-        const value = this.accounts.counter(slot, line.creditType, line.cycleStart, clock);
+        const value = this.accounts.counter(slot, line.creditType, cycle, clock);
         const next = line.planDelta > 0 ? value - Math.min(line.planDelta, value) : value - line.planDelta;
-        this.accounts.setCounter(slot, line.creditType, line.cycleStart, next, expireAt, clock);
-      } else if (line.planDelta < 0 && line.cycleStart === 0) {
+        this.accounts.setCounter(slot, line.creditType, cycle, next, expireAt, clock);
+      } else if (line.planDelta < 0 && cycle === 0) {
         // A release took capacity to 0, which is not kept: hold it again.
         this.accounts.setCounter(slot, line.creditType, 0, -line.planDelta, 0, clock);
       }
@@ -339,7 +345,7 @@ export class MemoryStore implements CreditStore {
       const grants = state ? this.activeGrants(state, p.creditType, now) : [];
       return {
         creditType: p.creditType,
-        planUsed: slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, p.cycleStart, clock),
+        planUsed: slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, cycleKey(p.cycleStart), clock),
         grantTotal: grants.reduce((s, g) => s + g.amount, 0),
         grantUsed: grants.reduce((s, g) => s + g.used, 0),
         grants,
@@ -407,7 +413,7 @@ export class MemoryStore implements CreditStore {
     const slot = this.accounts.slotOf(account);
     if (slot === undefined) return;
     this.exhausted.get(creditType)?.delete(slot);
-    this.accounts.extrasAt(slot)?.marks(`${creditType}:${cycleStart}`)?.value.delete('empty');
+    this.accounts.extrasAt(slot)?.marks(`${creditType}:${cycleKey(cycleStart)}`)?.value.delete('empty');
   }
 
   async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {

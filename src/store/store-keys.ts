@@ -24,6 +24,16 @@
 
 const NEEDS_ESCAPE = /[%{}:]/;
 
+/**
+ * A cycle as counter keys name it: its start in whole seconds. Every store
+ * keys plan counters and alert marks by it, so cycle starts within one
+ * second are one cycle on every store (the engine's cycles start on whole
+ * seconds anyway: anchors are truncated to the second).
+ */
+export function cycleSecond(cycleStart: number): number {
+  return Math.floor(cycleStart / 1000);
+}
+
 export function escapeAccount(account: string): string {
   // Most ids need nothing: skip the replace on the hot path.
   if (!NEEDS_ESCAPE.test(account)) return account;
@@ -54,7 +64,7 @@ export class StoreKeys {
   }
 
   usage(account: string, creditType: string, cycleStart: number): string {
-    return `${this.tag(account)}:u:${creditType}:${Math.floor(cycleStart / 1000)}`;
+    return `${this.tag(account)}:u:${creditType}:${cycleSecond(cycleStart)}`;
   }
 
   grants(account: string, creditType: string): string {
@@ -66,7 +76,7 @@ export class StoreKeys {
   }
 
   alerts(account: string, creditType: string, cycleStart: number): string {
-    return `${this.tag(account)}:al:${creditType}:${Math.floor(cycleStart / 1000)}`;
+    return `${this.tag(account)}:al:${creditType}:${cycleSecond(cycleStart)}`;
   }
 
   topUpIdempotency(account: string, key: string): string {

@@ -88,6 +88,47 @@ describe('admin API', () => {
     expect((await down.json()).remaining).toBe(0);
   });
 
+  it('billing anchors are whole seconds: PUT drops the milliseconds, GET shows the anchor in force, a sub-second move keeps the cycle', async () => {
+    const id = `anchor-${randomUUID()}`;
+    const created = await put(id, { plan: 'tiny', billingAnchor: '2025-01-31T09:00:00.750+02:00' });
+    expect(created.status).toBe(201);
+    expect((await created.json()).billingAnchor).toBe('2025-01-31T09:00:00+02:00');
+    expect((await (await h.adminFetch(`/v1/accounts/${id}`)).json()).billingAnchor).toBe('2025-01-31T09:00:00+02:00');
+    const before = await (await h.adminFetch(`/v1/accounts/${id}/usage`)).json();
+    expect(before.cycle.start).toMatch(/T07:00:00\.000Z$/);
+    const spent = await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': id, 'x-task-count': '6' } });
+    expect(spent.status).toBe(200);
+    // Less than a second later is the same anchor: the same cycle, what was used in it kept.
+    const moved = await put(id, { plan: 'tiny', billingAnchor: '2025-01-31T09:00:00.250+02:00' });
+    expect(moved.status).toBe(200);
+    expect((await moved.json()).billingAnchor).toBe('2025-01-31T09:00:00+02:00');
+    const after = await (await h.adminFetch(`/v1/accounts/${id}/usage`)).json();
+    expect(after.cycle).toEqual(before.cycle);
+    expect(after.pools.ai_tasks).toMatchObject({ used: 6, remaining: 4 });
+  });
+
+  it('top-ups: above MAX_CREDITS is a 400 naming the maximum; the maximum, expiring in 9999, is kept exactly', async () => {
+    const id = `max-${randomUUID()}`;
+    const topUp = (body: unknown) => h.adminFetch(`/v1/accounts/${id}/topups`, { method: 'POST', body: JSON.stringify(body) });
+    for (const amount of [1_000_000_000_001, 123_456_789_012_345]) {
+      const refused = await topUp({ creditType: 'ai_tasks', amount });
+      expect(refused.status).toBe(400);
+      expect(refused.headers.get('content-type')).toBe('application/problem+json');
+      const p = await refused.json();
+      expect(p.type).toBe('https://creditgate.dev/problems/invalid-request');
+      expect(p.detail).toBe('amount must be a whole number from 1 to 1,000,000,000,000');
+    }
+    expect((await (await h.adminFetch(`/v1/accounts/${id}/topups`)).json()).topUps).toEqual([]);
+
+    const granted = await topUp({ creditType: 'ai_tasks', amount: 1_000_000_000_000, expiresAt: '9999-12-31T23:59:59.999Z' });
+    expect(granted.status).toBe(201);
+    const grant = await granted.json();
+    expect(grant).toMatchObject({ amount: 1_000_000_000_000, remaining: 1_000_000_000_000, expiresAt: '9999-12-31T23:59:59.999Z' });
+    expect((await (await h.adminFetch(`/v1/accounts/${id}/topups`)).json()).topUps).toEqual([grant]);
+    const usage = await (await h.adminFetch(`/v1/accounts/${id}/usage`)).json();
+    expect(usage.pools.ai_tasks).toMatchObject({ allowance: 1_000_000_000_010, remaining: 1_000_000_000_010, topUpRemaining: 1_000_000_000_000 });
+  });
+
   it('an account with no record: GET is 404, usage is 200 on the default plan with calendar months', async () => {
     const id = `ghost-${randomUUID()}`;
     const r = await h.adminFetch(`/v1/accounts/${id}`);

@@ -81,6 +81,9 @@ describe('creditgate admin CLI', () => {
     const bad = await cli(['topup', 'x', '--type', 'sms', '--amount', '5']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('unknown credit type "sms"');
+    const huge = await cli(['topup', 'x', '--type', 'ai_tasks', '--amount', '1000000000001']);
+    expect(huge.status).toBe(1);
+    expect(huge.stderr).toContain('amount must be a whole number from 1 to 1,000,000,000,000');
     const missing = await cli(['topup', 'x', '--type', 'ai_tasks']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('--amount');

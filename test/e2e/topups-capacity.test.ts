@@ -90,7 +90,8 @@ describe('top-ups, capacity and account changes (Redis)', () => {
     });
 
     it.each([
-      [{ creditType: 'ai_tasks', amount: 0 }, /amount must be a whole number above 0/],
+      [{ creditType: 'ai_tasks', amount: 0 }, /amount must be a whole number from 1 to 1,000,000,000,000/],
+      [{ creditType: 'ai_tasks', amount: 1_000_000_000_001 }, /amount must be a whole number from 1 to 1,000,000,000,000/],
       [{ creditType: 'ai_tasks', amount: -5 }, /amount/],
       [{ creditType: 'ai_tasks', amount: 2.5 }, /amount/],
       [{ creditType: 'ai_tasks', amount: '10' }, /amount/],
@@ -203,10 +204,11 @@ describe('top-ups, capacity and account changes (Redis)', () => {
     it('a new billing anchor starts a fresh cycle from that anchor', async () => {
       const a = acct();
       await spend(a, 6);
-      const anchor = new Date(Date.now() - 3 * 86400_000).toISOString();
-      await h.adminFetch(`/v1/accounts/${a}`, { method: 'PUT', body: JSON.stringify({ plan: 'tiny', billingAnchor: anchor }) });
+      // Anchors are whole seconds: one with milliseconds starts its cycle on the second.
+      const anchorMs = Date.now() - 3 * 86400_000;
+      await h.adminFetch(`/v1/accounts/${a}`, { method: 'PUT', body: JSON.stringify({ plan: 'tiny', billingAnchor: new Date(anchorMs).toISOString() }) });
       const u = await usage(a);
-      expect(u.cycle.start).toBe(anchor);
+      expect(u.cycle.start).toBe(new Date(anchorMs - (anchorMs % 1000)).toISOString());
       expect(u.pools.ai_tasks.used).toBe(0);
     });
 

@@ -59,6 +59,19 @@ describe('billing cycles (property-based)', () => {
     );
   });
 
+  it('every cycle starts on a whole second, and the anchor\'s fractional seconds change no cycle', () => {
+    fc.assert(
+      fc.property(anchorIso, instant, (iso, at) => {
+        const c = cycleContaining(parseAnchor(iso), at);
+        expect(c.start % 1000).toBe(0);
+        expect(c.end % 1000).toBe(0);
+        // The same anchor written without its fraction: the same cycle.
+        expect(cycleContaining(parseAnchor(iso.replace(/\.\d+/, '')), at)).toEqual(c);
+      }),
+      params,
+    );
+  });
+
   it("each cycle starts on the anchor's day clamped to the month, at the anchor's time of day, in the anchor's offset", () => {
     fc.assert(
       fc.property(anchorIso, fc.integer({ min: -300, max: 300 }), (iso, k) => {

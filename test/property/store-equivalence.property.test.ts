@@ -2,10 +2,18 @@
 // holds, idempotency keys), refunds (full and partial), top-ups, releases,
 // completions and clock moves give the same outcomes and the same usage on
 // both. A failure prints the seed and the shortest sequence that shows it.
+//
+// Amounts, limits and top-ups run from a few credits up to MAX_CREDITS, and
+// top-ups may expire as late as the year 9999 (15-digit epoch ms). Each pool
+// of a charge finds its cycle as the engine does: from a billing anchor with
+// random milliseconds (an anchor moved by less than a second between
+// charges), through parseAnchor and cycleContaining.
 
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cycleContaining, parseAnchor } from '../../src/domain/billing-cycle.js';
+import { MAX_CREDITS } from '../../src/domain/credit-amount.js';
 import { splitRefund } from '../../src/engine/refund-split.js';
 import type { ChargeOutcome, CreditStore, PoolCharge } from '../../src/store/credit-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -13,18 +21,33 @@ import { RedisStore } from '../../src/store/redis-store.js';
 import { redisUrl } from '../helpers/test-redis.js';
 
 const TYPES = ['a', 'b'] as const;
+/** Two accounts' anchors, whole seconds; each use adds random milliseconds. */
+const ANCHORS = ['2025-01-31T09:00:00', '2024-02-29T17:30:05'] as const;
+/** The last millisecond of the year 9999. */
+const FAR = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** Mostly small (pools run out and spill into grants), sometimes at or near the maximum. */
+const credits = (min: number, small: number) =>
+  fc.oneof(
+    { weight: 3, arbitrary: fc.integer({ min, max: small }) },
+    { weight: 1, arbitrary: fc.integer({ min: MAX_CREDITS - small, max: MAX_CREDITS }) },
+    { weight: 1, arbitrary: fc.integer({ min, max: MAX_CREDITS }) },
+  );
 const poolArb = fc.record({
   type: fc.constantFrom(...TYPES),
-  amount: fc.integer({ min: 0, max: 30 }),
-  limit: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null, freq: 5 }),
+  amount: credits(0, 30),
+  limit: fc.option(credits(0, 60), { nil: null, freq: 5 }),
   shadow: fc.boolean(),
-  hold: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
-  cycle: fc.constantFrom(0, 1),
+  hold: fc.option(credits(1, 30), { nil: undefined }),
+  anchor: fc.constantFrom(0, 1),
+  anchorMs: fc.integer({ min: 0, max: 999 }),
 });
+const cycleStartOf = (anchor: number, ms: number, now: number) =>
+  cycleContaining(parseAnchor(`${ANCHORS[anchor]}.${String(ms).padStart(3, '0')}Z`), now).start;
 const opArb = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('charge' as const), pools: fc.uniqueArray(poolArb, { minLength: 1, maxLength: 2, selector: (p) => p.type }), idem: fc.option(fc.constantFrom('k1', 'k2'), { nil: undefined }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), which: fc.nat(), part: fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('topup' as const), type: fc.constantFrom(...TYPES), amount: fc.integer({ min: 1, max: 20 }), expiresIn: fc.integer({ min: 1, max: 120 }), idem: fc.option(fc.constantFrom('g1', 'g2'), { nil: undefined }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), which: fc.nat(), part: fc.option(credits(0, 30), { nil: undefined }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('topup' as const), type: fc.constantFrom(...TYPES), amount: credits(1, 20), expiresIn: fc.integer({ min: 1, max: 120 }), far: fc.boolean(), idem: fc.option(fc.constantFrom('g1', 'g2'), { nil: undefined }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('capacity' as const), release: fc.boolean(), amount: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('complete' as const), which: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 60 }) }) },
@@ -52,7 +75,7 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
         op: 'charge',
         amount: p.amount,
         limit: p.limit,
-        cycleStart: 1_000_000 * (p.cycle + 1),
+        cycleStart: cycleStartOf(p.anchor, p.anchorMs, now),
         expireAt,
         extras: true,
         shadow: p.shadow,
@@ -76,7 +99,7 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
     } else if (op.kind === 'topup') {
       const r = await store.addGrant(
         account,
-        { id: `g${i}`, creditType: op.type, amount: op.amount, expiresAt: now + op.expiresIn, createdAt: now },
+        { id: `g${i}`, creditType: op.type, amount: op.amount, expiresAt: op.far ? FAR - op.expiresIn : now + op.expiresIn, createdAt: now },
         { now, idempotencyTtlMs: 3_600_000, ...(op.idem ? { idempotencyKey: op.idem } : {}) },
       );
       trace.push(r);
@@ -91,7 +114,7 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
   }
   const usage = await store.usage(
     account,
-    [...TYPES.flatMap((t) => [1, 2].map((c) => ({ creditType: t, cycleStart: 1_000_000 * c }))), { creditType: 'cap', cycleStart: 0 }],
+    [...TYPES.flatMap((t) => [0, 1].map((a) => ({ creditType: t, cycleStart: cycleStartOf(a, 0, now) }))), { creditType: 'cap', cycleStart: 0 }],
     now,
   );
   return { trace, usage };

@@ -2,6 +2,7 @@
 // by memory-store.test.ts and redis-store.test.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_CREDITS } from '../../src/domain/credit-amount.js';
 import type { AccountRecord, ChargeContext, CreditStore, PoolCharge } from '../../src/store/credit-store.js';
 import { sampleEvent } from '../helpers/sample-event.js';
 
@@ -87,6 +88,22 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         await store.charge(a, [pool('ai_tasks', 100, 100, { cycleStart: 1000 })], ctx());
         expect((await store.charge(a, [pool('ai_tasks', 1, 100, { cycleStart: 1000 })], ctx())).ok).toBe(false);
         expect(await store.charge(a, [pool('ai_tasks', 1, 100, { cycleStart: 2_000_000 })], ctx())).toEqual({ ok: true, pools: [plain('ai_tasks', 1)] });
+      });
+
+      it('cycle starts within one second are one cycle: one counter, one set of alert marks (keys carry whole seconds)', async () => {
+        const a = account('cycle-second');
+        const th = ctx({ thresholds: [0.5] });
+        expect((await store.charge(a, [pool('ai_tasks', 5, 10, { cycleStart: CYCLE + 250 })], th)).pools[0]!.fired).toEqual([0.5]);
+        const r = await store.charge(a, [pool('ai_tasks', 5, 10, { cycleStart: CYCLE + 999 })], th);
+        expect(r.pools[0]).toMatchObject({ planUsed: 10, fired: [], emptied: true });
+        expect((await store.charge(a, [pool('ai_tasks', 1, 10)], th)).ok).toBe(false);
+        expect(await used(a, 'ai_tasks', CYCLE + 500)).toBe(10);
+        await store.clearExhausted(a, 'ai_tasks', CYCLE + 1);
+        expect((await store.charge(a, [pool('ai_tasks', 0, 10, { cycleStart: CYCLE + 2 })], th)).pools[0]!.emptied).toBe(true);
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE + 750, planDelta: 4, draws: [] }]);
+        expect(await used(a, 'ai_tasks')).toBe(6);
+        // The next whole second is another cycle.
+        expect(await store.charge(a, [pool('ai_tasks', 10, 10, { cycleStart: CYCLE + 1000 })], th)).toMatchObject({ ok: true, pools: [{ planUsed: 10 }] });
       });
 
       it('a plan change applies the new limit to what was already used', async () => {
@@ -259,6 +276,50 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect(await used(a, 'voice_minutes')).toBe(0);
         // Once the grant has expired the pool is outside the plan again.
         expect(await store.charge(a, [pool('voice_minutes', 0, 0)], ctx({ now: t + HOUR }))).toMatchObject({ ok: false, pools: [{ grantTotal: 0 }] });
+      });
+    });
+
+    describe('amounts at the maximum', () => {
+      const MAX = MAX_CREDITS;
+      // 9999-12-31T23:59:59.999Z: 15 digits, beyond the 14 that Lua's cjson writes exactly.
+      const FAR = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+      it('a grant of MAX_CREDITS expiring in the year 9999 is kept exactly through grant, charge, draw and refund', async () => {
+        const a = account('max');
+        const t = Date.now();
+        const exact = (used: number) => ({ id: 'g-max', creditType: 'ai_tasks', amount: MAX, used, expiresAt: FAR, createdAt: t });
+        const opts = { now: t, idempotencyTtlMs: HOUR, idempotencyKey: 'order-max' };
+        const added = await store.addGrant(a, { id: 'g-max', creditType: 'ai_tasks', amount: MAX, expiresAt: FAR, createdAt: t }, opts);
+        expect(added).toEqual({ created: true, grant: exact(0) });
+        // The replay answers the first grant, just as exactly.
+        expect(await store.addGrant(a, { id: 'g-other', creditType: 'ai_tasks', amount: 1, expiresAt: t + HOUR, createdAt: t }, opts)).toEqual({
+          created: false,
+          grant: exact(0),
+        });
+        // A plan of MAX spent by one charge of MAX, then the grant: all but one credit, then the last.
+        const plan = await store.charge(a, [pool('ai_tasks', MAX, MAX)], ctx({ now: t }));
+        expect(plan).toMatchObject({ ok: true, pools: [{ planUsed: MAX, grantTotal: MAX, grantUsed: 0, charged: MAX, planDelta: MAX, draws: [] }] });
+        const most = await store.charge(a, [pool('ai_tasks', MAX - 1, MAX)], ctx({ now: t }));
+        expect(most).toMatchObject({ ok: true, pools: [{ planUsed: MAX, grantUsed: MAX - 1, charged: MAX - 1, draws: [{ grantId: 'g-max', amount: MAX - 1 }] }] });
+        expect((await store.charge(a, [pool('ai_tasks', 2, MAX)], ctx({ now: t }))).ok).toBe(false);
+        const last = await store.charge(a, [pool('ai_tasks', 1, MAX)], ctx({ now: t }));
+        expect(last).toMatchObject({ ok: true, pools: [{ grantUsed: MAX, draws: [{ grantId: 'g-max', amount: 1 }] }] });
+        expect(await store.usage(a, [key('ai_tasks')], t)).toEqual([{ creditType: 'ai_tasks', planUsed: MAX, grantTotal: MAX, grantUsed: MAX, grants: [exact(MAX)] }]);
+        // A refund gives back exactly what the charge took.
+        await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: MAX, draws: [{ grantId: 'g-max', amount: MAX - 1 }] }]);
+        expect(await store.usage(a, [key('ai_tasks')], t)).toEqual([{ creditType: 'ai_tasks', planUsed: 0, grantTotal: MAX, grantUsed: 1, grants: [exact(1)] }]);
+        // Still there a moment before the expiry, gone at it.
+        expect((await store.usage(a, [key('ai_tasks')], FAR - 1))[0]!.grantTotal).toBe(MAX);
+        expect((await store.usage(a, [key('ai_tasks')], FAR))[0]!.grantTotal).toBe(0);
+
+        // Sums of maximum amounts stay exact: plan plus grants, an unlimited pool counting charge after charge.
+        for (const id of ['g1', 'g2', 'g3']) {
+          await store.addGrant(a, { id, creditType: 'database', amount: MAX, expiresAt: FAR, createdAt: t }, { now: t, idempotencyTtlMs: HOUR });
+        }
+        const sum = await store.charge(a, [pool('database', MAX, MAX - 1, { minAmount: 1 })], ctx({ now: t, thresholds: [0.25] }));
+        expect(sum.pools[0]).toMatchObject({ planUsed: MAX - 1, grantTotal: 3 * MAX, grantUsed: 1, charged: MAX, fired: [0.25] });
+        for (let i = 0; i < 5; i++) await store.charge(a, [pool('email_verification', MAX - i, null)], ctx({ now: t }));
+        expect(await used(a, 'email_verification')).toBe(5 * MAX - 10);
       });
     });
 

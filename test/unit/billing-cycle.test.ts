@@ -5,6 +5,8 @@ import {
   daysInMonth,
   InvalidAnchorError,
   parseAnchor,
+  parseInstant,
+  truncateAnchorIso,
 } from '../../src/domain/billing-cycle.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -88,14 +90,25 @@ describe('billing cycles: the cycle containing an instant', () => {
     expect(far.index).toBe(-9);
   });
 
-  it('sub-day anchors: an anchor with seconds and milliseconds resets to the millisecond', () => {
+  it('sub-day anchors: an anchor with seconds resets to the second; its milliseconds are truncated', () => {
     const a = parseAnchor('2026-11-25T14:40:03.250Z');
-    const before = cycleContaining(a, at('2026-11-25T14:40:03.249Z'));
-    const after = cycleContaining(a, at('2026-11-25T14:40:03.250Z'));
-    expect(iso(before.end)).toBe('2026-11-25T14:40:03.250Z');
-    expect(iso(before.start)).toBe('2026-10-25T14:40:03.250Z');
-    expect(iso(after.start)).toBe('2026-11-25T14:40:03.250Z');
-    expect(iso(after.end)).toBe('2026-12-25T14:40:03.250Z');
+    const before = cycleContaining(a, at('2026-11-25T14:40:02.999Z'));
+    const after = cycleContaining(a, at('2026-11-25T14:40:03.000Z'));
+    expect(iso(before.end)).toBe('2026-11-25T14:40:03.000Z');
+    expect(iso(before.start)).toBe('2026-10-25T14:40:03.000Z');
+    expect(iso(after.start)).toBe('2026-11-25T14:40:03.000Z');
+    expect(iso(after.end)).toBe('2026-12-25T14:40:03.000Z');
+  });
+
+  it('anchors that differ by less than a second give the same cycles (what Redis keys them by)', () => {
+    const t = at('2026-02-10T00:00:00Z');
+    const cycles = ['2026-01-31T09:00:00Z', '2026-01-31T09:00:00.001Z', '2026-01-31T09:00:00.5Z', '2026-01-31T09:00:00.999999Z'].map((s) =>
+      cycleContaining(parseAnchor(s), t),
+    );
+    for (const c of cycles) expect(c).toEqual(cycles[0]);
+    expect(cycles[0]!.start % 1000).toBe(0);
+    // A whole second apart is another anchor.
+    expect(cycleContaining(parseAnchor('2026-01-31T09:00:01Z'), t).start).toBe(cycles[0]!.start + 1000);
   });
 
   it('calendar-month anchor gives calendar months', () => {
@@ -133,8 +146,27 @@ describe('billing anchors: parsing', () => {
     expect(() => parseAnchor(value)).toThrow(InvalidAnchorError);
   });
 
-  it('accepts offsets with and without a colon, and fractional seconds', () => {
+  it('accepts offsets with and without a colon, and fractional seconds, which it truncates', () => {
     expect(parseAnchor('2025-01-31T00:00:00-0530').offsetMinutes).toBe(-330);
-    expect(parseAnchor('2025-01-31T00:00:00.5+01:00').msOfDay).toBe(500);
+    expect(parseAnchor('2025-01-31T00:00:00.5+01:00').msOfDay).toBe(0);
+    expect(parseAnchor('2025-01-31T07:08:09.999Z').msOfDay).toBe((7 * 3600 + 8 * 60 + 9) * 1000);
+    expect(parseAnchor('2025-01-31T07:08:09.999+01:00').iso).toBe('2025-01-31T07:08:09+01:00');
+  });
+
+  it('truncates, never rounds, and keeps the offset as written', () => {
+    expect(truncateAnchorIso('2025-01-31T09:00:00.999Z')).toBe('2025-01-31T09:00:00Z');
+    expect(truncateAnchorIso('2025-01-31T09:00:59.9z')).toBe('2025-01-31T09:00:59z');
+    expect(truncateAnchorIso('2025-01-31T09:00:00.123456789-05:30')).toBe('2025-01-31T09:00:00-05:30');
+    expect(truncateAnchorIso('2025-01-31T09:00:00.5+0100')).toBe('2025-01-31T09:00:00+0100');
+    // Nothing to drop: unchanged.
+    for (const s of ['2025-01-31T09:00:00Z', '2025-01-31T09:00Z', '2025-01-31T09:00:00+02:00', 'tomorrow']) expect(truncateAnchorIso(s)).toBe(s);
+    // The text and the parsed anchor agree.
+    const a = parseAnchor('2024-02-29T23:59:59.999+14:00');
+    expect(parseAnchor(a.iso)).toEqual(a);
+  });
+
+  it('only anchors are truncated: an instant (enforceFrom, a top-up expiry) keeps its milliseconds', () => {
+    expect(parseInstant('2025-01-31T09:00:00.750Z')).toBe(at('2025-01-31T09:00:00.750Z'));
+    expect(cycleStartAt(parseAnchor('2025-01-31T09:00:00.750Z'), 0)).toBe(at('2025-01-31T09:00:00Z'));
   });
 });

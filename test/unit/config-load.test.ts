@@ -115,6 +115,34 @@ describe('config loading', () => {
     expect(errors.some((e) => e.startsWith('config.yaml:24 routes[2].path:'))).toBe(true);
   });
 
+  it('refuses any amount above MAX_CREDITS (10^12) at its line: quotas, fixed costs, reserves, rule bounds, maxCost', () => {
+    const over = '1000000000001';
+    const bad = ISSUE_SHAPE.replace('ai_tasks: 1000, email_verification: 2000', `ai_tasks: ${over}, email_verification: 2000`)
+      .replace('identity:\n', `limits: { maxCost: ${over} }\nidentity:\n`)
+      .replace('ai_tasks: { name: AI Task Credits }', `ai_tasks: { name: AI Task Credits, onStoreError: { allow: ${over} } }`)
+      .replace('{ ai_tasks: { body: count } }', `{ ai_tasks: { body: count, max: ${over} } }`)
+      .replace('charge: { email_verification: { bodyLength: emails } }', `maxCost: ${over}\n    charge: { email_verification: { bodyLength: emails, default: ${over} } }`)
+      .replace('charge: { database: 1, email_verification: 1 }', `charge: { database: ${over}, email_verification: { reserve: ${over}, settle: { responseHeader: x-used } } }`);
+    const at = 'at most 1,000,000,000,000 credits (the largest amount creditgate keeps exact)';
+    expect(errorsOf(bad).sort()).toEqual(
+      [
+        `config.yaml:2 limits.maxCost: ${at}`,
+        `config.yaml:7 creditTypes.ai_tasks.onStoreError.allow: ${at}`,
+        `config.yaml:12 plans.basic.ai_tasks: ${at}`,
+        `config.yaml:18 routes[0].charge.ai_tasks.max: ${at}`,
+        `config.yaml:22 routes[1].maxCost: ${at}`,
+        `config.yaml:23 routes[1].charge.email_verification.default: ${at}`,
+        `config.yaml:27 routes[2].charge.database: ${at}`,
+        `config.yaml:27 routes[2].charge.email_verification.reserve: ${at}`,
+      ].sort(),
+    );
+    // The maximum itself is fine everywhere.
+    const max = bad.replaceAll(over, '1000000000000');
+    const c = loadConfigText(max, 'config.yaml');
+    expect(c.plans.get('basic')!.quotas.get('ai_tasks')).toBe(1_000_000_000_000);
+    expect(c.routes.match('POST', '/v1/ai/followups')!.route.charges[0]!.rule.max).toBe(1_000_000_000_000);
+  });
+
   it('reports YAML syntax errors and duplicate keys with their line', () => {
     expect(errorsOf('version: 1\ncreditTypes:\n  a: { name: A\n')[0]).toMatch(/^config\.yaml:\d+: /);
     const dup = errorsOf('version: 1\nversion: 1\ncreditTypes: {}\nplans: {}\n');
