@@ -5,7 +5,7 @@
 // and cleared whole when the invalidation feed may have missed something.
 
 import type { AccountRecord } from '../store/credit-store.js';
-import type { PoolStatus } from './credit-engine.js';
+import type { PoolStatus } from './types.js';
 
 interface Entry<T> {
   value: T;

@@ -81,7 +81,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
   });
   app.get('/readyz', async (_req, res) => {
     try {
-      await engine.store.ping();
+      await engine.ping();
       if (options.isReady && !options.isReady()) throw new Error('not ready');
       res.json({ status: 'ready', config: engine.currentConfig().hash });
     } catch {
@@ -119,7 +119,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
 
   app.get('/v1/accounts/:id', async (req, res) => {
     const id = accountIdParam(req);
-    const record = await engine.store.getAccount(id);
+    const record = await engine.getAccount(id);
     if (!record) throw new ProblemError(problem('not-found', `no account record for this id`));
     res.json(publicAccount(id, record));
   });
@@ -161,7 +161,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
       throw new ProblemError(problem('invalid-request', 'limit must be a whole number from 1 to 1000'));
     }
-    res.set('cache-control', 'no-store').json({ account: id, events: await engine.store.listEvents(id, limit) });
+    res.set('cache-control', 'no-store').json({ account: id, events: await engine.events(id, limit) });
   });
 
   app.get('/v1/accounts/:id/usage', async (req, res) => {
@@ -176,7 +176,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const config = engine.currentConfig();
     const usage = await engine.usage(id, config);
     if (!usage) throw new ProblemError(problem('not-found', 'no account record for this id and no default plan'));
-    const [topUps, events] = await Promise.all([engine.listTopUps(id, config), engine.store.listEvents(id, 20)]);
+    const [topUps, events] = await Promise.all([engine.listTopUps(id, config), engine.events(id, 20)]);
     const creditTypeNames = new Map([...config.creditTypes.values()].map((t) => [t.id, t.name]));
     res
       .status(200)

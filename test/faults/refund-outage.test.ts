@@ -82,13 +82,13 @@ describe('a refund survives a store outage', () => {
     const account = `refund-${randomUUID()}`;
     const key = randomUUID();
     expect(await refundDuringOutage(h, account, key)).toBe(500);
-    expect(h.sidecar.engine.journal.size).toBe(1);
+    expect(h.sidecar.engine.journalSize).toBe(1);
     // While the store cannot say whether the key was used, a keyed retry is refused, not forwarded.
     expect(await spend(h, account, 100, key)).toBe(503);
 
     redis = await startRedis(AOF, { port, dir });
-    for (let i = 0; i < 100 && h.sidecar.engine.journal.size > 0; i++) await sleep(50);
-    expect(h.sidecar.engine.journal.size).toBe(0);
+    for (let i = 0; i < 100 && h.sidecar.engine.journalSize > 0; i++) await sleep(50);
+    expect(h.sidecar.engine.journalSize).toBe(0);
     // The refund was applied: only the first 10 stand, not 110.
     expect(await usedIn(redis.url, account)).toBe(10);
     // The key was freed in the same step: the retry is charged, once.
@@ -113,8 +113,8 @@ describe('a refund survives a store outage', () => {
     redis = await startRedis(AOF, { port, dir });
     const second = await startHarness({ config: config(journalFile), redis: redis.url });
     harnesses.push(second);
-    for (let i = 0; i < 100 && second.sidecar.engine.journal.size > 0; i++) await sleep(50);
-    expect(second.sidecar.engine.journal.size).toBe(0);
+    for (let i = 0; i < 100 && second.sidecar.engine.journalSize > 0; i++) await sleep(50);
+    expect(second.sidecar.engine.journalSize).toBe(0);
     expect(existsSync(journalFile)).toBe(false);
     expect(await usedIn(redis.url, account)).toBe(10);
   });
