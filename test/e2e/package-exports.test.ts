@@ -82,7 +82,8 @@ describe('the packed package in a fresh app', () => {
       expect(r.stdout + r.stderr, name).toBe('');
       expect(r.status, name).toBe(0);
     }
-  });
+    // Two full type checks of the app and its dependencies' types: slow on a busy 2-core machine.
+  }, 120_000);
 
   it('an ioredis 6 client passed in carries real charges, refusals and usage (RESP3, its default)', () => {
     writeFileSync(
