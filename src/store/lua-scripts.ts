@@ -1,7 +1,10 @@
-// The Lua sources in lua/, read once at startup. ioredis sends them with
-// EVALSHA and reloads a script by itself when Redis answers NOSCRIPT.
+// The Lua sources in lua/, read once at startup, and the commands they
+// become on a client. ioredis sends them with EVALSHA and reloads a script by
+// itself when Redis answers NOSCRIPT.
 
 import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+import type { Reply } from './redis-replies.js';
 
 function readLua(name: string): string {
   // Resolves from src/store and from dist/store alike: both are two levels down.
@@ -15,3 +18,21 @@ export const LUA = {
   refund: readLua('refund'),
   idempotency: readLua('idempotency'),
 } as const;
+
+/** The scripts as commands of a client. */
+export interface CreditgateCommands {
+  creditgateCharge(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateTopup(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
+  creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  creditgateIdempotency(numKeys: number, ...args: (string | number)[]): Promise<number>;
+}
+
+/** Defines the scripts as commands on `c`, those it does not have yet. */
+export function defineCommands(c: (Redis | Cluster) & Partial<CreditgateCommands>): void {
+  if (typeof c.creditgateCharge !== 'function') c.defineCommand('creditgateCharge', { lua: LUA.charge });
+  if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
+  if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
+  if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
+  if (typeof c.creditgateIdempotency !== 'function') c.defineCommand('creditgateIdempotency', { lua: LUA.idempotency });
+}

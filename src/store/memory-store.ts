@@ -5,13 +5,7 @@
 // Every method runs synchronously between its awaits, which is what makes a
 // check-then-charge atomic here: no other request runs in between.
 //
-// Bounded without ever handing out credits: nothing live is dropped (an
-// account record never is). A sweep, at most `sweepStep` accounts per timer
-// tick and going on where the last tick stopped, drops what has ended:
-// counters of cycles past their expiry, expired grants, idempotency keys and
-// alert marks, an events feed 90 days after its last event; an account left
-// with nothing goes. At `maxAccounts` a new account is refused
-// (StoreFullError, a 503 store-full); accounts held keep working.
+// Accounts held, their bound and the sweep: memory-accounts.ts.
 
 import type {
   AccountRecord,
@@ -31,173 +25,18 @@ import type {
   PoolUsage,
   RefundLine,
 } from './credit-store.js';
-import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreFullError } from './credit-store.js';
-import { AccountTable } from './account-table.js';
+import { EVENTS_TTL_MS, REFUND_ID_TTL_MS } from './credit-store.js';
+import { live, publicRecord, type Expiring, type GrantData, type HeldRecord } from './memory-account-state.js';
+import { MemoryAccounts } from './memory-accounts.js';
 import { planDraw } from './plan-draw.js';
 import { cycleSecond } from './store-keys.js';
 
-interface Expiring<T> {
-  value: T;
-  /** Epoch ms; 0 = never. */
-  expireAt: number;
-}
-
-interface GrantData {
-  amount: number;
-  used: number;
-  expiresAt: number;
-  createdAt: number;
-}
-
-/** A request idempotency record with the claim that holds it. */
-interface HeldRecord extends IdempotencyRecord {
-  readonly claim: string;
-}
-
-function publicRecord({ claim: _claim, ...record }: HeldRecord): IdempotencyRecord {
-  return record;
-}
-
-const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<T> => e !== undefined && (e.expireAt === 0 || e.expireAt > now);
+export type { MemoryStoreOptions } from './memory-accounts.js';
 
 /** A cycle start as counters are keyed by it, here as in Redis: the whole second (store-keys.ts). */
 const cycleKey = (cycleStart: number) => cycleSecond(cycleStart) * 1000;
 
-/**
- * What an account has besides its plan counters (those are packed in the
- * AccountTable). Made on first use; most accounts only ever have counters.
- */
-class AccountState {
-  record?: AccountRecord;
-  private grantsByType?: Map<string, Map<string, GrantData>>;
-  private alertMarks?: Map<string, Expiring<Set<number | 'empty'>>>;
-  private topUpAnswers?: Map<string, Expiring<Grant>>;
-  private appliedRefunds?: Map<string, Expiring<true>>;
-  private requestClaims?: Map<string, Expiring<HeldRecord>>;
-  private feed?: Expiring<AlertEvent[]>;
-
-  /** type -> grant id -> grant. */
-  get grants(): Map<string, Map<string, GrantData>> {
-    return (this.grantsByType ??= new Map());
-  }
-
-  /** The grants of one type, if any (reading makes no map). */
-  grantsOf(creditType: string): Map<string, GrantData> | undefined {
-    return this.grantsByType?.get(creditType);
-  }
-
-  /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
-  get alerted(): Map<string, Expiring<Set<number | 'empty'>>> {
-    return (this.alertMarks ??= new Map());
-  }
-
-  /** The alert marks of one pool and cycle, if any (reading makes no map). */
-  marks(key: string): Expiring<Set<number | 'empty'>> | undefined {
-    return this.alertMarks?.get(key);
-  }
-
-  /** Top-up idempotency key -> the grant as first answered. */
-  /** Refund ids applied (a replayed refund gives nothing back twice). */
-  get refundIds(): Map<string, Expiring<true>> {
-    return (this.appliedRefunds ??= new Map());
-  }
-
-  get topUpKeys(): Map<string, Expiring<Grant>> {
-    return (this.topUpAnswers ??= new Map());
-  }
-
-  get requestKeys(): Map<string, Expiring<HeldRecord>> {
-    return (this.requestClaims ??= new Map());
-  }
-
-  /** Newest first; gone 90 days after the last append (as in Redis). */
-  events(now: number): AlertEvent[] {
-    return live(this.feed, now) ? this.feed.value : [];
-  }
-
-  setEvents(events: AlertEvent[], expireAt: number): void {
-    this.feed = { value: events, expireAt };
-  }
-
-  /** Bytes of kept first responses held by this account's request keys. */
-  keptBytes(): number {
-    let bytes = 0;
-    for (const e of this.requestClaims?.values() ?? []) bytes += e.value.response?.length ?? 0;
-    return bytes;
-  }
-
-  /** Drops what has expired; true when nothing is left (no record either). `freed` hears of kept responses dropped. */
-  sweep(now: number, freed: (bytes: number) => void): boolean {
-    const prune = <T>(map: Map<string, Expiring<T>> | undefined, dropped?: (e: T) => void) => {
-      if (map) {
-        for (const [k, e] of map) {
-          if (e.expireAt === 0 || e.expireAt > now) continue;
-          map.delete(k);
-          dropped?.(e.value);
-        }
-      }
-      return map?.size ? map : undefined;
-    };
-    this.alertMarks = prune(this.alertMarks);
-    this.topUpAnswers = prune(this.topUpAnswers);
-    this.appliedRefunds = prune(this.appliedRefunds);
-    this.requestClaims = prune(this.requestClaims, (r) => freed(r.response?.length ?? 0));
-    for (const [type, byType] of this.grantsByType ?? []) {
-      for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
-      if (byType.size === 0) this.grantsByType!.delete(type);
-    }
-    if (this.grantsByType?.size === 0) this.grantsByType = undefined;
-    if (!live(this.feed, now)) this.feed = undefined;
-    return !this.record && !this.grantsByType && !this.alertMarks && !this.topUpAnswers && !this.appliedRefunds && !this.requestClaims && !this.feed;
-  }
-}
-
-export interface MemoryStoreOptions {
-  /** Clock for key expiry; tests move it. */
-  readonly now?: () => number;
-  /** How often a sweep step runs (ms). Default 1,000. */
-  readonly sweepIntervalMs?: number;
-  /** Accounts one sweep step looks at, at most; the next step goes on from there. Default 10,000. */
-  readonly sweepStep?: number;
-  /**
-   * Accounts held at most (config `store.maxAccounts`; default 1,000,000).
-   * At the bound a new account is refused with StoreFullError; nothing held
-   * is dropped to make room. A function is asked at each new account.
-   */
-  readonly maxAccounts?: number | (() => number);
-  /**
-   * Bytes of first responses kept for idempotent replays, at most, over all
-   * accounts. Past it a completed request keeps no response (its replays get
-   * 409): memory stays bounded however many keys one account sends. Default 256 MiB.
-   */
-  readonly maxKeptResponseBytes?: number;
-}
-
-export class MemoryStore implements CreditStore {
-  private readonly accounts = new AccountTable<AccountState>();
-  /** credit type -> slot of the account -> until (epoch ms); an account's marks go with its slot. */
-  private readonly exhausted = new Map<string, Map<number, number>>();
-  private readonly now: () => number;
-  private readonly sweeper: NodeJS.Timeout;
-  private readonly sweepIntervalMs: number;
-  private readonly sweepStep: number;
-  /** The next slot a sweep step looks at. */
-  private cursor = 0;
-  private readonly maxAccounts: () => number;
-  private readonly maxKeptResponseBytes: number;
-  private keptResponseBytes = 0;
-
-  constructor(options: MemoryStoreOptions = {}) {
-    this.now = options.now ?? Date.now;
-    this.maxKeptResponseBytes = options.maxKeptResponseBytes ?? 256 * 1024 * 1024;
-    const max = options.maxAccounts ?? 1_000_000;
-    this.maxAccounts = typeof max === 'number' ? () => max : max;
-    this.sweepIntervalMs = options.sweepIntervalMs ?? 1000;
-    this.sweepStep = Math.max(1, options.sweepStep ?? 10_000);
-    this.sweeper = setInterval(() => this.sweep(), this.sweepIntervalMs);
-    this.sweeper.unref();
-  }
-
+export class MemoryStore extends MemoryAccounts implements CreditStore {
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
     // A new account gets a slot only once something is written for it.
     let slot = this.accounts.slotOf(account);
@@ -211,7 +50,7 @@ export class MemoryStore implements CreditStore {
     const read = pools.map((p) => {
       const cycle = cycleKey(p.cycleStart);
       const planUsed = slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, cycle, clock);
-      const grants = p.extras && state ? this.activeGrants(state, p.creditType, context.now) : [];
+      const grants = p.extras && state ? state.activeGrants(p.creditType, context.now) : [];
       return { p, cycle, planUsed, grants, draw: planDraw(p, planUsed, grants) };
     });
     const fits = read.every((r) => r.draw.fits);
@@ -342,7 +181,7 @@ export class MemoryStore implements CreditStore {
     const state = slot === undefined ? undefined : this.accounts.extrasAt(slot);
     const clock = this.now();
     return pools.map((p) => {
-      const grants = state ? this.activeGrants(state, p.creditType, now) : [];
+      const grants = state ? state.activeGrants(p.creditType, now) : [];
       return {
         creditType: p.creditType,
         planUsed: slot === undefined ? 0 : this.accounts.counter(slot, p.creditType, cycleKey(p.cycleStart), clock),
@@ -445,84 +284,4 @@ export class MemoryStore implements CreditStore {
   }
 
   async ping(): Promise<void> {}
-
-  async close(): Promise<void> {
-    clearInterval(this.sweeper);
-  }
-
-  /** Accounts held in memory, for tests and diagnostics. */
-  get size(): number {
-    return this.accounts.size;
-  }
-
-  /** The account's slot; a new one needs room. */
-  private claim(account: string): number {
-    const slot = this.accounts.slotOf(account) ?? this.accounts.add(account, this.maxAccounts());
-    if (slot !== undefined) return slot;
-    // Room comes back as the sweep finds accounts with nothing live: one round over all of them.
-    const round = Math.ceil(this.accounts.end / this.sweepStep) * this.sweepIntervalMs;
-    throw new StoreFullError(
-      `the memory store holds its maximum of ${this.maxAccounts()} accounts (store.maxAccounts): a new account cannot be added`,
-      Math.max(1, Math.ceil(round / 1000)),
-    );
-  }
-
-  private stateOf(slot: number): AccountState {
-    let state = this.accounts.extrasAt(slot);
-    if (!state) {
-      state = new AccountState();
-      this.accounts.setExtras(slot, state);
-    }
-    return state;
-  }
-
-  /** What the account has besides counters, if it is held; never makes an entry. */
-  private existing(account: string): AccountState | undefined {
-    const slot = this.accounts.slotOf(account);
-    return slot === undefined ? undefined : this.accounts.extrasAt(slot);
-  }
-
-  private activeGrants(state: AccountState, creditType: string, now: number): Grant[] {
-    const byType = state.grantsOf(creditType);
-    if (!byType) return [];
-    return [...byType]
-      .filter(([, g]) => g.expiresAt > now)
-      .map(([id, g]) => toGrant(id, creditType, g))
-      .sort((a, b) => a.expiresAt - b.expiresAt || (a.id < b.id ? -1 : 1));
-  }
-
-  /**
-   * One sweep step: looks at the next `sweepStep` slots, drops what has
-   * ended there, and the accounts left with nothing. Never a pass over all
-   * accounts at once; the next step goes on where this one stopped.
-   */
-  private sweep(): void {
-    const now = this.now();
-    const end = Math.min(this.cursor + this.sweepStep, this.accounts.end);
-    for (let slot = this.cursor; slot < end; slot++) {
-      if (!this.accounts.holds(slot)) continue;
-      const noCounters = this.accounts.sweepCounters(slot, now);
-      if (this.accounts.extrasAt(slot)?.sweep(now, (bytes) => (this.keptResponseBytes -= bytes))) this.accounts.setExtras(slot, undefined);
-      let marked = false;
-      for (const byType of this.exhausted.values()) {
-        const until = byType.size === 0 ? undefined : byType.get(slot);
-        if (until === undefined) continue;
-        if (until <= now) byType.delete(slot);
-        else marked = true;
-      }
-      if (noCounters && !marked && this.accounts.extrasAt(slot) === undefined) this.drop(slot);
-    }
-    this.cursor = end >= this.accounts.end ? 0 : end;
-  }
-
-  /** Removes an account and its exhausted marks (its slot may go to another account next). */
-  private drop(slot: number): void {
-    this.keptResponseBytes -= this.accounts.extrasAt(slot)?.keptBytes() ?? 0;
-    for (const byType of this.exhausted.values()) byType.delete(slot);
-    this.accounts.remove(slot);
-  }
-}
-
-function toGrant(id: string, creditType: string, g: GrantData): Grant {
-  return { id, creditType, amount: g.amount, used: g.used, expiresAt: g.expiresAt, createdAt: g.createdAt };
 }

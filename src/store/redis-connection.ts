@@ -1,6 +1,8 @@
 // Opens the ioredis client a Redis URL names: a single server (redis://,
 // rediss://), a Redis Cluster (redis+cluster://host:port,host:port), or a
-// Sentinel-managed primary (redis+sentinel://host:port,host:port?name=mymaster).
+// Sentinel-managed primary (redis+sentinel://host:port,host:port?name=mymaster);
+// with the options the store opens its own clients with; and waits for a
+// client to be ready.
 
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
@@ -50,4 +52,38 @@ export function createRedisClient(url: string, options: RedisOptions): Redis | C
     });
   }
   return new Redis(url, options);
+}
+
+/** Waits (up to `timeoutMs`) for `client` to be ready; false if it is not. */
+export function whenReady(client: Redis & { status: string }, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    client.once('ready', onReady);
+  });
+}
+
+/** A client the store opens (and owns) for `url`. */
+export function openStoreClient(url: string, timeoutMs: number, redisOptions?: RedisOptions): Redis | Cluster {
+  const c = createRedisClient(url, {
+    // One decision is one script call; batching the calls of one event-loop
+    // tick into one write is what keeps Redis busy rather than the network.
+    enableAutoPipelining: true,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 1,
+    // No offline queue: a charge that timed out while Redis was away must
+    // not be sent later, when Redis is back, on top of the journal replay.
+    enableOfflineQueue: false,
+    ...redisOptions,
+  });
+  // Connection errors surface as failed commands (StoreError); without a
+  // listener ioredis would also print each reconnect attempt.
+  c.on('error', () => {});
+  return c;
 }

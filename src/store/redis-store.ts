@@ -1,14 +1,12 @@
 // The production store: counters in Redis, each charge one Lua round trip.
 
-import { Cluster, type Redis, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type {
   AccountRecord,
   AlertEvent,
   ChargeContext,
-  ChargedPool,
   ChargeOutcome,
   CreditStore,
-  Grant,
   GrantResult,
   IdempotencyRecord,
   RequestClaim,
@@ -19,28 +17,13 @@ import type {
   RefundLine,
 } from './credit-store.js';
 import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from './credit-store.js';
-import { LUA } from './lua-scripts.js';
-import { createRedisClient } from './redis-connection.js';
+import { defineCommands, type CreditgateCommands } from './lua-scripts.js';
+import { openStoreClient, whenReady } from './redis-connection.js';
+import { subscribeToInvalidations } from './redis-invalidations.js';
+import { chargeOutcome, grantResult, idempotencyRecord, poolUsages } from './redis-replies.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
 
 type RedisClient = Redis | Cluster;
-type Reply = (string | number)[];
-
-interface CreditgateCommands {
-  creditgateCharge(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
-  creditgateTopup(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
-  creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
-  creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<number>;
-  creditgateIdempotency(numKeys: number, ...args: (string | number)[]): Promise<number>;
-}
-
-/** Grants are stored compactly: amount, used, expiresAt, createdAt. */
-interface StoredGrant {
-  a: number;
-  u: number;
-  x: number;
-  c: number;
-}
 
 /** Top-up grant keys outlive their last grant by this much. */
 const GRANT_GRACE_MS = 24 * 3600 * 1000;
@@ -65,19 +48,6 @@ export interface RedisStoreOptions {
   readonly redisOptions?: RedisOptions;
 }
 
-function idempotencyRecord(state: unknown, fingerprint: unknown, response: unknown): IdempotencyRecord {
-  return {
-    state: String(state) as IdempotencyRecord['state'],
-    fingerprint: typeof fingerprint === 'string' ? fingerprint : '',
-    ...(typeof response === 'string' ? { response } : {}),
-  };
-}
-
-function toGrant(id: string, creditType: string, raw: string): Grant {
-  const g = JSON.parse(raw) as StoredGrant;
-  return { id, creditType, amount: g.a, used: g.u, expiresAt: g.x, createdAt: g.c };
-}
-
 export class RedisStore implements CreditStore {
   readonly client: RedisClient;
   private readonly commands: CreditgateCommands;
@@ -94,23 +64,7 @@ export class RedisStore implements CreditStore {
       this.ownsClient = false;
     } else if (options.url) {
       const url = options.url;
-      const open = () => {
-        const c = createRedisClient(url, {
-        // One decision is one script call; batching the calls of one event-loop
-        // tick into one write is what keeps Redis busy rather than the network.
-        enableAutoPipelining: true,
-        commandTimeout: options.timeoutMs ?? 50,
-        maxRetriesPerRequest: 1,
-        // No offline queue: a charge that timed out while Redis was away must
-        // not be sent later, when Redis is back, on top of the journal replay.
-        enableOfflineQueue: false,
-        ...options.redisOptions,
-        });
-        // Connection errors surface as failed commands (StoreError); without a
-        // listener ioredis would also print each reconnect attempt.
-        c.on('error', () => {});
-        return c;
-      };
+      const open = () => openStoreClient(url, options.timeoutMs ?? 50, options.redisOptions);
       this.client = open();
       this.extraClients = Array.from({ length: Math.max(1, options.connections ?? 2) - 1 }, open);
       this.ownsClient = true;
@@ -118,13 +72,7 @@ export class RedisStore implements CreditStore {
       throw new TypeError('RedisStore needs a url or a client');
     }
     this.keys = new StoreKeys(options.prefix ?? 'cg');
-    for (const c of [this.client, ...this.extraClients] as (RedisClient & Partial<CreditgateCommands>)[]) {
-      if (typeof c.creditgateCharge !== 'function') c.defineCommand('creditgateCharge', { lua: LUA.charge });
-      if (typeof c.creditgateTopup !== 'function') c.defineCommand('creditgateTopup', { lua: LUA.topup });
-      if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
-      if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
-      if (typeof c.creditgateIdempotency !== 'function') c.defineCommand('creditgateIdempotency', { lua: LUA.idempotency });
-    }
+    for (const c of [this.client, ...this.extraClients]) defineCommands(c);
     this.commands = this.client as unknown as CreditgateCommands;
     this.chargeClients = [this.client, ...this.extraClients] as (RedisClient & CreditgateCommands)[];
   }
@@ -159,32 +107,7 @@ export class RedisStore implements CreditStore {
     }
     const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
     const reply = await this.call('charge', () => conn.creditgateCharge(keys.length, ...keys, ...args));
-    if (reply[0] === 2) return { ok: false, duplicate: idempotencyRecord(reply[1], reply[2], reply[3]), pools: [] };
-    let at = 1;
-    const next = () => reply[at++]!;
-    const result: ChargedPool[] = pools.map((p) => {
-      const planUsed = Number(next());
-      const grantTotal = Number(next());
-      const grantUsed = Number(next());
-      const flags = Number(next());
-      const charged = Number(next());
-      const planDelta = Number(next());
-      const fired = Array.from({ length: Number(next()) }, () => Number(next()));
-      const draws = Array.from({ length: Number(next()) }, () => ({ grantId: String(next()), amount: Number(next()) }));
-      return {
-        creditType: p.creditType,
-        planUsed,
-        grantTotal,
-        grantUsed,
-        wouldRefuse: (flags & 1) !== 0,
-        emptied: (flags & 2) !== 0,
-        charged,
-        planDelta,
-        fired,
-        draws,
-      };
-    });
-    return { ok: reply[0] === 1, pools: result };
+    return chargeOutcome(reply, pools);
   }
 
   async refund(account: string, lines: readonly RefundLine[], options: RefundOptions = {}): Promise<boolean> {
@@ -231,19 +154,7 @@ export class RedisStore implements CreditStore {
       this.keys.grantExpiry(account, p.creditType),
     ]);
     const reply = await this.call('usage', () => this.commands.creditgateUsage(keys.length, ...keys, now));
-    let at = 0;
-    const next = () => reply[at++]!;
-    return pools.map((p) => {
-      const planUsed = Number(next());
-      const grants = Array.from({ length: Number(next()) }, () => toGrant(String(next()), p.creditType, String(next())));
-      return {
-        creditType: p.creditType,
-        planUsed,
-        grantTotal: grants.reduce((s, g) => s + g.amount, 0),
-        grantUsed: grants.reduce((s, g) => s + g.used, 0),
-        grants,
-      };
-    });
+    return poolUsages(reply, pools);
   }
 
   async addGrant(
@@ -268,9 +179,7 @@ export class RedisStore implements CreditStore {
       grant.expiresAt + GRANT_GRACE_MS,
       grant.creditType,
     ];
-    const [created, raw] = await this.call('topup', () => this.commands.creditgateTopup(keys.length, ...keys, ...args));
-    const answer = JSON.parse(String(raw)) as StoredGrant & { id: string; t: string };
-    return { created: created === 1, grant: toGrant(answer.id, answer.t, JSON.stringify(answer)) };
+    return grantResult(await this.call('topup', () => this.commands.creditgateTopup(keys.length, ...keys, ...args)));
   }
 
   async getAccount(account: string): Promise<AccountRecord | null> {
@@ -351,46 +260,15 @@ export class RedisStore implements CreditStore {
     await this.call('invalidate', () => this.client.publish(this.keys.invalidations(), account));
   }
 
-  // Pub/sub needs a connection of its own: a subscribed connection can do nothing else.
+  // Over a connection of its own: redis-invalidations.ts.
   async subscribeInvalidations(onAccount: (account: string) => void, onListening?: (listening: boolean) => void): Promise<() => Promise<void>> {
-    // Its own connection, with an offline queue: ioredis resubscribes it after every reconnect.
-    const sub = this.client instanceof Cluster ? this.client.duplicate(undefined, { enableOfflineQueue: true }) : this.client.duplicate({ enableOfflineQueue: true });
-    sub.on('error', () => {});
-    const channel = this.keys.invalidations();
-    sub.on('message', (ch: string, message: string) => {
-      if (ch === channel) onAccount(message);
-    });
-    // While disconnected, messages are lost: the cache must not be trusted.
-    sub.on('close', () => onListening?.(false));
-    await sub.subscribe(channel);
-    onListening?.(true);
-    sub.on('ready', () => {
-      // ioredis resubscribes on reconnect; listening again from here on.
-      void sub.subscribe(channel).then(() => onListening?.(true), () => undefined);
-    });
-    return async () => {
-      await sub.quit().catch(() => sub.disconnect());
-    };
+    return subscribeToInvalidations(this.client, this.keys.invalidations(), onAccount, onListening);
   }
 
   /** Waits (up to `timeoutMs`) for the connection to be ready; false if it is not. */
   async ready(timeoutMs = 5000): Promise<boolean> {
-    const all = await Promise.all([this.client, ...this.extraClients].map((c) => this.readyOne(c as Redis & { status: string }, timeoutMs)));
+    const all = await Promise.all([this.client, ...this.extraClients].map((c) => whenReady(c as Redis & { status: string }, timeoutMs)));
     return all.every(Boolean);
-  }
-
-  private readyOne(client: Redis & { status: string }, timeoutMs: number): Promise<boolean> {
-    if (client.status === 'ready') return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        client.off('ready', onReady);
-        resolve(ok);
-      };
-      const onReady = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      client.once('ready', onReady);
-    });
   }
 
   async ping(): Promise<void> {

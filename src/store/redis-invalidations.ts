@@ -1,0 +1,34 @@
+// Cache invalidations over Redis pub/sub: each replica hears which account
+// changed elsewhere, and whether it is listening at all.
+
+import { Cluster, type Redis } from 'ioredis';
+
+/**
+ * Listens on `channel` over a connection of its own, a duplicate of `client`
+ * (pub/sub needs one: a subscribed connection can do nothing else). The
+ * answer stops listening.
+ */
+export async function subscribeToInvalidations(
+  client: Redis | Cluster,
+  channel: string,
+  onAccount: (account: string) => void,
+  onListening?: (listening: boolean) => void,
+): Promise<() => Promise<void>> {
+  // Its own connection, with an offline queue: ioredis resubscribes it after every reconnect.
+  const sub = client instanceof Cluster ? client.duplicate(undefined, { enableOfflineQueue: true }) : client.duplicate({ enableOfflineQueue: true });
+  sub.on('error', () => {});
+  sub.on('message', (ch: string, message: string) => {
+    if (ch === channel) onAccount(message);
+  });
+  // While disconnected, messages are lost: the cache must not be trusted.
+  sub.on('close', () => onListening?.(false));
+  await sub.subscribe(channel);
+  onListening?.(true);
+  sub.on('ready', () => {
+    // ioredis resubscribes on reconnect; listening again from here on.
+    void sub.subscribe(channel).then(() => onListening?.(true), () => undefined);
+  });
+  return async () => {
+    await sub.quit().catch(() => sub.disconnect());
+  };
+}
