@@ -4,9 +4,9 @@
 
 import { z } from 'zod';
 import { credits, creditTypeId, HEADER_NAME, mode } from './config-schema-parts.js';
+import { HTTP_METHODS } from '../domain/request-target.js';
 
 const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$/;
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 const costRule = z
   .strictObject({

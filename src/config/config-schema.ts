@@ -8,7 +8,8 @@ import { alerts, credits, creditType, creditTypeId, HEADER_NAME, identity, insta
 import { costSpec, refundOn, route } from './config-schema-routes.js';
 
 export { CREDIT_TYPE_ID } from './config-schema-parts.js';
-export { COST_SPEC_MESSAGE, HTTP_METHODS } from './config-schema-routes.js';
+export { COST_SPEC_MESSAGE } from './config-schema-routes.js';
+export { HTTP_METHODS } from '../domain/request-target.js';
 
 const PLAN_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
