@@ -1,4 +1,4 @@
-// The README walk-through, run as written: its shell blocks are extracted,
+// The walk-through (docs/walkthrough.md), run as written: its shell blocks are extracted,
 // only the port numbers are moved to free ones, and its answers are checked.
 
 import { spawn } from 'node:child_process';
@@ -8,9 +8,9 @@ import { freePort } from '../helpers/redis-server.js';
 import { withoutRedisUrl } from '../helpers/test-redis.js';
 
 function walkthroughScript(): string {
-  const readme = readFileSync('README.md', 'utf8');
-  const section = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(readme)?.[1];
-  if (!section) throw new Error('README has no walkthrough markers');
+  const page = readFileSync('docs/walkthrough.md', 'utf8');
+  const section = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(page)?.[1];
+  if (!section) throw new Error('docs/walkthrough.md has no walkthrough markers');
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n');
 }
 
