@@ -4,7 +4,7 @@
 // on the first update. We watch the directory instead, treat any event as
 // "maybe changed", debounce, re-read through the path, compare a hash,
 // validate and swap; re-arm the watcher when it fails; and poll as a
-// fallback (a subPath mount never updates at all: see README).
+// fallback (a subPath mount never updates at all: see docs/operations.md).
 
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';

@@ -274,7 +274,7 @@ describe('values under which credits would be counted twice do not render', () =
 
 describe('the creditgate.container named template in another chart', () => {
   // A chart "shop-api" with creditgate as a dependency runs the container
-  // in its own pods, passing its own .Chart, as the README shows.
+  // in its own pods, passing its own .Chart, as docs/kubernetes.md shows.
   const dir = mkdtempSync(join(tmpdir(), 'creditgate-parent-'));
   beforeAll(() => {
     cpSync(CHART, join(dir, 'charts', 'creditgate'), { recursive: true });
