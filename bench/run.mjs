@@ -3,7 +3,7 @@
 // autocannon from this process, and prints two tables measured in one run.
 // Results also go to .bench/results.json. Run `npm run build` first (npm run bench does).
 
-import { fork, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -131,7 +131,7 @@ async function unloadedLatency(port, path, headers, n = 2000) {
 }
 
 async function engineRate(store, inFlight, seconds, accounts) {
-  const pool = (a) => [{ creditType: 'ai_tasks', op: 'charge', amount: 1, limit: null, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 3_600_000, extras: true }];
+  const pool = (_a) => [{ creditType: 'ai_tasks', op: 'charge', amount: 1, limit: null, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 3_600_000, extras: true }];
   let done = 0;
   const start = Date.now();
   const until = start + seconds * 1000;

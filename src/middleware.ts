@@ -10,7 +10,7 @@ import type { CreditEngine, PoolStatus } from './engine/credit-engine.js';
 import { jsonContentTypeProblem, readJsonBody, type BodyRead } from './http/json-body.js';
 import { sendProblem } from './http/send-problem.js';
 import { RequestGate, type AllowOutcome } from './http/request-gate.js';
-import { ResponseRecorder, sendReplay, type SentResponse } from './http/stored-response.js';
+import { ResponseRecorder, sendReplay } from './http/stored-response.js';
 import { requestIdOf } from './http/request-id.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { CreditStore } from './store/credit-store.js';

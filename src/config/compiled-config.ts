@@ -3,7 +3,7 @@
 // one reference swap and requests in flight keep the config they started with.
 
 import { createHash } from 'node:crypto';
-import { type CostRule } from '../domain/cost-rules.js';
+import type { CostRule } from '../domain/cost-rules.js';
 import { parseInstant } from '../domain/billing-cycle.js';
 import { parseDuration } from '../domain/duration.js';
 import type { RefundCondition } from '../domain/refund-policy.js';

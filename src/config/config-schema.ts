@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { parseInstant } from '../domain/billing-cycle.js';
 import { checkRoutePath } from '../domain/route-table.js';
 import { alerts, credits, creditType, creditTypeId, HEADER_NAME, identity, instant, mode, plan } from './config-schema-parts.js';
-import { costSpec, refundOn, route } from './config-schema-routes.js';
+import { type costSpec, refundOn, route } from './config-schema-routes.js';
 
 export { CREDIT_TYPE_ID } from './config-schema-parts.js';
 export { COST_SPEC_MESSAGE } from './config-schema-routes.js';

@@ -10,5 +10,5 @@ export function resolveSecret(ref: string | undefined, env: NodeJS.ProcessEnv = 
 
 /** The env:NAME references whose variable is unset, for a clear startup error. */
 export function missingSecretEnv(refs: readonly (string | undefined)[], env: NodeJS.ProcessEnv = process.env): string[] {
-  return refs.filter((r): r is string => r !== undefined && r.startsWith('env:') && resolveSecret(r, env) === undefined).map((r) => r.slice(4));
+  return refs.filter((r): r is string => r?.startsWith('env:') === true && resolveSecret(r, env) === undefined).map((r) => r.slice(4));
 }

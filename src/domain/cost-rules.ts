@@ -57,7 +57,7 @@ export function readJsonPath(value: unknown, path: string): unknown {
   let current: unknown = value;
   for (const part of path.split('.')) {
     if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
-    if (!Object.prototype.hasOwnProperty.call(current, part)) return undefined;
+    if (!Object.hasOwn(current, part)) return undefined;
     current = (current as Record<string, unknown>)[part];
   }
   return current;

@@ -46,7 +46,7 @@ export function normalizePath(raw: string): NormalizedPath {
   }
   if (!path.startsWith('/')) return { ok: false, reason: 'the path must start with /' };
   if (path.includes('\\')) return { ok: false, reason: 'backslashes are not accepted in paths' };
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused here
   if (/[\x00-\x20\x7f]/.test(path)) return { ok: false, reason: 'control characters and spaces are not accepted in paths' };
   const trailing = path.length > 1 && path.endsWith('/');
   const out: string[] = [];

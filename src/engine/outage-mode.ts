@@ -142,7 +142,9 @@ export class OutageMode {
         this.journal.remove(entry.id);
         replayed += 1;
         const statuses = lines.map((c, i) => poolStatus(config, resolved.plan, cycle, c, outcome.pools[i]!));
-        lines.forEach((c, i) => c.op === 'charge' && this.o.observer?.creditsCharged(c.creditType, resolved.plan.id, outcome.pools[i]!.charged));
+        lines.forEach((c, i) => {
+          if (c.op === 'charge') this.o.observer?.creditsCharged(c.creditType, resolved.plan.id, outcome.pools[i]!.charged);
+        });
         await this.o.afterCharge.record(config, resolved, outcome.pools, statuses, this.o.now());
       } catch (err) {
         // No room for this account in the store: the entry cannot be written (counted as dropped).

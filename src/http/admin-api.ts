@@ -106,7 +106,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const id = accountIdParam(req);
     const parsed = accountBody.safeParse(req.body);
     if (!parsed.success) throw invalid(parsed.error);
-    let saved;
+    let saved: Awaited<ReturnType<typeof engine.saveAccount>>;
     try {
       saved = await engine.saveAccount(id, parsed.data);
     } catch (err) {

@@ -43,7 +43,8 @@ export class AccountState {
 
   /** type -> grant id -> grant. */
   get grants(): Map<string, Map<string, GrantData>> {
-    return (this.grantsByType ??= new Map());
+    this.grantsByType ??= new Map();
+    return this.grantsByType;
   }
 
   /** The grants of one type, if any (reading makes no map). */
@@ -63,7 +64,8 @@ export class AccountState {
 
   /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
   get alerted(): Map<string, Expiring<Set<number | 'empty'>>> {
-    return (this.alertMarks ??= new Map());
+    this.alertMarks ??= new Map();
+    return this.alertMarks;
   }
 
   /** The alert marks of one pool and cycle, if any (reading makes no map). */
@@ -73,16 +75,19 @@ export class AccountState {
 
   /** Refund ids applied (a replayed refund gives nothing back twice). */
   get refundIds(): Map<string, Expiring<true>> {
-    return (this.appliedRefunds ??= new Map());
+    this.appliedRefunds ??= new Map();
+    return this.appliedRefunds;
   }
 
   /** Top-up idempotency key -> the grant as first answered. */
   get topUpKeys(): Map<string, Expiring<Grant>> {
-    return (this.topUpAnswers ??= new Map());
+    this.topUpAnswers ??= new Map();
+    return this.topUpAnswers;
   }
 
   get requestKeys(): Map<string, Expiring<HeldRecord>> {
-    return (this.requestClaims ??= new Map());
+    this.requestClaims ??= new Map();
+    return this.requestClaims;
   }
 
   /** Newest first; gone 90 days after the last append (as in Redis). */
