@@ -8,11 +8,12 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/index.js';
 import { normalizePath } from '../../src/domain/normalize-path.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { sendRaw } from '../helpers/raw-http.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = TEST_CONFIG.replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 300, voice_minutes: 100,');
+const CONFIG = editConfig(TEST_CONFIG, ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 300, voice_minutes: 100,']);
 const compiled = loadConfigText(CONFIG);
 const ACCOUNTS = ['fz-a', 'fz-b', 'fz{c}', 'fz:d', ''];
 

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 
@@ -21,9 +22,12 @@ afterEach(async () => {
 });
 
 const config = (onStoreError: string) =>
-  TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 100 }')
-    .replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,')
-    .replace('ai_tasks: { name: AI Task Credits,', `ai_tasks: { name: AI Task Credits, onStoreError: ${onStoreError},`);
+  editConfig(
+    TEST_CONFIG,
+    ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 100 }'],
+    ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,'],
+    ['ai_tasks: { name: AI Task Credits,', `ai_tasks: { name: AI Task Credits, onStoreError: ${onStoreError},`],
+  );
 
 const spend = (harness: Harness, account: string) =>
   fetch(`${harness.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': account, 'x-task-count': '1' } }).then(

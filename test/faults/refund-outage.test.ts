@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 
@@ -27,9 +28,10 @@ afterEach(async () => {
 });
 
 const config = (journalFile?: string) =>
-  TEST_CONFIG.replace('store: { timeoutMs: 2000 }', `store: { timeoutMs: 100${journalFile ? `, journalFile: "${journalFile}"` : ''} }`).replace(
-    'tiny: { ai_tasks: 10,',
-    'tiny: { ai_tasks: 100000,',
+  editConfig(
+    TEST_CONFIG,
+    ['store: { timeoutMs: 2000 }', `store: { timeoutMs: 100${journalFile ? `, journalFile: "${journalFile}"` : ''} }`],
+    ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,'],
   );
 
 const spend = (h: Harness, account: string, n: number, key?: string) =>

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
@@ -11,7 +12,11 @@ describe('upstream down and flapping', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({
-      config: TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 300 }').replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000000,'),
+      config: editConfig(
+        TEST_CONFIG,
+        ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 300 }'],
+        ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000000,'],
+      ),
       redis: redisUrl(),
       keyPrefix: uniquePrefix('flap'),
     });
