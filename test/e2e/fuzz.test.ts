@@ -120,9 +120,9 @@ describe('fuzz run', () => {
     expect(count(402), summary).toBeGreaterThanOrEqual(3);
     expect(refusals.some((b) => b.includes('"type":"https://creditgate.dev/problems/exhausted"')), summary).toBe(true);
     expect(count(400), summary).toBeGreaterThanOrEqual(20);
-    // Charges reached more than one pool.
+    // Charges reached several pools (these three are charged 4-45 times a run; voice_minutes, on one route, can miss).
     const typesCharged = new Set(chargedSeen.flatMap((seen) => String(seen.headers['creditgate-charged']).split(', ').map((part) => part.split('=')[0])));
-    expect([...typesCharged].sort(), summary).toEqual(expect.arrayContaining(['ai_tasks', 'database', 'email_verification', 'voice_minutes']));
+    expect([...typesCharged], summary).toEqual(expect.arrayContaining(['ai_tasks', 'database', 'email_verification']));
 
     // The upstream never saw a charged route uncharged.
     const charged = (m: string, p: string) => {
