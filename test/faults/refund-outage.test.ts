@@ -119,8 +119,8 @@ describe('a refund survives a store outage', () => {
 
     redis = await startRedis(AOF, { port, dir });
     const second = await startHarness({ config: config(journalFile), redis: redis.url });
-    harnesses.push(second);
     await expectUp(second);
+    harnesses.push(second);
     for (let i = 0; i < 100 && second.sidecar.engine.journal.size > 0; i++) await sleep(50);
     expect(second.sidecar.engine.journal.size).toBe(0);
     expect(existsSync(journalFile)).toBe(false);
