@@ -16,7 +16,11 @@ describe('store outage', () => {
   beforeAll(async () => {
     redis = await startRedis();
     log = captureLogger();
-    h = await startHarness({ config: editConfig(TEST_CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 200 }']), redis: redis.url, logger: log.logger });
+    h = await startHarness({
+      config: editConfig(TEST_CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 200 }']),
+      redis: redis.url,
+      logger: log.logger,
+    });
   });
   afterAll(async () => {
     await h.close();

@@ -70,7 +70,10 @@ async function refundDuringOutage(h: Harness, account: string, key: string): Pro
   const pending = spend(h, account, 100, key);
   for (let i = 0; i < 200 && !h.upstream.requests.some((r) => r.headers['idempotency-key'] === key); i++) await sleep(10);
   // Redis dies while the upstream holds the charged request, not before it got there.
-  expect(h.upstream.requests.filter((r) => r.headers['idempotency-key'] === key), 'the held request reached the upstream').toHaveLength(1);
+  expect(
+    h.upstream.requests.filter((r) => r.headers['idempotency-key'] === key),
+    'the held request reached the upstream',
+  ).toHaveLength(1);
   await redis!.kill();
   fail();
   const status = await pending;

@@ -16,11 +16,10 @@ export async function expectUp(h: Harness): Promise<void> {
 }
 
 /** An admin API call that must answer `status`; its JSON body. */
-export async function adminJson(h: Harness, path: string, init: RequestInit = {}, status = 200): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export async function adminJson(h: Harness, path: string, init: RequestInit = {}, status = 200) {
   const r = await h.adminFetch(path, init);
-  const text = await r.text();
-  expect(r.status, `${init.method ?? 'GET'} ${path}: ${text}`).toBe(status);
-  return text === '' ? undefined : JSON.parse(text);
+  expect(r.status, `${init.method ?? 'GET'} ${path}: ${await r.clone().text()}`).toBe(status);
+  return r.json();
 }
 
 /** GET /metrics, which must answer 200; the exposition text. */
