@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../src/alerts/webhook-signature.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { startSmtpReceiver, type SmtpReceiver } from '../helpers/smtp-receiver.js';
@@ -39,14 +40,18 @@ describe('threshold alerts', () => {
       res.writeHead(204).end();
     };
     smtp = await startSmtpReceiver();
-    const config = TEST_CONFIG.replace(
-      'store: { timeoutMs: 2000 }',
-      `store: { timeoutMs: 2000 }
+    const config = editConfig(
+      TEST_CONFIG,
+      [
+        'store: { timeoutMs: 2000 }',
+        `store: { timeoutMs: 2000 }
 alerts:
   thresholds: [0.8, 1.0]
   webhook: { url: "${receiver.url}/hooks/credits", secret: env:CG_TEST_WEBHOOK_SECRET, maxAttempts: 5 }
   email: { smtp: "${smtp.url}", from: billing@example.com }`,
-    ).replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 250,');
+      ],
+      ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 250,'],
+    );
     h = await startHarness({ config, redis: redisUrl(), keyPrefix: uniquePrefix('alerts'), alertRetryBaseMs: 20 });
   });
   afterAll(async () => {

@@ -8,12 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config-error.js';
 import { loadConfigText } from '../../src/config/index.js';
 import { MAX_CONFIG_BYTES } from '../../src/config/load-config.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { ADMIN_TOKEN, startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = TEST_CONFIG.replace('defaultPlan: tiny', 'defaultPlan: tiny\nlimits: { maxBodyBytes: 2048, maxJsonDepth: 8, maxCost: 500 }')
-  .replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,')
-  .replace('  - name: by-header\n    method: POST', '  - name: by-header\n    maxCost: 50\n    method: POST');
+const CONFIG = editConfig(
+  TEST_CONFIG,
+  ['defaultPlan: tiny', 'defaultPlan: tiny\nlimits: { maxBodyBytes: 2048, maxJsonDepth: 8, maxCost: 500 }'],
+  ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,'],
+  ['  - name: by-header\n    method: POST', '  - name: by-header\n    maxCost: 50\n    method: POST'],
+);
 
 describe('bad input gets a clear answer and costs nothing', () => {
   let h: Harness;

@@ -4,14 +4,18 @@
 
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { editConfig } from '../helpers/edit-config.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = TEST_CONFIG.replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000,')
-  .replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 200 }')
-  .replace('ai_tasks: { name: AI Task Credits,', 'ai_tasks: { name: AI Task Credits, onStoreError: allow,')
-  .replace('  - name: by-header\n    method: POST', '  - name: by-header\n    rateLimit: { points: 3, duration: 1s }\n    method: POST');
+const CONFIG = editConfig(
+  TEST_CONFIG,
+  ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000,'],
+  ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 200 }'],
+  ['ai_tasks: { name: AI Task Credits,', 'ai_tasks: { name: AI Task Credits, onStoreError: allow,'],
+  ['  - name: by-header\n    method: POST', '  - name: by-header\n    rateLimit: { points: 3, duration: 1s }\n    method: POST'],
+);
 
 let h: Harness | undefined;
 let redis: TestRedis | undefined;

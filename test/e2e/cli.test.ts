@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { editConfig } from '../helpers/edit-config.js';
 import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
 import { TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
@@ -45,7 +46,7 @@ describe('creditgate check-config', () => {
   });
 
   it('exits 1 and prints each error as file:line field: message', () => {
-    const file = writeConfig(TEST_CONFIG.replace('charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }'));
+    const file = writeConfig(editConfig(TEST_CONFIG, ['charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }']));
     const r = run(['check-config', file]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${file}:30 routes[3].charge.ai_tasks: expected a number or a cost rule`);
@@ -80,7 +81,7 @@ describe('creditgate serve', () => {
   });
 
   it('exits 1 with file:line errors on an invalid config', () => {
-    const file = writeConfig(TEST_CONFIG.replace('version: 1', 'version: 7'));
+    const file = writeConfig(editConfig(TEST_CONFIG, ['version: 1', 'version: 7']));
     const r = run(['serve', '--config', file, '--upstream', upstream.url, '--port', '0', '--admin-port', '0']);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${file}:1 version: expected version: 1`);

@@ -13,15 +13,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { creditGate, type CreditGateMiddleware } from '../../src/index.js';
 import type { CreditStore } from '../../src/store/credit-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = TEST_CONFIG.replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000, voice_minutes: 60,').replace(
-  `  - name: voice-call
+const CONFIG = editConfig(
+  TEST_CONFIG,
+  ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000, voice_minutes: 60,'],
+  [
+    `  - name: voice-call
     method: POST
     path: /v1/voice/calls
     charge: { voice_minutes: { body: minutes } }`,
-  `  - name: voice-call
+    `  - name: voice-call
     method: POST
     path: /v1/voice/calls
     charge: { voice_minutes: { reserve: 15, settle: { responseHeader: x-call-minutes } } }
@@ -34,6 +38,7 @@ const CONFIG = TEST_CONFIG.replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1
     method: POST
     path: /v1/ai/job
     charge: { ai_tasks: 100 }`,
+  ],
 );
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -169,7 +174,7 @@ describe('client hang-ups behind the Express middleware (memory store)', () => {
 
 describe('the middleware lets the handler finish what a departed client started', () => {
   const config = parse(
-    CONFIG.replace(
+    editConfig(CONFIG, [
       `  - name: disconnect-mailbox
     method: DELETE
     path: /v1/mailboxes/:id
@@ -182,7 +187,7 @@ describe('the middleware lets the handler finish what a departed client started'
     method: POST
     path: /v1/ai/slow-admission
     charge: { ai_tasks: 4 }`,
-    ),
+    ]),
   ) as Record<string, unknown>;
   const store = new MemoryStore();
   // The real memory store, answering charges 300 ms late: time for a client to leave while creditgate decides.

@@ -11,12 +11,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { startSidecar } from '../../src/sidecar.js';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { withoutRedisUrl } from '../helpers/test-redis.js';
 
-const WITH_QUOTA = (n: number) => TEST_CONFIG.replace('tiny: { ai_tasks: 10,', `tiny: { ai_tasks: ${n},`);
+const WITH_QUOTA = (n: number) => editConfig(TEST_CONFIG, ['tiny: { ai_tasks: 10,', `tiny: { ai_tasks: ${n},`]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function quotaSeen(proxy: string): Promise<number> {
@@ -92,7 +93,7 @@ describe('hot reload (watcher only: polling set to a minute)', () => {
   it('an invalid file keeps the old config serving, logs file:line errors and counts one error', async () => {
     const log = captureLogger();
     h = await startHarness({ config: WITH_QUOTA(10), configPollMs: 200, logger: log.logger });
-    writeFileSync(h.configPath, WITH_QUOTA(10).replace('charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: -4 }'));
+    writeFileSync(h.configPath, editConfig(WITH_QUOTA(10), ['charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: -4 }']));
     const deadline = Date.now() + 3000;
     while (!log.lines.some((l) => l.msg === 'config reload failed; keeping the config in force')) {
       if (Date.now() > deadline) throw new Error('no reload error logged');

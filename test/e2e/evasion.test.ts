@@ -5,11 +5,12 @@
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { editConfig } from '../helpers/edit-config.js';
 import { sendRaw } from '../helpers/raw-http.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = TEST_CONFIG.replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,');
+const CONFIG = editConfig(TEST_CONFIG, ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,']);
 
 type Case = {
   name: string;
@@ -92,7 +93,7 @@ describe('evasion table (sidecar, Redis)', () => {
 
   it('case: routing.caseSensitive: true treats another letter case as another path (for case-sensitive upstreams)', async () => {
     const strict = await startHarness({
-      config: CONFIG.replace('defaultPlan: tiny', 'defaultPlan: tiny\nrouting: { caseSensitive: true }'),
+      config: editConfig(CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nrouting: { caseSensitive: true }']),
       redis: redisUrl(),
       keyPrefix: uniquePrefix('evasion-case'),
     });

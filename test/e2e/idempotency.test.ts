@@ -12,10 +12,11 @@ import request from 'supertest';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { creditGate, type CreditGateMiddleware } from '../../src/index.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nidempotency: { maxResponseBytes: 4096 }');
+const CONFIG = editConfig(TEST_CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nidempotency: { maxResponseBytes: 4096 }']);
 
 describe('idempotency keys on the sidecar (Redis)', () => {
   let h: Harness;

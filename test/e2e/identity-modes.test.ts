@@ -6,6 +6,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config-error.js';
 import { loadConfigText } from '../../src/config/index.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 
 let h: Harness | undefined;
@@ -15,7 +16,7 @@ afterEach(async () => {
 });
 
 const jwtConfig = (block: string) =>
-  TEST_CONFIG.replace('identity: { header: x-account-id }', `identity:\n  jwt:\n    issuer: iss\n    audience: aud\n${block}`);
+  editConfig(TEST_CONFIG, ['identity: { header: x-account-id }', `identity:\n  jwt:\n    issuer: iss\n    audience: aud\n${block}`]);
 const call = (harness: Harness, headers: Record<string, string>) =>
   fetch(`${harness.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-task-count': '1', ...headers } });
 
@@ -45,7 +46,7 @@ describe('identity modes', () => {
 
   it('header mode behind a trusted hop: the secret is required, compared exactly, and never forwarded', async () => {
     process.env.CG_TEST_HOP_SECRET = 'hop-secret-123';
-    h = await startHarness({ config: TEST_CONFIG.replace('identity: { header: x-account-id }', 'identity: { header: x-account-id, trustedHopSecret: env:CG_TEST_HOP_SECRET }') });
+    h = await startHarness({ config: editConfig(TEST_CONFIG, ['identity: { header: x-account-id }', 'identity: { header: x-account-id, trustedHopSecret: env:CG_TEST_HOP_SECRET }']) });
     const a = `hop-${randomUUID()}`;
     for (const secret of [undefined, 'wrong', 'hop-secret-1234', 'hop-secret-12']) {
       const r = await call(h, { 'x-account-id': a, ...(secret ? { 'x-creditgate-hop-secret': secret } : {}) });

@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
@@ -54,7 +55,7 @@ describe('JWT identity', () => {
     rsa = await generateKeyPair('RS256');
     ec = await generateKeyPair('ES256');
     jwks.keys.push({ ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }, { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' });
-    const config = TEST_CONFIG.replace(
+    const config = editConfig(TEST_CONFIG, [
       'identity: { header: x-account-id }',
       `identity:
   header: x-account-id
@@ -67,7 +68,7 @@ describe('JWT identity', () => {
     planClaim: plan
     clockSkewSeconds: 5
     jwksCooldownSeconds: 1`,
-    );
+    ]);
     h = await startHarness({ config, redis: redisUrl(), keyPrefix: uniquePrefix('jwt') });
   });
   afterAll(async () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { creditGate, MemoryStore, type CreditGateMiddleware } from '../../src/index.js';
 import { MEMORY_STORE_WARNING } from '../../src/store/open-store.js';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, writeConfig, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 import { parse } from 'yaml';
@@ -124,7 +125,7 @@ describe('creditGate middleware with body parsers around it (memory store, YAML 
   });
 
   it('rejects an invalid config with file and line', async () => {
-    const path = writeConfig(TEST_CONFIG.replace('charge: { ai_tasks: { body: count } }', 'charge: { ai_tasks: [] }'));
+    const path = writeConfig(editConfig(TEST_CONFIG, ['charge: { ai_tasks: { body: count } }', 'charge: { ai_tasks: [] }']));
     await expect(creditGate({ config: path })).rejects.toThrow(/credits\.yaml:\d+ routes\[0\]\.charge\.ai_tasks: expected a number or a cost rule/);
   });
 });
@@ -272,13 +273,13 @@ describe('letter case cannot dodge a charge behind the middleware', () => {
 
 describe('capacity release behind the middleware waits for the handler to confirm it', () => {
   const config = parse(
-    TEST_CONFIG.replace(
+    editConfig(TEST_CONFIG, [
       `    path: /v1/mailboxes/:id
     release: { mailboxes: 1 }`,
       `    path: /v1/mailboxes/:id
     release: { mailboxes: 1 }
     releaseWhen: { status: [204] }`,
-    ),
+    ]),
   ) as Record<string, unknown>;
   let gate: CreditGateMiddleware;
   beforeAll(async () => {

@@ -11,13 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { creditGate } from '../../src/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { startSidecar } from '../../src/sidecar.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { freePort } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 400 }')
-  .replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 10, voice_minutes: 60,')
-  .replace(
+const CONFIG = editConfig(
+  TEST_CONFIG,
+  ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 400 }'],
+  ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 10, voice_minutes: 60,'],
+  [
     `  - name: voice-call
     method: POST
     path: /v1/voice/calls
@@ -36,7 +39,8 @@ const CONFIG = TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeo
     path: /v1/ai/strict
     refundOn: [503]
     charge: { ai_tasks: 1 }`,
-  );
+  ],
+);
 
 describe('refunds, settle and idempotency (Redis)', () => {
   let h: Harness;

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
@@ -26,7 +27,7 @@ const shadowDenied = async (harness: Harness, route: string, creditType: string)
 describe('shadow mode', () => {
   it('mode: shadow never refuses, counts beyond the allowance, and counts and logs would-be refusals', async () => {
     const log = captureLogger();
-    h = await startHarness({ config: TEST_CONFIG.replace('defaultPlan: tiny', 'defaultPlan: tiny\nmode: shadow'), redis: redisUrl(), keyPrefix: uniquePrefix('shadow'), logger: log.logger });
+    h = await startHarness({ config: editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nmode: shadow']), redis: redisUrl(), keyPrefix: uniquePrefix('shadow'), logger: log.logger });
     const a = `s-${randomUUID()}`;
     expect((await spend(h, a, 8)).status).toBe(200);
     const over = await spend(h, a, 8);
@@ -49,7 +50,7 @@ describe('shadow mode', () => {
   });
 
   it('a route in shadow mode beside enforced routes', async () => {
-    const config = TEST_CONFIG.replace('  - name: by-header\n    method: POST', '  - name: by-header\n    mode: shadow\n    method: POST');
+    const config = editConfig(TEST_CONFIG, ['  - name: by-header\n    method: POST', '  - name: by-header\n    mode: shadow\n    method: POST']);
     h = await startHarness({ config, redis: redisUrl(), keyPrefix: uniquePrefix('shadow-route') });
     const a = `r-${randomUUID()}`;
     expect((await spend(h, a, 10)).status).toBe(200);
@@ -64,7 +65,7 @@ describe('shadow mode', () => {
 
   it('enforceFrom in the future is shadow until that instant, then enforced without a reload', async () => {
     const from = new Date(Date.now() + 1500).toISOString();
-    const config = TEST_CONFIG.replace('defaultPlan: tiny', `defaultPlan: tiny\nenforceFrom: "${from}"`);
+    const config = editConfig(TEST_CONFIG, ['defaultPlan: tiny', `defaultPlan: tiny\nenforceFrom: "${from}"`]);
     h = await startHarness({ config, redis: redisUrl(), keyPrefix: uniquePrefix('enforce-from') });
     const a = `e-${randomUUID()}`;
     expect((await spend(h, a, 10)).status).toBe(200);
@@ -76,10 +77,11 @@ describe('shadow mode', () => {
   });
 
   it('enforceFrom per credit type: only that type is in shadow', async () => {
-    const config = TEST_CONFIG.replace(
-      'ai_tasks: { name: AI Task Credits,',
-      `ai_tasks: { name: AI Task Credits, enforceFrom: "${new Date(Date.now() + 3600_000).toISOString()}",`,
-    ).replace('email_verification: { name: Email Verification,', 'email_verification: { name: Email Verification, enforceFrom: "2020-01-01T00:00:00Z",');
+    const config = editConfig(
+      TEST_CONFIG,
+      ['ai_tasks: { name: AI Task Credits,', `ai_tasks: { name: AI Task Credits, enforceFrom: "${new Date(Date.now() + 3600_000).toISOString()}",`],
+      ['email_verification: { name: Email Verification,', 'email_verification: { name: Email Verification, enforceFrom: "2020-01-01T00:00:00Z",'],
+    );
     h = await startHarness({ config, redis: redisUrl(), keyPrefix: uniquePrefix('enforce-type') });
     const a = `t-${randomUUID()}`;
     expect((await spend(h, a, 50)).status).toBe(200);
@@ -95,7 +97,7 @@ describe('shadow mode', () => {
 
   it('refuses an enforceFrom that is not an instant, naming the line', async () => {
     await expect(
-      startHarness({ config: TEST_CONFIG.replace('defaultPlan: tiny', 'defaultPlan: tiny\nenforceFrom: "August 7, 2025"') }),
+      startHarness({ config: editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nenforceFrom: "August 7, 2025"']) }),
     ).rejects.toThrow(/credits\.yaml:4 enforceFrom: expected an ISO 8601 instant/);
   });
 });

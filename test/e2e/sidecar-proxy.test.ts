@@ -6,6 +6,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { startSidecar } from '../../src/sidecar.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, writeConfig, type Harness } from '../helpers/sidecar-harness.js';
 import { freePort } from '../helpers/redis-server.js';
 
@@ -108,7 +109,7 @@ describe('sidecar proxying (memory store)', () => {
 describe('unmatched: reject', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ config: TEST_CONFIG.replace('defaultPlan: tiny', 'defaultPlan: tiny\nunmatched: reject') });
+    h = await startHarness({ config: editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nunmatched: reject']) });
   });
   afterAll(async () => h.close());
 
@@ -126,7 +127,7 @@ describe('unmatched: reject', () => {
 describe('no default plan', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ config: TEST_CONFIG.replace('defaultPlan: tiny\n', '') });
+    h = await startHarness({ config: editConfig(TEST_CONFIG, ['defaultPlan: tiny\n', '']) });
   });
   afterAll(async () => h.close());
 

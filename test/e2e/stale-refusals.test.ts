@@ -9,6 +9,7 @@ import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { startSidecar, type RunningSidecar } from '../../src/sidecar.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { ADMIN_TOKEN, TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
@@ -79,7 +80,7 @@ describe('no stale refusal after a reload, a plan claim change or an unknown out
     const { a, b, files } = await twoSidecars(TEST_CONFIG);
     const headers = { 'x-account-id': `reload-${randomUUID()}` };
     await emptyAndCachedOnBoth(a, b, headers);
-    for (const f of files) writeFileSync(f, TEST_CONFIG.replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 20,'));
+    for (const f of files) writeFileSync(f, editConfig(TEST_CONFIG, ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 20,']));
     expect(await a.reload()).toBe('success');
     expect(await b.reload()).toBe('success');
     expect(await spend(a, headers)).toBe(200);
@@ -89,7 +90,7 @@ describe('no stale refusal after a reload, a plan claim change or an unknown out
   it('a refusal cached for one plan is never served for another (a token whose plan claim changed)', async () => {
     const secret = 'a-shared-secret-of-at-least-32-bytes!';
     process.env.CG_TEST_JWT_SECRET = secret;
-    const config = TEST_CONFIG.replace(
+    const config = editConfig(TEST_CONFIG, [
       'identity: { header: x-account-id }',
       `identity:
   jwt:
@@ -98,7 +99,7 @@ describe('no stale refusal after a reload, a plan claim change or an unknown out
     secret: env:CG_TEST_JWT_SECRET
     algorithms: [HS256]
     planClaim: plan`,
-    );
+    ]);
     const { a, b } = await twoSidecars(config);
     const account = `plan-${randomUUID()}`;
     const token = (plan: string) =>
@@ -121,7 +122,7 @@ describe('no stale refusal after a reload, a plan claim change or an unknown out
 
   it('a top-up answered 503 while Redis stalled, but applied, ends the cached refusal on every replica', async () => {
     redis = await startRedis();
-    const { a, b } = await twoSidecars(TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 100 }'), redis.url);
+    const { a, b } = await twoSidecars(editConfig(TEST_CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 100 }']), redis.url);
     const account = `stall-${randomUUID()}`;
     const headers = { 'x-account-id': account };
     await emptyAndCachedOnBoth(a, b, headers);

@@ -10,13 +10,15 @@ import { CreditEngine } from '../../src/engine/credit-engine.js';
 import { StoreError, type CreditStore } from '../../src/store/credit-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { captureLogger, type CapturedLogger } from '../helpers/capture-logger.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 
 const MAX = 3;
 // With an outage allowance on ai_tasks: a full store must not be treated as an outage.
-const CONFIG = TEST_CONFIG.replace('store: { timeoutMs: 2000 }', `store: { timeoutMs: 2000, maxAccounts: ${MAX} }`).replace(
-  'ai_tasks: { name: AI Task Credits,',
-  'ai_tasks: { name: AI Task Credits, onStoreError: { allow: 1000 },',
+const CONFIG = editConfig(
+  TEST_CONFIG,
+  ['store: { timeoutMs: 2000 }', `store: { timeoutMs: 2000, maxAccounts: ${MAX} }`],
+  ['ai_tasks: { name: AI Task Credits,', 'ai_tasks: { name: AI Task Credits, onStoreError: { allow: 1000 },'],
 );
 
 function sample(text: string, line: RegExp): number {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger, type CapturedLogger } from '../helpers/capture-logger.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 
@@ -15,7 +16,11 @@ describe('store outage', () => {
   beforeAll(async () => {
     redis = await startRedis();
     log = captureLogger();
-    h = await startHarness({ config: TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 200 }'), redis: redis.url, logger: log.logger });
+    h = await startHarness({
+      config: editConfig(TEST_CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 200 }']),
+      redis: redis.url,
+      logger: log.logger,
+    });
   });
   afterAll(async () => {
     await h.close();

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
@@ -13,9 +14,10 @@ const VOICE_TOP_UP = { url: 'https://billing.example.com/voice' };
 
 // The "tiny" plan has no voice_minutes.
 const CONFIG =
-  TEST_CONFIG.replace('voice_minutes: { name: AI Voice Agent Minutes }', `voice_minutes: { name: AI Voice Agent Minutes, topUp: { url: "${VOICE_TOP_UP.url}" } }`).replace(
-    'store: { timeoutMs: 2000 }',
-    'store: { timeoutMs: 2000 }\nalerts: { thresholds: [0.5, 1.0] }',
+  editConfig(
+    TEST_CONFIG,
+    ['voice_minutes: { name: AI Voice Agent Minutes }', `voice_minutes: { name: AI Voice Agent Minutes, topUp: { url: "${VOICE_TOP_UP.url}" } }`],
+    ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nalerts: { thresholds: [0.5, 1.0] }'],
   ) +
   `  - name: voice-with-summary
     method: POST

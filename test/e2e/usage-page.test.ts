@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { editConfig } from '../helpers/edit-config.js';
 import { ADMIN_TOKEN, startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
@@ -16,7 +17,7 @@ describe('usage page in Chromium', () => {
   const account = `acme-${randomUUID().slice(0, 6)}`;
 
   beforeAll(async () => {
-    const config = TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nalerts: { thresholds: [0.5, 0.8, 1.0] }');
+    const config = editConfig(TEST_CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nalerts: { thresholds: [0.5, 0.8, 1.0] }']);
     h = await startHarness({ config, redis: redisUrl(), keyPrefix: uniquePrefix('ui') });
     await h.adminFetch(`/v1/accounts/${account}`, { method: 'PUT', body: JSON.stringify({ plan: 'tiny', billingAnchor: '2025-01-31T09:00:00Z' }) });
     await h.adminFetch(`/v1/accounts/${account}/topups`, { method: 'POST', body: JSON.stringify({ creditType: 'database', amount: 20 }) });

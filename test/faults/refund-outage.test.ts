@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { expectUp } from '../helpers/checked-setup.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 
@@ -27,9 +29,10 @@ afterEach(async () => {
 });
 
 const config = (journalFile?: string) =>
-  TEST_CONFIG.replace('store: { timeoutMs: 2000 }', `store: { timeoutMs: 100${journalFile ? `, journalFile: "${journalFile}"` : ''} }`).replace(
-    'tiny: { ai_tasks: 10,',
-    'tiny: { ai_tasks: 100000,',
+  editConfig(
+    TEST_CONFIG,
+    ['store: { timeoutMs: 2000 }', `store: { timeoutMs: 100${journalFile ? `, journalFile: "${journalFile}"` : ''} }`],
+    ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 100000,'],
   );
 
 const spend = (h: Harness, account: string, n: number, key?: string) =>
@@ -66,6 +69,11 @@ async function refundDuringOutage(h: Harness, account: string, key: string): Pro
   };
   const pending = spend(h, account, 100, key);
   for (let i = 0; i < 200 && !h.upstream.requests.some((r) => r.headers['idempotency-key'] === key); i++) await sleep(10);
+  // Redis dies while the upstream holds the charged request, not before it got there.
+  expect(
+    h.upstream.requests.filter((r) => r.headers['idempotency-key'] === key),
+    'the held request reached the upstream',
+  ).toHaveLength(1);
   await redis!.kill();
   fail();
   const status = await pending;
@@ -79,6 +87,7 @@ describe('a refund survives a store outage', () => {
     const { port, dir } = redis;
     const h = await startHarness({ config: config(), redis: redis.url });
     harnesses.push(h);
+    await expectUp(h);
     const account = `refund-${randomUUID()}`;
     const key = randomUUID();
     expect(await refundDuringOutage(h, account, key)).toBe(500);
@@ -103,6 +112,7 @@ describe('a refund survives a store outage', () => {
     const { port, dir } = redis;
     const journalFile = join(mkdtempSync(join(tmpdir(), 'cg-journal-')), 'journal.json');
     const first = await startHarness({ config: config(journalFile), redis: redis.url });
+    await expectUp(first);
     const account = `kept-${randomUUID()}`;
     expect(await refundDuringOutage(first, account, randomUUID())).toBe(500);
     await first.close();
@@ -112,6 +122,7 @@ describe('a refund survives a store outage', () => {
 
     redis = await startRedis(AOF, { port, dir });
     const second = await startHarness({ config: config(journalFile), redis: redis.url });
+    await expectUp(second);
     harnesses.push(second);
     for (let i = 0; i < 100 && second.sidecar.engine.journalSize > 0; i++) await sleep(50);
     expect(second.sidecar.engine.journalSize).toBe(0);
@@ -123,6 +134,7 @@ describe('a refund survives a store outage', () => {
     redis = await startRedis(AOF);
     const logs = captureLogger();
     const h = await startHarness({ config: config(), redis: redis.url, logger: logs.logger });
+    await expectUp(h);
     const account = `lost-${randomUUID()}`;
     expect(await refundDuringOutage(h, account, randomUUID())).toBe(500);
     await h.close();

@@ -4,6 +4,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminJson, expectUp, metricsText } from '../helpers/checked-setup.js';
+import { editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
@@ -11,10 +13,15 @@ describe('upstream down and flapping', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({
-      config: TEST_CONFIG.replace('store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 300 }').replace('tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000000,'),
+      config: editConfig(
+        TEST_CONFIG,
+        ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 300 }'],
+        ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000000,'],
+      ),
       redis: redisUrl(),
       keyPrefix: uniquePrefix('flap'),
     });
+    await expectUp(h);
   });
   afterAll(async () => h.close());
 
@@ -44,9 +51,9 @@ describe('upstream down and flapping', () => {
     expect(statuses.filter((s) => s === 502).length).toBeGreaterThan(0);
     expect(statuses.filter((s) => s === 504).length).toBeGreaterThan(0);
     expect(statuses.every((s) => [200, 502, 503, 504].includes(s))).toBe(true);
-    const usage = await (await h.adminFetch(`/v1/accounts/${a}/usage`)).json();
+    const usage = await adminJson(h, `/v1/accounts/${a}/usage`);
     expect(usage.pools.ai_tasks.used).toBe(served * 3);
-    const metrics = await (await fetch(`${h.admin}/metrics`)).text();
+    const metrics = await metricsText(h);
     const refunded = Number(/^creditgate_credits_refunded_total\{credit_type="ai_tasks",reason="upstream_error"\} (\d+)$/m.exec(metrics)?.[1]);
     expect(refunded).toBe((statuses.length - served) * 3);
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, formatIssue } from '../../src/config/config-error.js';
 import { loadConfigFile, loadConfigObject, loadConfigText } from '../../src/config/index.js';
+import { editConfig, replaceEvery } from '../helpers/edit-config.js';
 
 const ISSUE_SHAPE = `version: 1
 identity:
@@ -81,21 +82,24 @@ describe('config loading', () => {
   });
 
   it('names file, line and field for a bad cost rule', () => {
-    const bad = ISSUE_SHAPE.replace('charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }');
+    const bad = editConfig(ISSUE_SHAPE, ['charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }']);
     expect(errorsOf(bad)).toEqual(['config.yaml:29 routes[3].charge.ai_tasks: expected a number or a cost rule']);
   });
 
   it('reports the field inside a cost rule that is wrong, not just "invalid union"', () => {
-    const bad = ISSUE_SHAPE.replace('{ ai_tasks: { body: count } }', '{ ai_tasks: { body: 7 } }');
+    const bad = editConfig(ISSUE_SHAPE, ['{ ai_tasks: { body: count } }', '{ ai_tasks: { body: 7 } }']);
     const errors = errorsOf(bad);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/^config\.yaml:17 routes\[0\]\.charge\.ai_tasks\.body: .*expected string/);
   });
 
   it('reports unknown fields, unknown credit types and unknown plans at their lines', () => {
-    const bad = ISSUE_SHAPE.replace('defaultPlan: basic', 'defaultPlan: gold')
-      .replace('path: /v1/emails/verify', 'path: /v1/emails/verify\n    cost: 3')
-      .replace('charge: { database: 1, email_verification: 1 }', 'charge: { database: 1, sms: 1 }');
+    const bad = editConfig(
+      ISSUE_SHAPE,
+      ['defaultPlan: basic', 'defaultPlan: gold'],
+      ['path: /v1/emails/verify', 'path: /v1/emails/verify\n    cost: 3'],
+      ['charge: { database: 1, email_verification: 1 }', 'charge: { database: 1, sms: 1 }'],
+    );
     expect(errorsOf(bad)).toEqual([
       'config.yaml:21 routes[1].cost: unknown field',
       'config.yaml:4 defaultPlan: unknown plan "gold" (declared: basic, unlimited)',
@@ -104,10 +108,13 @@ describe('config loading', () => {
   });
 
   it('refuses a cost rule with two inputs, a negative quota, a duplicate route name and a bad path', () => {
-    const bad = ISSUE_SHAPE.replace('{ body: count }', '{ body: count, header: x-n }')
-      .replace('database: 2000, mailboxes: 1', 'database: -5, mailboxes: 1')
-      .replace('name: by-header', 'name: verify-emails')
-      .replace('path: /v1/contacts/:id/enrich', 'path: /v1/contacts/:/enrich');
+    const bad = editConfig(
+      ISSUE_SHAPE,
+      ['{ body: count }', '{ body: count, header: x-n }'],
+      ['database: 2000, mailboxes: 1', 'database: -5, mailboxes: 1'],
+      ['name: by-header', 'name: verify-emails'],
+      ['path: /v1/contacts/:id/enrich', 'path: /v1/contacts/:/enrich'],
+    );
     const errors = errorsOf(bad);
     expect(errors).toContain('config.yaml:17 routes[0].charge.ai_tasks: a cost rule takes one input, got body and header');
     expect(errors.some((e) => e.startsWith('config.yaml:11 plans.basic.database:'))).toBe(true);
@@ -117,12 +124,15 @@ describe('config loading', () => {
 
   it('refuses any amount above MAX_CREDITS (10^12) at its line: quotas, fixed costs, reserves, rule bounds, maxCost', () => {
     const over = '1000000000001';
-    const bad = ISSUE_SHAPE.replace('ai_tasks: 1000, email_verification: 2000', `ai_tasks: ${over}, email_verification: 2000`)
-      .replace('identity:\n', `limits: { maxCost: ${over} }\nidentity:\n`)
-      .replace('ai_tasks: { name: AI Task Credits }', `ai_tasks: { name: AI Task Credits, onStoreError: { allow: ${over} } }`)
-      .replace('{ ai_tasks: { body: count } }', `{ ai_tasks: { body: count, max: ${over} } }`)
-      .replace('charge: { email_verification: { bodyLength: emails } }', `maxCost: ${over}\n    charge: { email_verification: { bodyLength: emails, default: ${over} } }`)
-      .replace('charge: { database: 1, email_verification: 1 }', `charge: { database: ${over}, email_verification: { reserve: ${over}, settle: { responseHeader: x-used } } }`);
+    const bad = editConfig(
+      ISSUE_SHAPE,
+      ['ai_tasks: 1000, email_verification: 2000', `ai_tasks: ${over}, email_verification: 2000`],
+      ['identity:\n', `limits: { maxCost: ${over} }\nidentity:\n`],
+      ['ai_tasks: { name: AI Task Credits }', `ai_tasks: { name: AI Task Credits, onStoreError: { allow: ${over} } }`],
+      ['{ ai_tasks: { body: count } }', `{ ai_tasks: { body: count, max: ${over} } }`],
+      ['charge: { email_verification: { bodyLength: emails } }', `maxCost: ${over}\n    charge: { email_verification: { bodyLength: emails, default: ${over} } }`],
+      ['charge: { database: 1, email_verification: 1 }', `charge: { database: ${over}, email_verification: { reserve: ${over}, settle: { responseHeader: x-used } } }`],
+    );
     const at = 'at most 1,000,000,000,000 credits (the largest amount creditgate keeps exact)';
     expect(errorsOf(bad).sort()).toEqual(
       [
@@ -137,7 +147,7 @@ describe('config loading', () => {
       ].sort(),
     );
     // The maximum itself is fine everywhere.
-    const max = bad.replaceAll(over, '1000000000000');
+    const max = replaceEvery(bad, over, '1000000000000', 8);
     const c = loadConfigText(max, 'config.yaml');
     expect(c.plans.get('basic')!.quotas.get('ai_tasks')).toBe(1_000_000_000_000);
     expect(c.routes.match('POST', '/v1/ai/followups')!.route.charges[0]!.rule.max).toBe(1_000_000_000_000);
@@ -171,40 +181,39 @@ describe('config loading', () => {
   });
 
   it('a plan that omits a credit type does not include it', () => {
-    const c = loadConfigText(ISSUE_SHAPE.replace('basic: { ai_tasks: 1000, ', 'basic: { '));
+    const c = loadConfigText(editConfig(ISSUE_SHAPE, ['basic: { ai_tasks: 1000, ', 'basic: { ']));
     expect(c.plans.get('basic')!.quotas.has('ai_tasks')).toBe(false);
   });
 
   it('reads a file from disk with its own name in errors', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cg-config-'));
     const file = join(dir, 'credits.yaml');
-    writeFileSync(file, ISSUE_SHAPE.replace('version: 1', 'version: one'));
+    writeFileSync(file, editConfig(ISSUE_SHAPE, ['version: 1', 'version: one']));
     await expect(loadConfigFile(file)).rejects.toThrow(`${file}:1 version: expected version: 1`);
   });
 
   it('release routes: capacity types only, never both charged and released; topUp and alerts are checked', () => {
-    const withRelease = ISSUE_SHAPE.replace(
-      'routes:\n',
-      'routes:\n  - name: disconnect\n    method: DELETE\n    path: /v1/mailboxes/:id\n    release: { mailboxes: 1 }\n',
-    );
+    const withRelease = editConfig(ISSUE_SHAPE, ['routes:\n', 'routes:\n  - name: disconnect\n    method: DELETE\n    path: /v1/mailboxes/:id\n    release: { mailboxes: 1 }\n']);
     const ok = loadConfigText(withRelease, 'config.yaml');
     const route = ok.routes.match('DELETE', '/v1/mailboxes/7')!.route;
     expect(route.charges).toEqual([{ creditType: 'mailboxes', op: 'release', rule: { source: { from: 'fixed', amount: 1 }, min: 1, max: 1 } }]);
 
-    expect(errorsOf(withRelease.replace('release: { mailboxes: 1 }', 'release: { ai_tasks: 1 }'))).toEqual([
+    expect(errorsOf(editConfig(withRelease, ['release: { mailboxes: 1 }', 'release: { ai_tasks: 1 }']))).toEqual([
       'config.yaml:17 routes[0].release.ai_tasks: only capacity credit types can be released',
     ]);
     // Shape errors are reported first; cross-field checks run once the shape is right.
-    const bad = withRelease
-      .replace('ai_tasks: { name: AI Task Credits }', 'ai_tasks: { name: AI Task Credits, topUp: { phone: "555" } }')
-      .replace('defaultPlan: basic', 'defaultPlan: basic\nalerts: { thresholds: [0.8, 1.5] }');
+    const bad = editConfig(
+      withRelease,
+      ['ai_tasks: { name: AI Task Credits }', 'ai_tasks: { name: AI Task Credits, topUp: { phone: "555" } }'],
+      ['defaultPlan: basic', 'defaultPlan: basic\nalerts: { thresholds: [0.8, 1.5] }'],
+    );
     const errors = errorsOf(bad);
     expect(errors.some((e) => /^config\.yaml:7 creditTypes\.ai_tasks\.topUp/.test(e))).toBe(true);
     expect(errors.some((e) => /^config\.yaml:5 alerts\.thresholds\[1\]: /.test(e))).toBe(true);
   });
 
   it('a route must charge or release something', () => {
-    const bad = ISSUE_SHAPE.replace('charge: { ai_tasks: { header: x-task-count } }', 'charge: {}');
+    const bad = editConfig(ISSUE_SHAPE, ['charge: { ai_tasks: { header: x-task-count } }', 'charge: {}']);
     expect(errorsOf(bad)).toEqual(['config.yaml:29 routes[3].charge: charge (or release) at least one credit type']);
   });
 });

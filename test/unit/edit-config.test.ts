@@ -1,0 +1,34 @@
+// The config-editing helper the tests use: an edit that would change nothing,
+// or that could land in more than one place, fails instead of passing silently.
+
+import { describe, expect, it } from 'vitest';
+import { editConfig, replaceEvery, replaceOnce } from '../helpers/edit-config.js';
+import { TEST_CONFIG } from '../helpers/sidecar-harness.js';
+
+describe('editConfig / replaceOnce', () => {
+  it('replaces the one occurrence, literally', () => {
+    expect(replaceOnce('a: 1\nb: 2\n', 'b: 2', 'b: $&3')).toBe('a: 1\nb: $&3\n');
+    expect(editConfig(TEST_CONFIG, ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 11,'], ['ai_tasks: 11', 'ai_tasks: 12'])).toContain('tiny: { ai_tasks: 12,');
+  });
+
+  it('throws when the text to replace is missing, naming it', () => {
+    expect(() => replaceOnce(TEST_CONFIG, 'tiny: { ai_tasks: 9,', 'x')).toThrow(/"tiny: \{ ai_tasks: 9," is not in the config/);
+    // A later edit that an earlier one made impossible also throws.
+    expect(() => editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: big'], ['defaultPlan: tiny', 'x'])).toThrow(/is not in the config/);
+  });
+
+  it('throws when the text to replace occurs more than once', () => {
+    expect(() => replaceOnce(TEST_CONFIG, '    method: POST', 'x')).toThrow(/occurs \d+ times in the config; make it unique/);
+  });
+
+  it('refuses an empty edit list and an empty search string', () => {
+    expect(() => editConfig(TEST_CONFIG)).toThrow(/no edits/);
+    expect(() => replaceOnce(TEST_CONFIG, '', 'x')).toThrow(/empty/);
+  });
+
+  it('replaceEvery checks the number of occurrences', () => {
+    expect(replaceEvery('x 1 y 1', '1', '2', 2)).toBe('x 2 y 2');
+    expect(() => replaceEvery('x 1 y 1', '1', '2', 3)).toThrow(/occurs 2 times in the config, expected 3/);
+    expect(() => replaceEvery('x', '1', '2', 1)).toThrow(/occurs 0 times/);
+  });
+});
