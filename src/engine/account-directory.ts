@@ -92,7 +92,7 @@ export class AccountDirectory {
     const cache = this.cacheFor(config);
     const cached = cache.record(accountId);
     if (cached !== undefined) return cached;
-    const epoch = cache.epoch();
+    const epoch = cache.epoch(accountId);
     const record = await this.store.getAccount(accountId);
     cache.rememberRecord(accountId, record, epoch);
     return record;

@@ -91,7 +91,7 @@ export class Charger {
       return (await this.knownReplay(accountId, options.idempotency)) ?? { allowed: false, reason: 'exhausted', account: resolved, short };
     }
     const request = options.idempotency;
-    const epoch = cache.epoch();
+    const epoch = cache.epoch(accountId);
     const claim = request ? { key: request.key, claim: newClaim() } : undefined;
     const outcome = await this.p.guard.run(() =>
       this.p.store.charge(accountId, pools, {

@@ -73,10 +73,13 @@ export class AccountStateCache {
   private readonly pools: LruCache<string, PoolMarks>;
   private enabled = false;
   /**
-   * Counts forgets. A store answer read before a forget may be older than
-   * the change that caused it: what it says is not remembered.
+   * Counts forgets, per bucket of accounts (and all at once on clear). A
+   * store answer read before a forget of its account may be older than the
+   * change that caused it: what it says is not remembered. Buckets keep this
+   * bounded and let other accounts' forgets leave this one's cache alone.
    */
-  private forgets = 0;
+  private readonly forgets = new Uint32Array(EPOCH_BUCKETS);
+  private generation = 0;
 
   constructor(private readonly options: AccountStateCacheOptions) {
     this.records = new LruCache(options.maxAccounts, options.now);
@@ -93,13 +96,13 @@ export class AccountStateCache {
     return this.enabled ? this.records.get(account) : undefined;
   }
 
-  /** Taken before a store call; the remember* calls that follow it pass it back. */
-  epoch(): number {
-    return this.forgets;
+  /** Taken before a store call about the account; the remember* calls that follow it pass it back. */
+  epoch(account: string): number {
+    return this.generation * 2 ** 32 + this.forgets[bucketOf(account)]!;
   }
 
   rememberRecord(account: string, record: AccountRecord | null, epoch: number): void {
-    if (this.enabled && epoch === this.forgets) this.records.set(account, record, this.options.now() + this.options.accountTtlMs);
+    if (this.enabled && epoch === this.epoch(account)) this.records.set(account, record, this.options.now() + this.options.accountTtlMs);
   }
 
   emptyPool(account: string, plan: string, creditType: string, cycleStart: number): PoolStatus | undefined {
@@ -128,7 +131,7 @@ export class AccountStateCache {
   }
 
   private marks(account: string, epoch: number): PoolMarks | undefined {
-    if (!this.enabled || epoch !== this.forgets) return undefined;
+    if (!this.enabled || epoch !== this.epoch(account)) return undefined;
     let marks = this.pools.get(account);
     if (!marks) {
       marks = { empty: new Map(), noGrant: new Set() };
@@ -138,14 +141,24 @@ export class AccountStateCache {
   }
 
   forget(account: string): void {
-    this.forgets += 1;
+    const b = bucketOf(account);
+    this.forgets[b] = this.forgets[b]! + 1;
     this.records.delete(account);
     this.pools.delete(account);
   }
 
   clear(): void {
-    this.forgets += 1;
+    this.generation += 1;
     this.records.clear();
     this.pools.clear();
   }
+}
+
+const EPOCH_BUCKETS = 4096;
+
+/** FNV-1a over the id's UTF-16 units: which epoch bucket an account falls in. */
+function bucketOf(account: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < account.length; i++) h = Math.imul(h ^ account.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % EPOCH_BUCKETS;
 }

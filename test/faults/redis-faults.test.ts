@@ -4,11 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RedisStore } from '../../src/store/redis-store.js';
 import { adminJson, expectUp, metricsText } from '../helpers/checked-setup.js';
 import { editConfig } from '../helpers/edit-config.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
+import { usedIn } from '../helpers/redis-usage.js';
 
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,18 +38,6 @@ const spend = (harness: Harness, account: string) =>
     },
     () => -1,
   );
-
-async function usedIn(url: string, account: string): Promise<number> {
-  const store = new RedisStore({ url, timeoutMs: 2000 });
-  await store.ready();
-  try {
-    const month = new Date();
-    const start = Date.UTC(month.getUTCFullYear(), month.getUTCMonth(), 1);
-    return (await store.usage(account, [{ creditType: 'ai_tasks', cycleStart: start }], Date.now()))[0]!.planUsed;
-  } finally {
-    await store.close();
-  }
-}
 
 describe('Redis killed mid-load', () => {
   it('deny: 503s while it is down, never a 402 and never an uncharged 200; no credit lost after an AOF restart', async () => {

@@ -10,12 +10,12 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RedisStore } from '../../src/store/redis-store.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { expectUp } from '../helpers/checked-setup.js';
 import { editConfig } from '../helpers/edit-config.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
+import { usedIn } from '../helpers/redis-usage.js';
 
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,18 +43,6 @@ const spend = (h: Harness, account: string, n: number, key?: string) =>
     await r.arrayBuffer();
     return r.status;
   });
-
-async function usedIn(url: string, account: string): Promise<number> {
-  const store = new RedisStore({ url, timeoutMs: 2000 });
-  await store.ready();
-  try {
-    const month = new Date();
-    const start = Date.UTC(month.getUTCFullYear(), month.getUTCMonth(), 1);
-    return (await store.usage(account, [{ creditType: 'ai_tasks', cycleStart: start }], Date.now()))[0]!.planUsed;
-  } finally {
-    await store.close();
-  }
-}
 
 /**
  * Spends 10, then sends 100 with `key` to an upstream that holds the

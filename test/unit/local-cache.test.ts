@@ -28,14 +28,14 @@ function cache(now = { t: 0 }) {
 describe('AccountStateCache', () => {
   it('remembers an empty pool per plan: a refusal under one plan says nothing of another', () => {
     const c = cache();
-    c.rememberEmpty('a', 'basic', 0, empty, c.epoch());
+    c.rememberEmpty('a', 'basic', 0, empty, c.epoch('a'));
     expect(c.emptyPool('a', 'basic', 'ai_tasks', 0)).toEqual(empty);
     expect(c.emptyPool('a', 'scale', 'ai_tasks', 0)).toBeUndefined();
   });
 
   it('an answer read before a forget is not remembered (the change it missed already happened)', () => {
     const c = cache();
-    const before = c.epoch();
+    const before = c.epoch('a');
     c.forget('a');
     c.rememberEmpty('a', 'basic', 0, empty, before);
     c.rememberNoGrant('a', 'voice_minutes', before);
@@ -43,25 +43,37 @@ describe('AccountStateCache', () => {
     expect(c.emptyPool('a', 'basic', 'ai_tasks', 0)).toBeUndefined();
     expect(c.noGrant('a', 'voice_minutes')).toBe(false);
     expect(c.record('a')).toBeUndefined();
-    c.rememberNoGrant('a', 'voice_minutes', c.epoch());
+    c.rememberNoGrant('a', 'voice_minutes', c.epoch('a'));
     expect(c.noGrant('a', 'voice_minutes')).toBe(true);
+  });
+
+  it("another account's forget leaves this one's answer to be remembered; a clear forgets every answer in flight", () => {
+    const c = cache();
+    const before = c.epoch('a');
+    c.forget('some-other-account');
+    c.rememberEmpty('a', 'basic', 0, empty, before);
+    expect(c.emptyPool('a', 'basic', 'ai_tasks', 0)).toEqual(empty);
+    const inFlight = c.epoch('a');
+    c.clear();
+    c.rememberNoGrant('a', 'voice_minutes', inFlight);
+    expect(c.noGrant('a', 'voice_minutes')).toBe(false);
   });
 
   it('forgets at the TTL, at the pool reset, least recently used first, and all at once when the feed is lost', () => {
     const now = { t: 0 };
     const c = cache(now);
-    c.rememberEmpty('a', 'basic', 0, empty, c.epoch());
-    c.rememberEmpty('b', 'basic', 0, empty, c.epoch());
-    c.rememberEmpty('c', 'basic', 0, empty, c.epoch());
+    c.rememberEmpty('a', 'basic', 0, empty, c.epoch('a'));
+    c.rememberEmpty('b', 'basic', 0, empty, c.epoch('b'));
+    c.rememberEmpty('c', 'basic', 0, empty, c.epoch('c'));
     expect(c.emptyPool('a', 'basic', 'ai_tasks', 0)).toBeUndefined();
     expect(c.emptyPool('c', 'basic', 'ai_tasks', 0)).toEqual(empty);
     now.t = 1000;
     expect(c.emptyPool('c', 'basic', 'ai_tasks', 0)).toBeUndefined();
     const c2 = cache(now);
-    c2.rememberEmpty('a', 'basic', 0, { ...empty, resetsAt: 1500 }, c2.epoch());
+    c2.rememberEmpty('a', 'basic', 0, { ...empty, resetsAt: 1500 }, c2.epoch('a'));
     now.t = 1500;
     expect(c2.emptyPool('a', 'basic', 'ai_tasks', 0)).toBeUndefined();
-    c2.rememberNoGrant('a', 't', c2.epoch());
+    c2.rememberNoGrant('a', 't', c2.epoch('a'));
     c2.setEnabled(false);
     expect(c2.noGrant('a', 't')).toBe(false);
   });
