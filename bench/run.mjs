@@ -131,7 +131,9 @@ async function unloadedLatency(port, path, headers, n = 2000) {
 }
 
 async function engineRate(store, inFlight, seconds, accounts) {
-  const pool = (_a) => [{ creditType: 'ai_tasks', op: 'charge', amount: 1, limit: null, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 3_600_000, extras: true }];
+  const pool = (_a) => [
+    { creditType: 'ai_tasks', op: 'charge', amount: 1, limit: null, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 3_600_000, extras: true },
+  ];
   let done = 0;
   const start = Date.now();
   const until = start + seconds * 1000;
@@ -160,15 +162,34 @@ async function main() {
 
   startChild(['bench/servers.mjs', 'upstream', String(upPort)]);
   const serve = (port, admin, extra) =>
-    startChild(['dist/cli.js', 'serve', '--config', configPath, '--upstream', `http://127.0.0.1:${upPort}`, '--port', String(port), '--admin-port', String(admin), '--host', '127.0.0.1', ...extra], {
-      CREDITGATE_ADMIN_TOKEN: 'bench',
-    });
+    startChild(
+      [
+        'dist/cli.js',
+        'serve',
+        '--config',
+        configPath,
+        '--upstream',
+        `http://127.0.0.1:${upPort}`,
+        '--port',
+        String(port),
+        '--admin-port',
+        String(admin),
+        '--host',
+        '127.0.0.1',
+        ...extra,
+      ],
+      {
+        CREDITGATE_ADMIN_TOKEN: 'bench',
+      },
+    );
   serve(cgPort, cgAdmin, ['--redis', redis.url]);
   serve(memPort, memAdmin, []);
   startChild(['bench/servers.mjs', 'peer-erl', String(erlPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'peer-rlf', String(rlfPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'express-bare', String(exPort), String(upPort)]);
-  await Promise.all([upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort].map((p) => waitFor(`http://127.0.0.1:${p}/${p === cgAdmin || p === memAdmin ? 'healthz' : ''}`)));
+  await Promise.all(
+    [upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort].map((p) => waitFor(`http://127.0.0.1:${p}/${p === cgAdmin || p === memAdmin ? 'healthz' : ''}`)),
+  );
 
   // 1,000 accounts whose pool is empty: every request of the refusals row is a 402.
   for (let i = 0; i < 1000; i++) {
@@ -185,7 +206,12 @@ async function main() {
   rows.push(await measureRow('upstream direct', `http://127.0.0.1:${upPort}`, { requests: requestsFor(ACCOUNTS, 'u-') }));
   rows.push(await measureRow('bare proxy', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'b-').map((r) => ({ ...r, path: '/v1/plain' })) }));
   rows.push(await measureRow('creditgate (Redis)', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'r-') }));
-  rows.push({ ...(await measureRow('creditgate (Redis, refusals; empty pools known to the replica)', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(1000, 'spent-') })), non2xxOrErrors: undefined });
+  rows.push({
+    ...(await measureRow('creditgate (Redis, refusals; empty pools known to the replica)', `http://127.0.0.1:${cgPort}`, {
+      requests: requestsFor(1000, 'spent-'),
+    })),
+    non2xxOrErrors: undefined,
+  });
   rows.push(await measureRow('creditgate (memory)', `http://127.0.0.1:${memPort}`, { requests: requestsFor(ACCOUNTS, 'm-') }));
   rows.push(await measureRow('peer: express-rate-limit + rate-limit-redis', `http://127.0.0.1:${erlPort}`, { requests: requestsFor(ACCOUNTS, 'e-') }));
   rows.push(await measureRow('peer: rate-limiter-flexible RateLimiterRedis', `http://127.0.0.1:${rlfPort}`, { requests: requestsFor(ACCOUNTS, 'f-') }));
@@ -222,7 +248,32 @@ async function main() {
   const sha = await redis.client.script('LOAD', lua);
   // The same work as a RedisStore charge: two alert thresholds, keys spread over 10,000 accounts.
   const t = 'rb__rand_int__';
-  const scriptArgs = ['-r', '10000', 'EVALSHA', sha, '6', `bench:{${t}}:keys`, `bench:{${t}}:ik:-`, `bench:{${t}}:u:ai_tasks:1`, `bench:{${t}}:g:ai_tasks`, `bench:{${t}}:gx:ai_tasks`, `bench:{${t}}:al:ai_tasks:1`, String(Date.now()), '0', '0', '2', '0.8', '1', 'c', '1', '-1', String(Date.now() + 3_600_000), '1', '0', '1'];
+  const scriptArgs = [
+    '-r',
+    '10000',
+    'EVALSHA',
+    sha,
+    '6',
+    `bench:{${t}}:keys`,
+    `bench:{${t}}:ik:-`,
+    `bench:{${t}}:u:ai_tasks:1`,
+    `bench:{${t}}:g:ai_tasks`,
+    `bench:{${t}}:gx:ai_tasks`,
+    `bench:{${t}}:al:ai_tasks:1`,
+    String(Date.now()),
+    '0',
+    '0',
+    '2',
+    '0.8',
+    '1',
+    'c',
+    '1',
+    '-1',
+    String(Date.now() + 3_600_000),
+    '1',
+    '0',
+    '1',
+  ];
   const redisBenchmark = (extra) => {
     const out = spawnSync('redis-benchmark', ['-p', String(redis.port), '-n', '300000', '-q', ...extra, ...scriptArgs], { encoding: 'utf8' }).stdout;
     return Number(/([\d.]+) requests per second/.exec(out)?.[1] ?? NaN);
@@ -277,7 +328,9 @@ async function main() {
   );
   console.log(`\nEngine: RedisStore.charge (one EVALSHA each)`);
   for (const e of engine) console.log(`${pad(`  ${e.inFlight} in flight`, 20)}${padl(e.chargesPerSecond, 9)} charges/s`);
-  console.log(`  redis-benchmark EVALSHA, 256 clients: ${Math.round(sameConcurrency)}/s (ratio at 256: ${results.engine.ratioAt256VsSameConcurrency}); pipelined 16: ${Math.round(ceiling)}/s (ratio ${results.engine.ratioAt256VsPipelined})`);
+  console.log(
+    `  redis-benchmark EVALSHA, 256 clients: ${Math.round(sameConcurrency)}/s (ratio at 256: ${results.engine.ratioAt256VsSameConcurrency}); pipelined 16: ${Math.round(ceiling)}/s (ratio ${results.engine.ratioAt256VsPipelined})`,
+  );
   console.log(`\nRedis bytes per active account-pool: ${bytesPerPool}`);
   console.log('Charges/s at 256 in flight by distinct accounts:', scaling.map((s) => `${s.accounts}: ${s.chargesPerSecond}`).join(', '));
   console.log(`\n${results.elapsedSeconds}s; results in .bench/results.json`);

@@ -23,16 +23,13 @@ function forwarder() {
     headers['x-forwarded-for'] = req.socket.remoteAddress;
     headers['x-forwarded-proto'] = 'http';
     headers['x-forwarded-host'] = req.headers.host;
-    const out = http.request(
-      { host: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers, agent },
-      (up) => {
-        clearTimeout(timer);
-        const back = {};
-        for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) back[k] = v;
-        res.writeHead(up.statusCode ?? 502, back);
-        up.pipe(res);
-      },
-    );
+    const out = http.request({ host: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers, agent }, (up) => {
+      clearTimeout(timer);
+      const back = {};
+      for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) back[k] = v;
+      res.writeHead(up.statusCode ?? 502, back);
+      up.pipe(res);
+    });
     const timer = setTimeout(() => out.destroy(), 30_000);
     out.on('error', () => {
       if (!res.headersSent) res.writeHead(502);

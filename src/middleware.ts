@@ -74,7 +74,11 @@ async function expressBody(req: Request, limit: number, depth: number): Promise<
 async function expressRawBody(req: Request, limit: number, depth: number): Promise<BodyRead> {
   const declaredJson = req.headers['content-type'] !== undefined && jsonContentTypeProblem(req.headers) === null;
   if (req.body !== undefined || req.readableEnded || declaredJson) return expressBody(req, limit, depth);
-  return { ok: true, raw: Buffer.from(`${req.headers['content-type'] ?? ''}\n${req.headers['content-length'] ?? req.headers['transfer-encoding'] ?? ''}`), value: undefined };
+  return {
+    ok: true,
+    raw: Buffer.from(`${req.headers['content-type'] ?? ''}\n${req.headers['content-length'] ?? req.headers['transfer-encoding'] ?? ''}`),
+    value: undefined,
+  };
 }
 
 /**
@@ -104,8 +108,10 @@ function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, lo
     if (explicit && kept) await gate.confirmRelease(outcome, { status });
     if (kept) await gate.complete(outcome, body && !clientGone ? { status, headers: res.getHeaders(), body } : null);
   };
-  const ended = onEnd(res, receipt?.idempotency ? outcome.config.idempotency.maxResponseBytes : 0, (body) =>
-    void atEnd(body).catch(failed('refund, settle or idempotency record after the response failed')),
+  const ended = onEnd(
+    res,
+    receipt?.idempotency ? outcome.config.idempotency.maxResponseBytes : 0,
+    (body) => void atEnd(body).catch(failed('refund, settle or idempotency record after the response failed')),
   );
   res.once('close', () => {
     if (ended()) return;
@@ -165,8 +171,7 @@ function onEnd(res: Response, recordUpTo: number, ended: (body: Buffer | null) =
 }
 
 export async function creditGate(options: CreditGateOptions): Promise<CreditGateMiddleware> {
-  const config: CompiledConfig =
-    typeof options.config === 'string' ? await loadConfigFile(options.config) : loadConfigObject(options.config);
+  const config: CompiledConfig = typeof options.config === 'string' ? await loadConfigFile(options.config) : loadConfigObject(options.config);
   const logger = options.logger ?? silentLogger();
   const runtime = createRuntime({
     config: () => config,
@@ -214,7 +219,9 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
         }
         if (res.destroyed) {
           // The client left while creditgate decided: the handler does not run, nothing is owed.
-          void gate.finish(outcome, { error: 'not_forwarded' }).catch((err: unknown) => logger.error({ err, requestId }, 'refund after the client left failed'));
+          void gate
+            .finish(outcome, { error: 'not_forwarded' })
+            .catch((err: unknown) => logger.error({ err, requestId }, 'refund after the client left failed'));
           return;
         }
         res.set(outcome.headers);

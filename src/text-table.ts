@@ -6,6 +6,13 @@ export function textTable(rows: readonly (readonly string[])[], options: { inden
   const right = new Set(options.alignRight ?? []);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows
-    .map((r) => indent + r.map((cell, c) => (right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd())
+    .map(
+      (r) =>
+        indent +
+        r
+          .map((cell, c) => (right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+          .join('  ')
+          .trimEnd(),
+    )
     .join('\n');
 }

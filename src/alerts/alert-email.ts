@@ -9,8 +9,7 @@ export interface EmailContent {
   readonly html: string;
 }
 
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 export function formatResetDate(iso: string): string {
   return new Date(iso).toLocaleDateString('en-GB', { day: 'numeric', month: 'long', timeZone: 'UTC' });
@@ -20,10 +19,7 @@ export function alertEmail(event: AlertEvent, subjectTemplate?: string): EmailCo
   const percent = Math.round(event.threshold * 100);
   const name = event.creditType.name;
   const reset = formatResetDate(event.resetsAt);
-  const headline =
-    event.type === 'exhausted'
-      ? `You have used all of your ${name}.`
-      : `You have used ${percent} % of your ${name}.`;
+  const headline = event.type === 'exhausted' ? `You have used all of your ${name}.` : `You have used ${percent} % of your ${name}.`;
   const pause = event.type === 'exhausted' ? ` Requests that need them are paused until then.` : '';
   const url = event.topUp?.url;
   const contact = event.topUp?.contact;
@@ -34,11 +30,7 @@ export function alertEmail(event: AlertEvent, subjectTemplate?: string): EmailCo
     .replaceAll('{percent}', String(percent))
     .replaceAll('{account}', event.account);
   const usage = `${event.used.toLocaleString('en-US')} of ${event.allowance.toLocaleString('en-US')} used (account ${event.account}).`;
-  const link = url
-    ? `<p><a href="${escapeHtml(url)}">Buy a top-up</a></p>`
-    : contact
-      ? `<p>Need more now? Contact ${escapeHtml(contact)}.</p>`
-      : '';
+  const link = url ? `<p><a href="${escapeHtml(url)}">Buy a top-up</a></p>` : contact ? `<p>Need more now? Contact ${escapeHtml(contact)}.</p>` : '';
   return {
     subject,
     text: `${sentence}\n\n${usage}\n`,

@@ -13,12 +13,7 @@ export function signPayload(secret: string, body: string, timestampSeconds: numb
 }
 
 /** For receivers (and tests): true when the header signs this body within the tolerance. */
-export function verifySignature(
-  secret: string,
-  body: string,
-  header: string,
-  options: { toleranceSeconds?: number; nowSeconds?: number } = {},
-): boolean {
+export function verifySignature(secret: string, body: string, header: string, options: { toleranceSeconds?: number; nowSeconds?: number } = {}): boolean {
   const parts = new Map(header.split(',').map((p) => p.split('=', 2) as [string, string]));
   const t = Number(parts.get('t'));
   const given = parts.get('v1');

@@ -41,7 +41,11 @@ export async function accountsCommand(args: string[], env: NodeJS.ProcessEnv, ou
         ...(values.anchor ? { billingAnchor: values.anchor } : {}),
         ...(values.email ? { email: values.email } : {}),
       });
-      out(values.json ? JSON.stringify(saved) : `account ${saved.id}: plan ${saved.plan}, billing anchor ${saved.billingAnchor}${saved.email ? `, e-mail ${saved.email}` : ''}`);
+      out(
+        values.json
+          ? JSON.stringify(saved)
+          : `account ${saved.id}: plan ${saved.plan}, billing anchor ${saved.billingAnchor}${saved.email ? `, e-mail ${saved.email}` : ''}`,
+      );
       return;
     }
     case 'get': {
@@ -108,7 +112,13 @@ export async function topUpsCommand(args: string[], env: NodeJS.ProcessEnv, out:
   const list = await client(values, env).topUps(one(positionals, 'account id'));
   if (values.json) out(JSON.stringify(list));
   else if (list.length === 0) out('no active top-ups');
-  else out(textTable([['id', 'credit type', 'amount', 'remaining', 'expires'], ...list.map((g) => [g.id, g.creditType, num(g.amount), num(g.remaining), day(g.expiresAt)])], { alignRight: [2, 3] }));
+  else
+    out(
+      textTable(
+        [['id', 'credit type', 'amount', 'remaining', 'expires'], ...list.map((g) => [g.id, g.creditType, num(g.amount), num(g.remaining), day(g.expiresAt)])],
+        { alignRight: [2, 3] },
+      ),
+    );
 }
 
 export async function eventsCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<void> {
@@ -116,5 +126,14 @@ export async function eventsCommand(args: string[], env: NodeJS.ProcessEnv, out:
   const events = await client(values, env).events(one(positionals, 'account id'), Number(values.limit ?? 20));
   if (values.json) out(JSON.stringify(events));
   else if (events.length === 0) out('no events');
-  else out(textTable([['when', 'event', 'credit type', 'used', 'allowance'], ...events.map((e) => [day(e.createdAt), e.type, e.creditType.id, num(e.used), num(e.allowance)])], { alignRight: [3, 4] }));
+  else
+    out(
+      textTable(
+        [
+          ['when', 'event', 'credit type', 'used', 'allowance'],
+          ...events.map((e) => [day(e.createdAt), e.type, e.creditType.id, num(e.used), num(e.allowance)]),
+        ],
+        { alignRight: [3, 4] },
+      ),
+    );
 }

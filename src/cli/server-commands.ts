@@ -59,7 +59,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   // A URL that was meant to be there (an empty Secret key, a typo in a template)
   // must not quietly become per-process counting.
   if (values.redis === undefined && env.REDIS_URL !== undefined && env.REDIS_URL.trim() === '') {
-    throw usageError('REDIS_URL is set but empty: give the Redis URL, or unset REDIS_URL to count in this process\'s memory (one replica only)');
+    throw usageError("REDIS_URL is set but empty: give the Redis URL, or unset REDIS_URL to count in this process's memory (one replica only)");
   }
   const sidecar = await startSidecar({
     configPath,

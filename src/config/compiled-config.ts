@@ -130,7 +130,14 @@ function toCostRule(spec: ParsedCostSpec, maxCost: number): CostRule {
           : spec.reserve !== undefined
             ? ({ from: 'fixed', amount: spec.reserve } as const)
             : ({ from: 'query', name: spec.query! } as const);
-  return { source, default: spec.default, min: spec.min, max: spec.max ?? maxCost, settle: spec.settle, minReserve: spec.settle ? (spec.minReserve ?? 1) : undefined };
+  return {
+    source,
+    default: spec.default,
+    min: spec.min,
+    max: spec.max ?? maxCost,
+    settle: spec.settle,
+    minReserve: spec.settle ? (spec.minReserve ?? 1) : undefined,
+  };
 }
 
 export function compileConfig(parsed: ParsedConfig): CompiledConfig {

@@ -54,10 +54,7 @@ const quota = z.union([credits(0), z.literal('unlimited')], {
 
 export const plan = z.record(creditTypeId, quota).describe('Monthly allowance per credit type; omitted or 0 = not in plan.');
 
-const secretRef = z
-  .string()
-  .min(1)
-  .describe('A literal, or env:NAME to read it from the environment.');
+const secretRef = z.string().min(1).describe('A literal, or env:NAME to read it from the environment.');
 
 export const alerts = z.strictObject({
   thresholds: z
@@ -75,7 +72,10 @@ export const alerts = z.strictObject({
     .optional(),
   email: z
     .strictObject({
-      smtp: z.string().regex(/^smtps?:\/\//, 'expected smtp://… or smtps://…').describe('SMTP URL, e.g. smtp://user:pass@host:587'),
+      smtp: z
+        .string()
+        .regex(/^smtps?:\/\//, 'expected smtp://… or smtps://…')
+        .describe('SMTP URL, e.g. smtp://user:pass@host:587'),
       from: z.string().min(3),
       subject: z.string().min(1).optional().describe('Subject template; {creditType}, {percent}, {account} are filled in.'),
       maxAttempts: z.number().int().min(1).max(20).default(4),
@@ -98,12 +98,7 @@ const jwtIdentity = z
     planClaim: z.string().min(1).optional().describe('A claim naming the plan: the plan comes from the token, not from an account record.'),
     header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').default('authorization').describe('Header carrying "Bearer <token>".'),
     clockSkewSeconds: z.number().int().min(0).max(600).default(30).describe('Tolerance on exp and nbf.'),
-    jwksCooldownSeconds: z
-      .number()
-      .min(0.1)
-      .max(3600)
-      .default(30)
-      .describe('An unknown kid refetches the JWKS at most once per this many seconds.'),
+    jwksCooldownSeconds: z.number().min(0.1).max(3600).default(30).describe('An unknown kid refetches the JWKS at most once per this many seconds.'),
   })
   .superRefine((jwt, ctx) => {
     const sources = (['jwksUrl', 'publicKey', 'secret'] as const).filter((k) => jwt[k] !== undefined);
@@ -135,9 +130,7 @@ export const identity = z.strictObject({
     .regex(HEADER_NAME, 'expected an HTTP header name')
     .default('x-account-id')
     .describe('Request header carrying the account id. Must be set by a trusted hop.'),
-  trustedHopSecret: secretRef
-    .optional()
-    .describe('Header mode: require the trusted hop to prove itself with this shared secret (env:NAME).'),
+  trustedHopSecret: secretRef.optional().describe('Header mode: require the trusted hop to prove itself with this shared secret (env:NAME).'),
   trustedHopHeader: z
     .string()
     .regex(HEADER_NAME, 'expected an HTTP header name')

@@ -23,14 +23,10 @@ const costRule = z
       })
       .optional()
       .describe('Hold the cost before forwarding; charge the actual amount from the response, never above the hold.'),
-    minReserve: credits(1)
-      .optional()
-      .describe('With settle: when less than the hold remains, hold what remains down to this (default 1); below it, 402.'),
+    minReserve: credits(1).optional().describe('With settle: when less than the hold remains, hold what remains down to this (default 1); below it, 402.'),
     default: credits(0).optional().describe('Cost when the input is absent (else 400).'),
     min: credits(0).default(1).describe('Smallest accepted cost (else 400).'),
-    max: credits(1)
-      .optional()
-      .describe("Largest accepted cost (else 400); default: the route's maxCost, else limits.maxCost."),
+    max: credits(1).optional().describe("Largest accepted cost (else 400); default: the route's maxCost, else limits.maxCost."),
   })
   .superRefine((rule, ctx) => {
     const sources = (['body', 'bodyLength', 'header', 'query', 'reserve'] as const).filter((k) => rule[k] !== undefined);
@@ -63,10 +59,7 @@ const method = z
   .transform((m) => m.toUpperCase())
   .pipe(z.enum([...HTTP_METHODS, '*'], { error: `expected one of ${HTTP_METHODS.join(', ')} or *` }));
 
-const refundCondition = z.union([
-  z.enum(['5xx', '4xx', 'connection_error', 'timeout', 'client_abort']),
-  z.number().int().min(100).max(599),
-]);
+const refundCondition = z.union([z.enum(['5xx', '4xx', 'connection_error', 'timeout', 'client_abort']), z.number().int().min(100).max(599)]);
 export const refundOn = z
   .array(refundCondition)
   .describe(
@@ -76,10 +69,7 @@ export const refundOn = z
 export const route = z.strictObject({
   name: z.string().regex(ROUTE_NAME, 'route names are letters, digits, _ . : -').describe('Used in logs and metrics.'),
   method: z.union([method, z.array(method).min(1)]).default('*'),
-  path: z
-    .string()
-    .startsWith('/', 'a route path starts with /')
-    .describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
+  path: z.string().startsWith('/', 'a route path starts with /').describe('Express-style: /v1/contacts/:id, /v1/files/*rest'),
   mode: mode.optional().describe('Overrides the global mode for this route.'),
   maxCost: credits(1).optional().describe('Largest cost any rule of this route accepts (default limits.maxCost).'),
   refundOn: refundOn.optional().describe('Overrides upstream.refundOn for this route.'),
@@ -101,12 +91,6 @@ export const route = z.strictObject({
     })
     .optional()
     .describe('A request-rate limit per account beside the credits (429 when exceeded; nothing charged).'),
-  charge: z
-    .record(creditTypeId, costSpec)
-    .default({})
-    .describe('Credits this route spends, per credit type: all or nothing.'),
-  release: z
-    .record(creditTypeId, costSpec)
-    .default({})
-    .describe('Capacity this route gives back (disconnect): never below zero, never refused.'),
+  charge: z.record(creditTypeId, costSpec).default({}).describe('Credits this route spends, per credit type: all or nothing.'),
+  release: z.record(creditTypeId, costSpec).default({}).describe('Capacity this route gives back (disconnect): never below zero, never refused.'),
 });

@@ -23,14 +23,8 @@ export const configSchema = z
     identity: identity.default({ header: 'x-account-id', trustedHopHeader: 'x-creditgate-hop-secret' }),
     mode: mode.default('enforce'),
     enforceFrom: instant.optional().describe('Before this instant everything runs in shadow mode ("announced before enforced").'),
-    defaultPlan: z
-      .string()
-      .optional()
-      .describe('Plan for accounts with no record, on calendar-month cycles. Omitted: such accounts get 403.'),
-    unmatched: z
-      .enum(['pass', 'reject'])
-      .default('pass')
-      .describe('Requests no route matches: pass through uncharged, or reject with 404.'),
+    defaultPlan: z.string().optional().describe('Plan for accounts with no record, on calendar-month cycles. Omitted: such accounts get 403.'),
+    unmatched: z.enum(['pass', 'reject']).default('pass').describe('Requests no route matches: pass through uncharged, or reject with 404.'),
     routing: z
       .strictObject({
         caseSensitive: z
@@ -50,9 +44,7 @@ export const configSchema = z
           .default(DEFAULT_MAX_BODY_BYTES)
           .describe('Largest body read on a route whose cost comes from the body (else 413).'),
         maxJsonDepth: z.number().int().min(1).max(1000).default(32).describe('Deepest JSON nesting accepted in such a body (else 400).'),
-        maxCost: credits(1)
-          .default(DEFAULT_MAX_COST)
-          .describe('Largest cost one rule accepts unless the route or rule says otherwise (else 400).'),
+        maxCost: credits(1).default(DEFAULT_MAX_COST).describe('Largest cost one rule accepts unless the route or rule says otherwise (else 400).'),
       })
       .default({ maxBodyBytes: DEFAULT_MAX_BODY_BYTES, maxJsonDepth: 32, maxCost: DEFAULT_MAX_COST }),
     store: z
@@ -63,12 +55,16 @@ export const configSchema = z
           .int()
           .min(0)
           .default(100_000)
-          .describe('Outage charges and refunds kept for replay when the store is back; when full, allow-mode requests are denied and a refund that cannot be kept is logged and counted as lost.'),
+          .describe(
+            'Outage charges and refunds kept for replay when the store is back; when full, allow-mode requests are denied and a refund that cannot be kept is logged and counted as lost.',
+          ),
         journalFile: z
           .string()
           .min(1)
           .optional()
-          .describe('Where the outage journal is kept across a restart: written at shutdown when the store could not take it, read back and replayed at start. Without it, entries left at shutdown are logged (everything needed to apply them by hand) and counted as lost.'),
+          .describe(
+            'Where the outage journal is kept across a restart: written at shutdown when the store could not take it, read back and replayed at start. Without it, entries left at shutdown are logged (everything needed to apply them by hand) and counted as lost.',
+          ),
         maxAccounts: z
           .number()
           .int()
@@ -86,20 +82,22 @@ export const configSchema = z
           .int()
           .min(0)
           .default(60_000)
-          .describe('How long a replica may use an account record or an empty pool from memory; changes are pushed to every replica at once (0 turns caching off).'),
+          .describe(
+            'How long a replica may use an account record or an empty pool from memory; changes are pushed to every replica at once (0 turns caching off).',
+          ),
         maxAccounts: z.number().int().min(0).default(100_000).describe('Accounts remembered per replica, least recently used out first.'),
       })
       .default({ accountTtlMs: 60_000, maxAccounts: 100_000 }),
     upstream: z
       .strictObject({
-        timeoutMs: z.number().int().min(1).default(30_000).describe('Longest wait for the upstream\'s response headers (then 504 and a refund).'),
+        timeoutMs: z.number().int().min(1).default(30_000).describe("Longest wait for the upstream's response headers (then 504 and a refund)."),
         refundOn: refundOn.default(['5xx', 'connection_error', 'timeout']),
       })
       .default({ timeoutMs: 30_000, refundOn: ['5xx', 'connection_error', 'timeout'] }),
     idempotency: z
       .strictObject({
         header: z.string().regex(HEADER_NAME, 'expected an HTTP header name').default('idempotency-key'),
-        ttlMs: z.number().int().min(1000).default(86_400_000).describe('How long a completed request\'s key is remembered.'),
+        ttlMs: z.number().int().min(1000).default(86_400_000).describe("How long a completed request's key is remembered."),
         maxResponseBytes: z
           .number()
           .int()

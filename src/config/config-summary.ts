@@ -19,7 +19,9 @@ export function summarizeConfig(config: CompiledConfig): string {
   out.push(`credit types (${types.length}):`);
   out.push(table([['  id', 'name', 'kind'], ...types.map((t) => [`  ${t.id}`, t.name, t.kind])]));
   out.push('');
-  out.push(`plans (${plans.length})${config.defaultPlan ? `, default for accounts with no record: ${config.defaultPlan}` : ', no default plan (unknown accounts get 403)'}:`);
+  out.push(
+    `plans (${plans.length})${config.defaultPlan ? `, default for accounts with no record: ${config.defaultPlan}` : ', no default plan (unknown accounts get 403)'}:`,
+  );
   out.push(
     table([
       ['  credit type', ...plans.map((p) => p.id)],

@@ -34,8 +34,7 @@ export interface BillingCycle {
   readonly end: number;
 }
 
-const ISO_INSTANT =
-  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|z|[+-]\d{2}:?\d{2})$/;
+const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|z|[+-]\d{2}:?\d{2})$/;
 
 export class InvalidAnchorError extends Error {
   readonly code = 'invalid_anchor';
@@ -52,9 +51,7 @@ export function daysInMonth(year: number, month0: number): number {
 function parseIso(iso: string): BillingAnchor {
   const m = ISO_INSTANT.exec(iso);
   if (!m) {
-    throw new InvalidAnchorError(
-      `expected an ISO 8601 instant with a UTC offset, e.g. 2025-01-31T09:00:00Z, got ${JSON.stringify(iso)}`,
-    );
+    throw new InvalidAnchorError(`expected an ISO 8601 instant with a UTC offset, e.g. 2025-01-31T09:00:00Z, got ${JSON.stringify(iso)}`);
   }
   const [, y, mo, d, h, mi, s = '0', frac = '', off = 'Z'] = m;
   const year = Number(y);

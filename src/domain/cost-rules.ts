@@ -29,9 +29,7 @@ export interface CostInputs {
   readonly body?: unknown;
 }
 
-export type CostResult =
-  | { readonly ok: true; readonly amount: number }
-  | { readonly ok: false; readonly message: string };
+export type CostResult = { readonly ok: true; readonly amount: number } | { readonly ok: false; readonly message: string };
 
 export function needsBody(rule: CostRule): boolean {
   return rule.source.from === 'body' || rule.source.from === 'bodyLength';

@@ -61,7 +61,11 @@ export class AccountViews {
   /** Active top-ups of every consumable type, earliest expiry first. */
   async topUps(accountId: string, config: CompiledConfig): Promise<TopUpView[]> {
     const types = [...config.creditTypes.values()].filter((t) => t.kind === 'consumable').map((t) => t.id);
-    const states = await this.store.usage(accountId, types.map((t) => ({ creditType: t, cycleStart: 0 })), this.now());
+    const states = await this.store.usage(
+      accountId,
+      types.map((t) => ({ creditType: t, cycleStart: 0 })),
+      this.now(),
+    );
     return states
       .flatMap((s) => s.grants)
       .sort((a, b) => a.expiresAt - b.expiresAt)

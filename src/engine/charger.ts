@@ -104,7 +104,9 @@ export class Charger {
     if (outcome.duplicate) return replayDecision(outcome.duplicate, request!.fingerprint);
     if (outcome.ok && claim) this.p.leases.start(accountId, claim, config.idempotency.ttlMs);
     // A hold that took what remained asked for less: report what was held.
-    const statuses = lines.map((c, i) => poolStatus(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!));
+    const statuses = lines.map((c, i) =>
+      poolStatus(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!),
+    );
     // Outside the plan with no active grant: not in the plan, and remembered as such.
     const noGrant = lines.map((_, i) => outsidePlan[i]! && outcome.pools[i]!.grantTotal === 0);
     // Remember empty pools and missing grants: the next request for them is refused locally.
@@ -120,7 +122,8 @@ export class Charger {
     const shadowDenied: ShadowDenial[] = [];
     outcome.pools.forEach((p, i) => {
       const status = statuses[i]!;
-      if (p.wouldRefuse) shadowDenied.push({ pool: status, reason: quotaOf(resolved.plan, status.creditType) === 0 && p.grantTotal === 0 ? 'not-in-plan' : 'exhausted' });
+      if (p.wouldRefuse)
+        shadowDenied.push({ pool: status, reason: quotaOf(resolved.plan, status.creditType) === 0 && p.grantTotal === 0 ? 'not-in-plan' : 'exhausted' });
       this.p.observer?.creditsCharged(status.creditType, resolved.plan.id, p.charged);
     });
     await this.p.afterCharge.record(config, resolved, outcome.pools, statuses, now);

@@ -62,7 +62,15 @@ export class CreditEngine {
     });
     const afterCharge = new AfterCharge(store, options.alerts);
     const parts = { store, now, observer, directory: this.directory, guard: this.guard, leases: this.leases };
-    this.outage = new OutageMode({ store, config: options.config, now, observer, directory: this.directory, afterCharge, onStoreFailure: () => this.guard.failure() });
+    this.outage = new OutageMode({
+      store,
+      config: options.config,
+      now,
+      observer,
+      directory: this.directory,
+      afterCharge,
+      onStoreFailure: () => this.guard.failure(),
+    });
     this.charger = new Charger({ ...parts, outage: this.outage, afterCharge });
     this.settlement = new Settlement({ ...parts, outage: this.outage });
     this.accounts = new Accounts(parts);

@@ -106,7 +106,10 @@ export class OutageMode {
     const entry = this.journal.recordRefund(account, this.o.now(), lines, refundId, idempotency);
     this.reportSize();
     if (entry) return;
-    this.o.observer?.journalLost({ kind: 'refund', account, at: this.o.now(), lines, refundId, ...(idempotency ? { idempotency } : {}) }, 'the outage journal is full');
+    this.o.observer?.journalLost(
+      { kind: 'refund', account, at: this.o.now(), lines, refundId, ...(idempotency ? { idempotency } : {}) },
+      'the outage journal is full',
+    );
     throw new StoreError('the credit store is unreachable and the outage journal is full: a refund could not be kept');
   }
 

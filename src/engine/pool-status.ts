@@ -35,7 +35,7 @@ export function mergeCosts(costs: readonly CostLine[]): MergedLine[] {
     const prev = totals.get(key);
     const amount = (prev?.amount ?? 0) + c.amount;
     if (!isCreditAmount(amount)) throw new RangeError(`${c.creditType}: a cost must be a whole number from 0 to ${MAX_CREDITS_TEXT}, got ${amount}`);
-    totals.set(key, { creditType: c.creditType, op, amount, ...(c.hold ?? prev?.hold ? { hold: c.hold ?? prev!.hold! } : {}) });
+    totals.set(key, { creditType: c.creditType, op, amount, ...((c.hold ?? prev?.hold) ? { hold: c.hold ?? prev!.hold! } : {}) });
   }
   return [...totals.values()];
 }

@@ -33,7 +33,9 @@ export class Settlement {
       this.p.outage.cancel(receipt.journalId);
     } else {
       if (receipt.idempotency) this.p.leases.stop(receipt.idempotency);
-      const lines = receipt.lines.filter((l) => l.op === 'charge').map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws }));
+      const lines = receipt.lines
+        .filter((l) => l.op === 'charge')
+        .map((l) => ({ creditType: l.creditType, cycleStart: l.cycleStart, planDelta: l.planDelta, draws: l.draws }));
       await this.giveBack(receipt.account, lines, receipt.idempotency);
     }
     for (const l of receipt.lines) if (l.op === 'charge' && l.charged > 0) this.p.observer?.creditsRefunded(l.creditType, reason, l.charged);

@@ -58,7 +58,14 @@ function accountIdParam(req: Request): string {
 
 function publicAccount(id: string, r: AccountRecord) {
   // A record saved before anchors were whole seconds shows the anchor in force.
-  return { id, plan: r.plan, billingAnchor: truncateAnchorIso(r.billingAnchor), ...(r.email ? { email: r.email } : {}), createdAt: r.createdAt, updatedAt: r.updatedAt };
+  return {
+    id,
+    plan: r.plan,
+    billingAnchor: truncateAnchorIso(r.billingAnchor),
+    ...(r.email ? { email: r.email } : {}),
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  };
 }
 
 export function createAdminApp(options: AdminApiOptions): express.Express {
@@ -95,7 +102,12 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
       return;
     }
     if (!token.matches(req.headers.authorization)) {
-      sendProblem(res, problem('admin-unauthorized', 'send Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } }), baseUrl(), req.path);
+      sendProblem(
+        res,
+        problem('admin-unauthorized', 'send Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } }),
+        baseUrl(),
+        req.path,
+      );
       return;
     }
     next();
@@ -143,7 +155,10 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
       const { topUp, created } = await engine.topUp(id, parsed.data, key);
       if (!created) res.set('idempotent-replayed', 'true');
       logger.info({ creditType: topUp.creditType, amount: topUp.amount, created }, 'top-up granted');
-      res.status(201).set('location', `/v1/accounts/${encodeURIComponent(id)}/topups`).json(topUp);
+      res
+        .status(201)
+        .set('location', `/v1/accounts/${encodeURIComponent(id)}/topups`)
+        .json(topUp);
     } catch (err) {
       if (err instanceof TopUpError) throw new ProblemError(problem('invalid-request', err.message));
       throw err;
@@ -180,7 +195,11 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const creditTypeNames = new Map([...config.creditTypes.values()].map((t) => [t.id, t.name]));
     res
       .status(200)
-      .set({ 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" })
+      .set({
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+      })
       .send(renderUsagePage({ usage, topUps, events, creditTypeNames }));
   });
 
@@ -210,9 +229,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     const status = (err as { status?: number }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       const p: Problem =
-        status === 413
-          ? problem('body-too-large', 'admin request bodies are limited to 64 KiB')
-          : problem('invalid-request', (err as Error).message);
+        status === 413 ? problem('body-too-large', 'admin request bodies are limited to 64 KiB') : problem('invalid-request', (err as Error).message);
       sendProblem(res, p, baseUrl(), req.path);
       return;
     }

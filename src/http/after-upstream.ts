@@ -31,7 +31,10 @@ export class AfterUpstream {
     const reason = refundReason(result, route.refundOn, route.chargeWhen);
     if (reason) {
       await this.engine.refund(receipt, reason);
-      this.logger.info({ requestId: allow.requestId, route: route.name, outcome: 'refunded', reason, upstream: 'status' in result ? result.status : result.error }, 'charge refunded');
+      this.logger.info(
+        { requestId: allow.requestId, route: route.name, outcome: 'refunded', reason, upstream: 'status' in result ? result.status : result.error },
+        'charge refunded',
+      );
       return { headers: this.headersAfterReturning(allow, new Map(receipt.lines.map((l) => [l.creditType, l.charged]))), kept: false };
     }
     const actuals = new Map<string, number>();
@@ -39,12 +42,19 @@ export class AfterUpstream {
       if (!line.settle) continue;
       const settled = settledAmount(line.settle, responseHeaders[line.settle.responseHeader.toLowerCase()]);
       if (settled.ok) actuals.set(line.creditType, settled.amount);
-      else this.logger.warn({ requestId: allow.requestId, route: route.name, creditType: line.creditType, held: line.charged, reason: settled.reason }, 'cannot settle: keeping the hold');
+      else
+        this.logger.warn(
+          { requestId: allow.requestId, route: route.name, creditType: line.creditType, held: line.charged, reason: settled.reason },
+          'cannot settle: keeping the hold',
+        );
     }
     const settled = actuals.size > 0 ? await this.engine.settle(receipt, actuals) : new Map<string, { charged: number; overage: number }>();
     for (const [creditType, { charged, overage }] of settled) {
       if (overage > 0) {
-        this.logger.warn({ requestId: allow.requestId, route: route.name, creditType, charged, overage }, 'actual use above the hold: not charged (no overage beyond plan limits)');
+        this.logger.warn(
+          { requestId: allow.requestId, route: route.name, creditType, charged, overage },
+          'actual use above the hold: not charged (no overage beyond plan limits)',
+        );
       }
     }
     if (settled.size === 0) return { headers: { ...allow.headers }, kept: true };
@@ -57,7 +67,11 @@ export class AfterUpstream {
     const { receipt, route } = allow;
     if (!receipt?.lines.some((l) => l.op === 'release')) return;
     if (releaseConfirmed(result, route.releaseWhen)) await this.engine.release(receipt);
-    else this.logger.info({ requestId: allow.requestId, route: route.name, upstream: 'status' in result ? result.status : result.error }, 'release not confirmed by the upstream: capacity kept');
+    else
+      this.logger.info(
+        { requestId: allow.requestId, route: route.name, upstream: 'status' in result ? result.status : result.error },
+        'release not confirmed by the upstream: capacity kept',
+      );
   }
 
   /**
@@ -69,7 +83,8 @@ export class AfterUpstream {
     const receipt = allow.receipt;
     if (!receipt?.idempotency) return;
     const max = allow.config.idempotency.maxResponseBytes;
-    const kept = response && response.body.length <= max && keepable(response.headers, max) ? encodeResponse(response.status, response.headers, response.body) : undefined;
+    const kept =
+      response && response.body.length <= max && keepable(response.headers, max) ? encodeResponse(response.status, response.headers, response.body) : undefined;
     await this.engine.complete(receipt, allow.config, kept);
   }
 

@@ -7,9 +7,7 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Cluster, Redis } from 'ioredis';
 
-export type BurstResult =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly retryAfterMs: number; readonly points: number; readonly durationMs: number };
+export type BurstResult = { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number; readonly points: number; readonly durationMs: number };
 
 export class BurstLimiter {
   private readonly limiters = new Map<string, RateLimiterAbstract>();

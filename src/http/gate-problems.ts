@@ -45,12 +45,16 @@ export function rateLimitedProblem(burst: { readonly points: number; readonly du
 /** A store that could not decide: full (memory store at its bound) or unreachable. Anything else is rethrown. */
 export function storeProblem(err: unknown): Problem {
   if (err instanceof StoreFullError) return storeFullProblem(err.retryAfterSeconds);
-  if (err instanceof StoreError) return problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } });
+  if (err instanceof StoreError)
+    return problem('store-unavailable', 'the credit store cannot be reached; try again shortly', { headers: { 'retry-after': '1' } });
   throw err;
 }
 
 export function keyReusedProblem(header: string): Problem {
-  return problem('idempotency-key-reused', `this ${header} was first used with a different request (method, path, route, amounts or body); use a new key for a new request`);
+  return problem(
+    'idempotency-key-reused',
+    `this ${header} was first used with a different request (method, path, route, amounts or body); use a new key for a new request`,
+  );
 }
 
 export function inProgressProblem(): Problem {

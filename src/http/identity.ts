@@ -14,9 +14,7 @@ import { ACCOUNT_ID_RULE, isValidAccountId } from '../domain/account-id.js';
 import { ConstantTimeSecret } from './constant-time-secret.js';
 import { problem, type Problem } from './problem-details.js';
 
-export type IdentityResult =
-  | { readonly ok: true; readonly account: string; readonly plan?: string }
-  | { readonly ok: false; readonly problem: Problem };
+export type IdentityResult = { readonly ok: true; readonly account: string; readonly plan?: string } | { readonly ok: false; readonly problem: Problem };
 
 type JwtConfig = NonNullable<CompiledConfig['identity']['jwt']>;
 

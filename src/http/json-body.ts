@@ -5,9 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { problem, type Problem } from './problem-details.js';
 
-export type BodyRead =
-  | { readonly ok: true; readonly raw: Buffer; readonly value: unknown }
-  | { readonly ok: false; readonly problem: Problem };
+export type BodyRead = { readonly ok: true; readonly raw: Buffer; readonly value: unknown } | { readonly ok: false; readonly problem: Problem };
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 

@@ -42,11 +42,7 @@ export interface Problem {
   readonly extensions?: Readonly<Record<string, unknown>>;
 }
 
-export function problem(
-  type: ProblemType,
-  detail: string,
-  extras: { headers?: Record<string, string>; extensions?: Record<string, unknown> } = {},
-): Problem {
+export function problem(type: ProblemType, detail: string, extras: { headers?: Record<string, string>; extensions?: Record<string, unknown> } = {}): Problem {
   return { type, status: PROBLEM_TYPES[type].status, detail, ...extras };
 }
 

@@ -130,7 +130,8 @@ export class RequestGate {
       const matched = routes.match(m, normalized.path);
       if (matched) return { req, config, route: matched.route, forwardUrl, query };
     }
-    if (config.unmatched === 'reject') return { kind: 'refuse', config, problem: problem('route-not-found', `no route matches ${req.method} ${normalized.path}`) };
+    if (config.unmatched === 'reject')
+      return { kind: 'refuse', config, problem: problem('route-not-found', `no route matches ${req.method} ${normalized.path}`) };
     return { kind: 'pass', config, forwardUrl };
   }
 
@@ -157,7 +158,11 @@ export class RequestGate {
   }
 
   /** An Idempotency-Key is bound to the whole request, body included: read it now if the cost did not. */
-  private async bindIdempotencyKey(m: Matched, costs: readonly CostLine[], body: ReadBody | undefined): Promise<Step<{ idempotency?: RequestIdempotency; body?: ReadBody }>> {
+  private async bindIdempotencyKey(
+    m: Matched,
+    costs: readonly CostLine[],
+    body: ReadBody | undefined,
+  ): Promise<Step<{ idempotency?: RequestIdempotency; body?: ReadBody }>> {
     const { req, config } = m;
     const header = req.headers[config.idempotency.header];
     const key = typeof header === 'string' && header !== '' ? header : undefined;
@@ -180,7 +185,13 @@ export class RequestGate {
     return pass({ idempotency: { key, fingerprint }, body: whole });
   }
 
-  private async charge(m: Matched, account: string, costs: CostLine[], idempotency: RequestIdempotency | undefined, plan: string | undefined): Promise<Step<ChargeDecision>> {
+  private async charge(
+    m: Matched,
+    account: string,
+    costs: CostLine[],
+    idempotency: RequestIdempotency | undefined,
+    plan: string | undefined,
+  ): Promise<Step<ChargeDecision>> {
     try {
       return pass(
         await this.engine.charge(account, costs, {
@@ -206,7 +217,10 @@ export class RequestGate {
       if (!first) return this.refuse(m, replayUnavailableProblem());
       // Completed before: charged then; answered now from the first response, never forwarded again.
       this.observer?.decision(route.name, NO_CREDIT_TYPE, 'replayed');
-      this.logger.info({ requestId: req.requestId, route: route.name, outcome: 'replayed', status: first.status }, 'idempotent replay: answered from the first response');
+      this.logger.info(
+        { requestId: req.requestId, route: route.name, outcome: 'replayed', status: first.status },
+        'idempotent replay: answered from the first response',
+      );
       return { kind: 'replay', config, route, response: first };
     }
     if (decision.reason === 'unknown-account' || decision.reason === 'unknown-plan') return this.refuse(m, refusalProblem(decision, this.now()));
@@ -214,7 +228,10 @@ export class RequestGate {
     const outcome: Outcome = decision.reason === 'exhausted' ? 'exhausted' : 'not_in_plan';
     for (const s of decision.short) {
       this.observer?.decision(route.name, s.creditType, outcome);
-      this.logger.info({ requestId: req.requestId, route: route.name, creditType: s.creditType, outcome, required: s.required, remaining: s.remaining }, 'request refused');
+      this.logger.info(
+        { requestId: req.requestId, route: route.name, creditType: s.creditType, outcome, required: s.required, remaining: s.remaining },
+        'request refused',
+      );
     }
     return { kind: 'refuse', config, problem: refusalProblem(decision, this.now()), route };
   }
@@ -223,7 +240,8 @@ export class RequestGate {
     const { req, config, route } = m;
     const log = { requestId: req.requestId, route: route.name };
     for (const p of decision.pools) if (p.op === 'charge') this.observer?.decision(route.name, p.creditType, 'allowed');
-    if (decision.receipt.journalId !== undefined) this.logger.warn({ ...log, outcome: 'allowed', storeOutage: true }, 'credit store unreachable: allowed by onStoreError, journaled for replay');
+    if (decision.receipt.journalId !== undefined)
+      this.logger.warn({ ...log, outcome: 'allowed', storeOutage: true }, 'credit store unreachable: allowed by onStoreError, journaled for replay');
     for (const d of decision.shadowDenied) {
       this.observer?.decision(route.name, d.pool.creditType, 'shadow_denied');
       this.logger.warn(
@@ -232,7 +250,10 @@ export class RequestGate {
       );
     }
     if (this.logger.isLevelEnabled('debug')) {
-      this.logger.debug({ ...log, outcome: 'allowed', pools: decision.pools.map((p) => ({ creditType: p.creditType, required: p.required, remaining: p.remaining })) }, 'decision');
+      this.logger.debug(
+        { ...log, outcome: 'allowed', pools: decision.pools.map((p) => ({ creditType: p.creditType, required: p.required, remaining: p.remaining })) },
+        'decision',
+      );
     }
     const held = decision.receipt.lines.filter((l) => l.settle);
     const charged = decision.receipt.lines.filter((l) => l.op === 'charge');
@@ -249,7 +270,10 @@ export class RequestGate {
       accountId: account,
       requestId: req.requestId,
       pools: decision.pools,
-      headers: rateLimitHeaders(decision.pools.filter((p) => p.op === 'charge'), this.now()),
+      headers: rateLimitHeaders(
+        decision.pools.filter((p) => p.op === 'charge'),
+        this.now(),
+      ),
       upstreamHeaders,
       receipt: decision.receipt,
       ...(body ? { body } : {}),

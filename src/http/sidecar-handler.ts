@@ -22,8 +22,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
       res.once('close', () => metrics.httpRequests.inc({ route: routeLabel, status_class: res.headersSent ? statusClass(res.statusCode) : 'error' }));
     }
     const onUpstream = metrics
-      ? (status: number | undefined, seconds: number) =>
-          metrics.upstreamDuration.observe({ route: routeLabel, status_class: statusClass(status) }, seconds)
+      ? (status: number | undefined, seconds: number) => metrics.upstreamDuration.observe({ route: routeLabel, status_class: statusClass(status) }, seconds)
       : undefined;
     const baseUrl = gate.engine.currentConfig().problemBaseUrl;
     // RFC 9112 §6.3: a request whose transfer coding does not end in chunked

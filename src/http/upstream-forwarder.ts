@@ -74,7 +74,6 @@ export interface ForwardOptions {
   readonly recordUpTo?: number;
 }
 
-
 export class UpstreamForwarder {
   private readonly agent: http.Agent;
   private readonly client: typeof http | typeof https;

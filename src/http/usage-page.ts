@@ -5,13 +5,11 @@
 import type { TopUpView, UsageView } from '../engine/credit-engine.js';
 import type { AlertEvent } from '../store/credit-store.js';
 
-const esc = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const n = (v: number) => v.toLocaleString('en-US');
 
-const date = (iso: string) =>
-  new Date(iso).toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+const date = (iso: string) => new Date(iso).toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
 
 const dateTime = (iso: string) =>
   `${new Date(iso).toLocaleString('en-GB', { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZone: 'UTC' })} UTC`;
@@ -30,9 +28,7 @@ function poolCard(id: string, p: UsageView['pools'][string]): string {
   const fraction = p.allowance === 0 ? 1 : Math.min(1, p.used / p.allowance);
   const pct = Math.round(fraction * 100);
   const figures =
-    p.kind === 'capacity'
-      ? `<strong>${n(p.used)}</strong> of ${n(p.allowance)} connected`
-      : `<strong>${n(p.used)}</strong> of ${n(p.allowance)} used`;
+    p.kind === 'capacity' ? `<strong>${n(p.used)}</strong> of ${n(p.allowance)} connected` : `<strong>${n(p.used)}</strong> of ${n(p.allowance)} used`;
   const parts: string[] = [];
   if (p.kind === 'capacity') parts.push(`${n(p.remaining ?? 0)} more can be connected`);
   else if (p.planAllowance === 0) {

@@ -57,7 +57,19 @@ export class MemoryStore extends MemoryAccounts implements CreditStore {
     const result: ChargedPool[] = read.map(({ p, cycle, planUsed, grants, draw }) => {
       const grantTotal = grants.reduce((s, g) => s + g.amount, 0);
       let grantUsed = grants.reduce((s, g) => s + g.used, 0);
-      if (!fits) return { creditType: p.creditType, planUsed, grantTotal, grantUsed, wouldRefuse: false, emptied: false, charged: 0, planDelta: 0, fired: [], draws: [] };
+      if (!fits)
+        return {
+          creditType: p.creditType,
+          planUsed,
+          grantTotal,
+          grantUsed,
+          wouldRefuse: false,
+          emptied: false,
+          charged: 0,
+          planDelta: 0,
+          fired: [],
+          draws: [],
+        };
       let newPlanUsed = planUsed;
       let charged = draw.charged;
       if (p.op === 'release') {
@@ -192,11 +204,7 @@ export class MemoryStore extends MemoryAccounts implements CreditStore {
     });
   }
 
-  async addGrant(
-    account: string,
-    grant: NewGrant,
-    options: { now: number; idempotencyKey?: string; idempotencyTtlMs: number },
-  ): Promise<GrantResult> {
+  async addGrant(account: string, grant: NewGrant, options: { now: number; idempotencyKey?: string; idempotencyTtlMs: number }): Promise<GrantResult> {
     const state = this.stateOf(this.claim(account));
     const clock = this.now();
     const byType = state.grants.get(grant.creditType) ?? new Map<string, GrantData>();
@@ -252,7 +260,10 @@ export class MemoryStore extends MemoryAccounts implements CreditStore {
     const slot = this.accounts.slotOf(account);
     if (slot === undefined) return;
     this.exhausted.get(creditType)?.delete(slot);
-    this.accounts.extrasAt(slot)?.marks(`${creditType}:${cycleKey(cycleStart)}`)?.value.delete('empty');
+    this.accounts
+      .extrasAt(slot)
+      ?.marks(`${creditType}:${cycleKey(cycleStart)}`)
+      ?.value.delete('empty');
   }
 
   async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {

@@ -26,7 +26,10 @@ export async function subscribeToInvalidations(
   onListening?.(true);
   sub.on('ready', () => {
     // ioredis resubscribes on reconnect; listening again from here on.
-    void sub.subscribe(channel).then(() => onListening?.(true), () => undefined);
+    void sub.subscribe(channel).then(
+      () => onListening?.(true),
+      () => undefined,
+    );
   });
   return async () => {
     await sub.quit().catch(() => sub.disconnect());

@@ -135,14 +135,14 @@ export class RedisStore implements CreditStore {
 
   private async claimStep(account: string, claim: RequestClaim, step: 'renew' | 'complete', ttlMs: number, response: string): Promise<boolean> {
     const keys = [this.keys.requestIdempotencyIndex(account), this.keys.requestIdempotency(account, claim.key)];
-    const held = await this.call('idempotency', () => this.commands.creditgateIdempotency(keys.length, ...keys, step, claim.claim, ttlMs, Date.now(), response));
+    const held = await this.call('idempotency', () =>
+      this.commands.creditgateIdempotency(keys.length, ...keys, step, claim.claim, ttlMs, Date.now(), response),
+    );
     return held === 1;
   }
 
   async idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null> {
-    const [state, fingerprint, response] = await this.call('idempotency', () =>
-      this.client.hmget(this.keys.requestIdempotency(account, key), 's', 'f', 'r'),
-    );
+    const [state, fingerprint, response] = await this.call('idempotency', () => this.client.hmget(this.keys.requestIdempotency(account, key), 's', 'f', 'r'));
     return state === null || state === undefined ? null : idempotencyRecord(state, fingerprint, response);
   }
 
@@ -157,11 +157,7 @@ export class RedisStore implements CreditStore {
     return poolUsages(reply, pools);
   }
 
-  async addGrant(
-    account: string,
-    grant: NewGrant,
-    options: { now: number; idempotencyKey?: string; idempotencyTtlMs: number },
-  ): Promise<GrantResult> {
+  async addGrant(account: string, grant: NewGrant, options: { now: number; idempotencyKey?: string; idempotencyTtlMs: number }): Promise<GrantResult> {
     const keys = [
       this.keys.index(account),
       this.keys.grants(account, grant.creditType),

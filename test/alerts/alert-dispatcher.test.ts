@@ -45,7 +45,10 @@ describe('alert dispatcher', () => {
     const results: DeliveryResult[] = [];
     const d = dispatcher({ thresholds: [0.8], keepEvents: 10, queueSize: 3, webhook: { url, timeoutMs: 5000, maxAttempts: 1 } }, results);
     const started = Date.now();
-    d.publish(account, Array.from({ length: 10 }, (_, i) => event(`e${i}`)));
+    d.publish(
+      account,
+      Array.from({ length: 10 }, (_, i) => event(`e${i}`)),
+    );
     // publish() only queues: it returned before any receiver answered.
     expect(held).toHaveLength(0);
     expect(results.filter((r) => r === 'dropped')).toHaveLength(6);

@@ -20,9 +20,22 @@ const VALUES: [string, string[]][] = [
   [
     'everything switched on',
     [
-      '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'dashboards.enabled=true',
-      '--set', 'autoscaling.enabled=true', '--set', 'rollOnConfigChange=true', '--set', 'redis.persistence.storageClass=-',
-      '--set', 'imagePullSecrets[0].name=registry', '--set', 'redis.nodeSelector.disk=ssd',
+      '--set',
+      'metrics.serviceMonitor.enabled=true',
+      '--set',
+      'metrics.prometheusRule.enabled=true',
+      '--set',
+      'dashboards.enabled=true',
+      '--set',
+      'autoscaling.enabled=true',
+      '--set',
+      'rollOnConfigChange=true',
+      '--set',
+      'redis.persistence.storageClass=-',
+      '--set',
+      'imagePullSecrets[0].name=registry',
+      '--set',
+      'redis.nodeSelector.disk=ssd',
     ],
   ],
 ];
@@ -61,7 +74,11 @@ describe('the validation itself', () => {
     const noSelector: Doc = structuredClone(deploy);
     delete noSelector.spec.selector;
     expect(() => validateObject(noSelector)).toThrow(/selector/);
-    expect(() => validateObject({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'x' } })).toThrow(/no schema for networking\.k8s\.io\/v1\/NetworkPolicy/);
-    expect(() => validateObject({ apiVersion: 'apps/v1beta1', kind: 'Deployment', metadata: { name: 'x' } })).toThrow(/no schema for apps\/v1beta1\/Deployment/);
+    expect(() => validateObject({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'x' } })).toThrow(
+      /no schema for networking\.k8s\.io\/v1\/NetworkPolicy/,
+    );
+    expect(() => validateObject({ apiVersion: 'apps/v1beta1', kind: 'Deployment', metadata: { name: 'x' } })).toThrow(
+      /no schema for apps\/v1beta1\/Deployment/,
+    );
   });
 });

@@ -132,7 +132,10 @@ describe('the bundled Redis (redis.enabled, the default)', () => {
   });
 
   it('redis.persistence and redis.appendfsync are honoured', async () => {
-    const custom = one(await render(['--set', 'redis.persistence.size=8Gi', '--set', 'redis.persistence.storageClass=fast-ssd', '--set', 'redis.appendfsync=always']), 'StatefulSet');
+    const custom = one(
+      await render(['--set', 'redis.persistence.size=8Gi', '--set', 'redis.persistence.storageClass=fast-ssd', '--set', 'redis.appendfsync=always']),
+      'StatefulSet',
+    );
     expect(custom.spec.volumeClaimTemplates[0].spec).toMatchObject({ storageClassName: 'fast-ssd', resources: { requests: { storage: '8Gi' } } });
     expect(argAfter(custom.spec.template.spec.containers[0].args, '--appendfsync')).toBe('always');
     const noProvisioner = one(await render(['--set', 'redis.persistence.storageClass=-']), 'StatefulSet');
@@ -151,9 +154,18 @@ describe('the generated Redis password, against a (fake) API server', () => {
     server = createServer((req, res) => {
       const send = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       if (req.url === '/api/v1/namespaces/shop/secrets/cg-creditgate-redis-auth' && existing !== undefined) {
-        send(200, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cg-creditgate-redis-auth', namespace: 'shop' }, data: { 'redis-password': Buffer.from(existing).toString('base64') } });
+        send(200, {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'cg-creditgate-redis-auth', namespace: 'shop' },
+          data: { 'redis-password': Buffer.from(existing).toString('base64') },
+        });
       } else if (req.url?.startsWith('/api/v1?')) {
-        send(200, { kind: 'APIResourceList', groupVersion: 'v1', resources: [{ name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get'] }] });
+        send(200, {
+          kind: 'APIResourceList',
+          groupVersion: 'v1',
+          resources: [{ name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get'] }],
+        });
       } else {
         send(404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 });
       }
@@ -206,7 +218,11 @@ describe('an external Redis (redis.url / redis.existingSecret)', () => {
   for (const [what, args, ref] of [
     ['redis.url', ['--set', 'redis.url=rediss://:pw@redis.example:6380'], { name: 'cg-creditgate-secrets', key: 'redis-url' }],
     ['redis.existingSecret', ['--set', 'redis.existingSecret=shop-redis-url'], { name: 'shop-redis-url', key: 'redis-url' }],
-    ['redis.existingSecret with redis.enabled=false and a key', ['--set', 'redis.enabled=false', '--set', 'redis.existingSecret=shop-redis-url', '--set', 'redis.existingSecretKey=url'], { name: 'shop-redis-url', key: 'url' }],
+    [
+      'redis.existingSecret with redis.enabled=false and a key',
+      ['--set', 'redis.enabled=false', '--set', 'redis.existingSecret=shop-redis-url', '--set', 'redis.existingSecretKey=url'],
+      { name: 'shop-redis-url', key: 'url' },
+    ],
   ] as const) {
     it(`${what}: REDIS_URL from that Secret, and no Redis deployed`, async () => {
       const docs = await render([...args]);
@@ -225,7 +241,11 @@ describe('values under which credits would be counted twice do not render', () =
   const cases: [string, string[], string[]][] = [
     ['two replicas, no Redis', ['--set', 'redis.enabled=false'], ['replicaCount=2 with no Redis', 'once per pod', useRedis]],
     ['five replicas, no Redis', ['--set', 'redis.enabled=false', '--set', 'replicaCount=5'], ['replicaCount=5 with no Redis', useRedis]],
-    ['autoscaling, no Redis', ['--set', 'redis.enabled=false', '--set', 'replicaCount=1', '--set', 'autoscaling.enabled=true'], ['autoscaling.enabled=true with no Redis', useRedis]],
+    [
+      'autoscaling, no Redis',
+      ['--set', 'redis.enabled=false', '--set', 'replicaCount=1', '--set', 'autoscaling.enabled=true'],
+      ['autoscaling.enabled=true with no Redis', useRedis],
+    ],
     [
       'one replica, neither Redis nor store=memory',
       ['--set', 'redis.enabled=false', '--set', 'replicaCount=1'],
@@ -234,7 +254,12 @@ describe('values under which credits would be counted twice do not render', () =
     [
       'store=memory with two replicas',
       ['--set', 'store=memory', '--set', 'redis.enabled=false'],
-      ['store=memory with replicaCount=2', 'once per pod', 'Drop store=memory and set redis.enabled=true', 'or run one replica (replicaCount=1, autoscaling.enabled=false)'],
+      [
+        'store=memory with replicaCount=2',
+        'once per pod',
+        'Drop store=memory and set redis.enabled=true',
+        'or run one replica (replicaCount=1, autoscaling.enabled=false)',
+      ],
     ],
     [
       'store=memory with autoscaling',

@@ -39,7 +39,16 @@ describe('Helm chart', () => {
   it('renders a hardened Deployment with probes, a directory-mounted config and the standard labels', async () => {
     const docs = await render();
     // Defaults include the bundled Redis: its StatefulSet, Service and password Secret.
-    expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'ServiceAccount', 'StatefulSet']);
+    expect(docs.map((d) => d.kind).sort()).toEqual([
+      'ConfigMap',
+      'Deployment',
+      'PodDisruptionBudget',
+      'Secret',
+      'Service',
+      'Service',
+      'ServiceAccount',
+      'StatefulSet',
+    ]);
     const deploy = byKind(docs, 'Deployment')[0]!;
     expect(deploy.metadata.labels).toMatchObject({
       'app.kubernetes.io/name': 'creditgate',
@@ -79,7 +88,16 @@ describe('Helm chart', () => {
   it('production values with the Prometheus Operator: ServiceMonitor, PrometheusRule, dashboard, HPA, secrets by reference', async () => {
     const docs = await render(['-f', `${CHART}/examples/values-production.yaml`, '--api-versions', 'monitoring.coreos.com/v1']);
     const kinds = docs.map((d) => d.kind).sort();
-    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'ServiceAccount', 'ServiceMonitor']);
+    expect(kinds).toEqual([
+      'ConfigMap',
+      'Deployment',
+      'HorizontalPodAutoscaler',
+      'PodDisruptionBudget',
+      'PrometheusRule',
+      'Service',
+      'ServiceAccount',
+      'ServiceMonitor',
+    ]);
     const sm = byKind(docs, 'ServiceMonitor')[0]!;
     expect(sm.metadata.labels).toMatchObject({ release: 'kube-prometheus-stack' });
     expect(sm.spec.endpoints).toEqual([{ port: 'admin', path: '/metrics', interval: '15s', scrapeTimeout: '5s' }]);
@@ -135,7 +153,7 @@ describe('Helm chart', () => {
     expect(validate(coalesce(defaults, { redis: { appendfsync: 'no' } }))).toBe(false);
     const r = await helm(['template', 'cg', CHART, '--set', 'service.port=eighty']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('values don\'t meet the specifications of the schema');
+    expect(r.stderr).toContain("values don't meet the specifications of the schema");
   });
 
   it('the sidecar example: a native sidecar in front of the app on localhost, the Service port on creditgate', () => {

@@ -88,7 +88,9 @@ alerts:
     const hook = await until(() => hooksFor(a)[0], 'the webhook');
     const body = hook.body.toString();
     const event = JSON.parse(body);
-    expect(Object.keys(event).sort()).toEqual(['account', 'allowance', 'createdAt', 'creditType', 'id', 'resetsAt', 'threshold', 'topUp', 'type', 'used'].sort());
+    expect(Object.keys(event).sort()).toEqual(
+      ['account', 'allowance', 'createdAt', 'creditType', 'id', 'resetsAt', 'threshold', 'topUp', 'type', 'used'].sort(),
+    );
     const usage = await (await h.adminFetch(`/v1/accounts/${a}/usage`)).json();
     expect(event).toMatchObject({
       type: 'threshold_reached',

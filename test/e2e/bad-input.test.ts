@@ -48,7 +48,13 @@ describe('bad input gets a clear answer and costs nothing', () => {
     ['JSON nested deeper than the limit', '/v1/ai/followups', { body: `{"count": 1, "x": ${'['.repeat(50)}${']'.repeat(50)}}` }, 400, 'invalid-body'],
     ['a hostile nesting depth', '/v1/ai/followups', { body: '['.repeat(100_0) }, 400, 'invalid-body'],
     ['a body over the limit', '/v1/ai/followups', { body: JSON.stringify({ count: 1, pad: 'x'.repeat(4096) }) }, 413, 'body-too-large'],
-    ['a non-JSON content type', '/v1/ai/followups', { body: 'count=3', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, 'unsupported-media-type'],
+    [
+      'a non-JSON content type',
+      '/v1/ai/followups',
+      { body: 'count=3', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      415,
+      'unsupported-media-type',
+    ],
     ['an empty account id', '/v1/ai/custom', { headers: { 'x-task-count': '1', 'x-account-id': '' } }, 401, 'unauthenticated'],
     ['an account id of 129 characters', '/v1/ai/custom', { headers: { 'x-task-count': '1', 'x-account-id': 'a'.repeat(129) } }, 400, 'invalid-account-id'],
     ['an account id with a space', '/v1/ai/custom', { headers: { 'x-task-count': '1', 'x-account-id': 'acme corp' } }, 400, 'invalid-account-id'],
@@ -114,7 +120,14 @@ describe('bad input gets a clear answer and costs nothing', () => {
   it.each([
     [
       'a YAML bomb',
-      ['a: &a ["x","x","x","x","x","x","x","x","x"]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]', 'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]', 'f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]'].join('\n'),
+      [
+        'a: &a ["x","x","x","x","x","x","x","x","x"]',
+        'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+        'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+        'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+        'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]',
+        'f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]',
+      ].join('\n'),
       /cannot be expanded/,
     ],
     ['a huge file', `version: 1\n# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`, /larger than/],

@@ -20,7 +20,17 @@ describe('refusal cache with pub/sub invalidation across replicas', () => {
     const configPath = writeConfig(TEST_CONFIG);
     const prefix = uniquePrefix('cache');
     const start = () =>
-      startSidecar({ configPath, upstream: upstream.url, port: 0, adminPort: 0, host: '127.0.0.1', redis: redisUrl(), keyPrefix: prefix, adminToken: ADMIN_TOKEN, logger: silentLogger() });
+      startSidecar({
+        configPath,
+        upstream: upstream.url,
+        port: 0,
+        adminPort: 0,
+        host: '127.0.0.1',
+        redis: redisUrl(),
+        keyPrefix: prefix,
+        adminToken: ADMIN_TOKEN,
+        logger: silentLogger(),
+      });
     a = await start();
     b = await start();
   });

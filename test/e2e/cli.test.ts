@@ -91,7 +91,22 @@ describe('creditgate serve', () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const child = spawn(
       process.execPath,
-      [CLI, 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1', '--redis', redisUrl()],
+      [
+        CLI,
+        'serve',
+        '--config',
+        writeConfig(TEST_CONFIG),
+        '--upstream',
+        upstream.url,
+        '--port',
+        String(port),
+        '--admin-port',
+        String(adminPort),
+        '--host',
+        '127.0.0.1',
+        '--redis',
+        redisUrl(),
+      ],
       { env: { ...process.env, CREDITGATE_ADMIN_TOKEN: 't0ken', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     try {
@@ -138,10 +153,14 @@ describe('creditgate serve', () => {
   });
 
   it('refuses to start when REDIS_URL is set but empty (a missing Secret value must not become per-process counting)', async () => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', '0', '--admin-port', '0'], {
-      env: { ...process.env, REDIS_URL: ' ' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', '0', '--admin-port', '0'],
+      {
+        env: { ...process.env, REDIS_URL: ' ' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     expect(await exited(child)).toBe(2);

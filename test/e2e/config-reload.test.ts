@@ -69,7 +69,15 @@ describe('hot reload (watcher only: polling set to a minute)', () => {
     symlinkSync('..2026_11_25_v1', join(dir, '..data'));
     symlinkSync('..data/credits.yaml', join(dir, 'credits.yaml'));
     const upstream = await startRecordingUpstream();
-    const s = await startSidecar({ configPath: join(dir, 'credits.yaml'), upstream: upstream.url, port: 0, adminPort: 0, host: '127.0.0.1', logger: silentLogger(), configPollMs: 60_000 });
+    const s = await startSidecar({
+      configPath: join(dir, 'credits.yaml'),
+      upstream: upstream.url,
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      logger: silentLogger(),
+      configPollMs: 60_000,
+    });
     try {
       const proxy = `http://127.0.0.1:${s.port}`;
       expect(await quotaSeen(proxy)).toBe(10);
@@ -158,7 +166,20 @@ describe('SIGHUP', () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const child = spawn(
       process.execPath,
-      ['dist/cli.js', 'serve', '--config', join(mount, 'credits.yaml'), '--upstream', upstream.url, '--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1'],
+      [
+        'dist/cli.js',
+        'serve',
+        '--config',
+        join(mount, 'credits.yaml'),
+        '--upstream',
+        upstream.url,
+        '--port',
+        String(port),
+        '--admin-port',
+        String(adminPort),
+        '--host',
+        '127.0.0.1',
+      ],
       { env: { ...withoutRedisUrl(), CREDITGATE_CONFIG_POLL_MS: '600000' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';

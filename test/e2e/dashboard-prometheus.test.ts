@@ -31,7 +31,12 @@ describe('Grafana dashboard on a real Prometheus', () => {
   let h: Harness;
   let prometheus: ChildProcess;
   let promUrl: string;
-  const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { id: unknown; uid: string; panels: Panel[]; templating: { list: { name: string; type: string; query: unknown }[] } };
+  const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+    id: unknown;
+    uid: string;
+    panels: Panel[];
+    templating: { list: { name: string; type: string; query: unknown }[] };
+  };
 
   const query = async (expr: string) => {
     const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
@@ -49,7 +54,12 @@ describe('Grafana dashboard on a real Prometheus', () => {
     );
     prometheus = spawn(
       '/usr/bin/prometheus',
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
       { stdio: 'ignore' },
     );
     for (let i = 0; ; i++) {
@@ -81,7 +91,17 @@ describe('Grafana dashboard on a real Prometheus', () => {
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
     }
     const titles = panels.map((p) => p.title);
-    for (const needed of ['Decisions by outcome', '402 rate per credit type', 'Credits charged per credit type and plan', 'Accounts exhausted per pool', 'Store latency p50 / p99', 'Store errors', 'Upstream latency p50 / p99', 'Config reloads', 'Alerts sent']) {
+    for (const needed of [
+      'Decisions by outcome',
+      '402 rate per credit type',
+      'Credits charged per credit type and plan',
+      'Accounts exhausted per pool',
+      'Store latency p50 / p99',
+      'Store errors',
+      'Upstream latency p50 / p99',
+      'Config reloads',
+      'Alerts sent',
+    ]) {
       expect(titles).toContain(needed);
     }
   });
@@ -114,7 +134,9 @@ describe('Grafana dashboard on a real Prometheus', () => {
     expect(jobs.data).toEqual(['creditgate']);
     // The 402s are visible, by credit type.
     const refused = await query('sum by (credit_type) (creditgate_decisions_total{outcome=~"exhausted|not_in_plan"})');
-    const byType = Object.fromEntries((refused.data!.result as { metric: { credit_type: string }; value: [number, string] }[]).map((r) => [r.metric.credit_type, Number(r.value[1])]));
+    const byType = Object.fromEntries(
+      (refused.data!.result as { metric: { credit_type: string }; value: [number, string] }[]).map((r) => [r.metric.credit_type, Number(r.value[1])]),
+    );
     expect(byType.ai_tasks).toBeGreaterThanOrEqual(5);
     expect(byType.voice_minutes).toBeGreaterThanOrEqual(5);
   });

@@ -40,10 +40,22 @@ const CASES: Case[] = [
   { name: 'encoded NUL', target: '/v1/ai/custom%00', expect: 400 },
   { name: '".." above the root', target: '/../v1/ai/custom', expect: 400 },
   { name: 'HEAD for a GET route', method: 'HEAD', target: '/v1/ai/report?n=1', expect: '/v1/ai/report?n=1' },
-  { name: 'X-HTTP-Method-Override to a charged GET', method: 'POST', target: '/v1/ai/report?n=1', headers: { 'x-http-method-override': 'GET' }, expect: '/v1/ai/report?n=1' },
+  {
+    name: 'X-HTTP-Method-Override to a charged GET',
+    method: 'POST',
+    target: '/v1/ai/report?n=1',
+    headers: { 'x-http-method-override': 'GET' },
+    expect: '/v1/ai/report?n=1',
+  },
   { name: 'X-HTTP-Method to a charged POST', method: 'GET', target: '/v1/ai/custom', headers: { 'x-http-method': 'POST' }, expect: '/v1/ai/custom' },
   { name: 'X-Method-Override lower-case', method: 'PUT', target: '/v1/ai/custom', headers: { 'x-method-override': 'post' }, expect: '/v1/ai/custom' },
-  { name: 'conflicting overrides', method: 'POST', target: '/v1/ai/custom', headers: { 'x-http-method-override': 'GET', 'x-http-method': 'DELETE' }, expect: 400 },
+  {
+    name: 'conflicting overrides',
+    method: 'POST',
+    target: '/v1/ai/custom',
+    headers: { 'x-http-method-override': 'GET', 'x-http-method': 'DELETE' },
+    expect: 400,
+  },
   { name: 'override to an unknown method', method: 'POST', target: '/v1/ai/custom', headers: { 'x-http-method-override': 'BREW' }, expect: 400 },
 ];
 
@@ -80,16 +92,19 @@ describe('evasion table (sidecar, Redis)', () => {
     }
   });
 
-  it.each(['/V1/AI/CUSTOM', '/v1/AI/custom', '/V1/ai/Custom/'])('case: %s is charged by default (matched in any letter case), forwarded as written', async (target) => {
-    const a = `case-${randomUUID()}`;
-    const res = await fetch(`${h.proxy}${target}`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
-    expect(res.status).toBe(200);
-    const seen = h.upstream.requests.filter((r) => r.headers['x-account-id'] === a);
-    expect(seen).toHaveLength(1);
-    expect(seen[0]!.url).toBe(target);
-    expect(seen[0]!.headers['creditgate-charged']).toBe('ai_tasks=1');
-    expect(await used(a)).toBe(1);
-  });
+  it.each(['/V1/AI/CUSTOM', '/v1/AI/custom', '/V1/ai/Custom/'])(
+    'case: %s is charged by default (matched in any letter case), forwarded as written',
+    async (target) => {
+      const a = `case-${randomUUID()}`;
+      const res = await fetch(`${h.proxy}${target}`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
+      expect(res.status).toBe(200);
+      const seen = h.upstream.requests.filter((r) => r.headers['x-account-id'] === a);
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.url).toBe(target);
+      expect(seen[0]!.headers['creditgate-charged']).toBe('ai_tasks=1');
+      expect(await used(a)).toBe(1);
+    },
+  );
 
   it('case: routing.caseSensitive: true treats another letter case as another path (for case-sensitive upstreams)', async () => {
     const strict = await startHarness({

@@ -20,7 +20,33 @@ const CONFIG = editConfig(TEST_CONFIG, ['tiny: { ai_tasks: 10,', 'tiny: { ai_tas
 const compiled = loadConfigText(CONFIG);
 const ACCOUNTS = ['fz-a', 'fz-b', 'fz{c}', 'fz:d', ''];
 
-const segment = fc.constantFrom('v1', 'ai', 'custom', 'followups', 'report', 'emails', 'verify', 'contacts', '42', 'enrich', 'voice', 'calls', 'mailboxes', '.', '..', '', '%63ustom', '%2F', '%2e', 'x;y=1', 'AI', '%00', '%zz', '~', '%C3%A9');
+const segment = fc.constantFrom(
+  'v1',
+  'ai',
+  'custom',
+  'followups',
+  'report',
+  'emails',
+  'verify',
+  'contacts',
+  '42',
+  'enrich',
+  'voice',
+  'calls',
+  'mailboxes',
+  '.',
+  '..',
+  '',
+  '%63ustom',
+  '%2F',
+  '%2e',
+  'x;y=1',
+  'AI',
+  '%00',
+  '%zz',
+  '~',
+  '%C3%A9',
+);
 const randomPath = fc.array(segment, { minLength: 0, maxLength: 5 }).map((s) => `/${s.join('/')}`);
 // The configured routes, as written and in spellings that normalise to them
 // (or are refused): random segments alone almost never name a route, and a
@@ -45,7 +71,10 @@ const routePath = fc.constantFrom(
 const path = fc.oneof({ weight: 1, arbitrary: randomPath }, { weight: 2, arbitrary: routePath });
 const query = fc.constantFrom('', '?n=1', '?n=abc', '?n=2&n=3', '?n=99999999999999999999', '#frag', '?x=%');
 // Most routes are POST: weighted so that many requests name a charged route.
-const method = fc.oneof({ weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS', 'BREW') }, { weight: 1, arbitrary: fc.constant('POST') });
+const method = fc.oneof(
+  { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS', 'BREW') },
+  { weight: 1, arbitrary: fc.constant('POST') },
+);
 /** Absent three times in four: each of these, when present, often makes a request a 400. */
 const rarely = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
 const headerValue = fc.oneof(fc.constantFrom('1', '0', '-1', '2.5', '1e3', '', ' 7', 'abc', '9'.repeat(20)), fc.stringMatching(/^[\x21-\x7e]{0,12}$/));
@@ -53,7 +82,17 @@ const body = fc.oneof(
   // Valid for every route that reads the body: charged, unless a pool is empty.
   { weight: 4, arbitrary: fc.constant('{"count": 2, "emails": ["a@x", "b@x"], "minutes": 3}') },
   fc.constant(''),
-  fc.constantFrom('{"count": 3}', '{"count": -1}', '{"emails": ["a","b"]}', '{"emails": "x"}', '{"count": 1e400}', '[[[[[[[[[[', '{', 'null', '{"count": 2, "emails": [1,2,3]}'),
+  fc.constantFrom(
+    '{"count": 3}',
+    '{"count": -1}',
+    '{"emails": ["a","b"]}',
+    '{"emails": "x"}',
+    '{"count": 1e400}',
+    '[[[[[[[[[[',
+    '{',
+    'null',
+    '{"count": 2, "emails": [1,2,3]}',
+  ),
   fc.json({ maxDepth: 3 }),
 );
 const request = fc.record({
@@ -100,7 +139,8 @@ describe('fuzz run', () => {
       if (ok && r.method !== 'HEAD' && res.headers['content-type'] === 'application/problem+json') {
         try {
           const p = JSON.parse(res.body) as { type?: string; title?: string; status?: number };
-          if (p.status !== res.status || !p.type?.startsWith('https://creditgate.dev/problems/') || !p.title) malformed.push(`${r.method} ${r.path}: problem ${res.body}`);
+          if (p.status !== res.status || !p.type?.startsWith('https://creditgate.dev/problems/') || !p.title)
+            malformed.push(`${r.method} ${r.path}: problem ${res.body}`);
         } catch {
           malformed.push(`${r.method} ${r.path}: unparsable problem body`);
         }
@@ -118,10 +158,19 @@ describe('fuzz run', () => {
     const summary = `FUZZ_SEED=${seed}: ${chargedSeen.length} charged and forwarded, ${count(402)} refused 402, ${count(400)} refused 400`;
     expect(chargedSeen.length, summary).toBeGreaterThanOrEqual(20);
     expect(count(402), summary).toBeGreaterThanOrEqual(3);
-    expect(refusals.some((b) => b.includes('"type":"https://creditgate.dev/problems/exhausted"')), summary).toBe(true);
+    expect(
+      refusals.some((b) => b.includes('"type":"https://creditgate.dev/problems/exhausted"')),
+      summary,
+    ).toBe(true);
     expect(count(400), summary).toBeGreaterThanOrEqual(20);
     // Charges reached several pools (these three are charged 4-45 times a run; voice_minutes, on one route, can miss).
-    const typesCharged = new Set(chargedSeen.flatMap((seen) => String(seen.headers['creditgate-charged']).split(', ').map((part) => part.split('=')[0])));
+    const typesCharged = new Set(
+      chargedSeen.flatMap((seen) =>
+        String(seen.headers['creditgate-charged'])
+          .split(', ')
+          .map((part) => part.split('=')[0]),
+      ),
+    );
     expect([...typesCharged], summary).toEqual(expect.arrayContaining(['ai_tasks', 'database', 'email_verification']));
 
     // The upstream never saw a charged route uncharged.

@@ -25,9 +25,21 @@ describe('identity modes', () => {
     process.env.CG_TEST_JWT_SECRET = 'a-long-shared-secret-for-hs256-tests';
     h = await startHarness({ config: jwtConfig('    secret: env:CG_TEST_JWT_SECRET\n    algorithms: [HS256]\n') });
     const a = `hs-${randomUUID()}`;
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('iss').setAudience('aud').setSubject(a).setExpirationTime('1m').sign(new TextEncoder().encode(process.env.CG_TEST_JWT_SECRET));
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('iss')
+      .setAudience('aud')
+      .setSubject(a)
+      .setExpirationTime('1m')
+      .sign(new TextEncoder().encode(process.env.CG_TEST_JWT_SECRET));
     expect((await call(h, { authorization: `Bearer ${token}` })).status).toBe(200);
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('iss').setAudience('aud').setSubject(a).setExpirationTime('1m').sign(new TextEncoder().encode('guessed'));
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('iss')
+      .setAudience('aud')
+      .setSubject(a)
+      .setExpirationTime('1m')
+      .sign(new TextEncoder().encode('guessed'));
     const r = await call(h, { authorization: `Bearer ${forged}` });
     expect(r.status).toBe(401);
     expect((await r.json()).detail).toMatch(/bad signature/);
@@ -35,18 +47,36 @@ describe('identity modes', () => {
 
   it('a PEM public key (ES256)', async () => {
     const key = await generateKeyPair('ES256');
-    const pem = (await exportSPKI(key.publicKey)).trim().split('\n').map((l) => `      ${l}`).join('\n');
+    const pem = (await exportSPKI(key.publicKey))
+      .trim()
+      .split('\n')
+      .map((l) => `      ${l}`)
+      .join('\n');
     h = await startHarness({ config: jwtConfig(`    publicKey: |\n${pem}\n    algorithms: [ES256]\n`) });
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer('iss').setAudience('aud').setSubject('pem-acct').setExpirationTime('1m').sign(key.privateKey);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer('iss')
+      .setAudience('aud')
+      .setSubject('pem-acct')
+      .setExpirationTime('1m')
+      .sign(key.privateKey);
     expect((await call(h, { authorization: `Bearer ${token}` })).status).toBe(200);
     const other = await generateKeyPair('ES256');
-    const bad = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer('iss').setAudience('aud').setSubject('pem-acct').setExpirationTime('1m').sign(other.privateKey);
+    const bad = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer('iss')
+      .setAudience('aud')
+      .setSubject('pem-acct')
+      .setExpirationTime('1m')
+      .sign(other.privateKey);
     expect((await call(h, { authorization: `Bearer ${bad}` })).status).toBe(401);
   });
 
   it('header mode behind a trusted hop: the secret is required, compared exactly, and never forwarded', async () => {
     process.env.CG_TEST_HOP_SECRET = 'hop-secret-123';
-    h = await startHarness({ config: editConfig(TEST_CONFIG, ['identity: { header: x-account-id }', 'identity: { header: x-account-id, trustedHopSecret: env:CG_TEST_HOP_SECRET }']) });
+    h = await startHarness({
+      config: editConfig(TEST_CONFIG, ['identity: { header: x-account-id }', 'identity: { header: x-account-id, trustedHopSecret: env:CG_TEST_HOP_SECRET }']),
+    });
     const a = `hop-${randomUUID()}`;
     for (const secret of [undefined, 'wrong', 'hop-secret-1234', 'hop-secret-12']) {
       const r = await call(h, { 'x-account-id': a, ...(secret ? { 'x-creditgate-hop-secret': secret } : {}) });

@@ -38,7 +38,13 @@ describe('JWT identity', () => {
   let rsa: Key;
   let ec: Key;
   let h: Harness;
-  const sign = (key: Key, alg: string, kid: string, claims: Record<string, unknown> = {}, opts: { exp?: string | number; nbf?: string | number; iss?: string; aud?: string } = {}) => {
+  const sign = (
+    key: Key,
+    alg: string,
+    kid: string,
+    claims: Record<string, unknown> = {},
+    opts: { exp?: string | number; nbf?: string | number; iss?: string; aud?: string } = {},
+  ) => {
     const jwt = new SignJWT({ plan: 'big', ...claims })
       .setProtectedHeader({ alg, kid })
       .setIssuer(opts.iss ?? ISSUER)
@@ -54,7 +60,10 @@ describe('JWT identity', () => {
     jwks = await jwksServer();
     rsa = await generateKeyPair('RS256');
     ec = await generateKeyPair('ES256');
-    jwks.keys.push({ ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }, { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' });
+    jwks.keys.push(
+      { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' },
+      { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' },
+    );
     const config = editConfig(TEST_CONFIG, [
       'identity: { header: x-account-id }',
       `identity:
@@ -116,15 +125,11 @@ describe('JWT identity', () => {
     ['wrong issuer', async () => sign(rsa, 'RS256', 'rsa-1', {}, { iss: 'https://evil.example.com' }), 'invalid-identity', /wrong issuer/],
     ['wrong audience', async () => sign(rsa, 'RS256', 'rsa-1', {}, { aud: 'another-api' }), 'invalid-identity', /wrong audience/],
     ['unknown kid', async () => sign(await generateKeyPair('RS256'), 'RS256', 'rsa-unknown'), 'invalid-identity', /unknown key/],
-    [
-      'bad signature (another key, known kid)',
-      async () => sign(await generateKeyPair('RS256'), 'RS256', 'rsa-1'),
-      'invalid-identity',
-      /bad signature/,
-    ],
+    ['bad signature (another key, known kid)', async () => sign(await generateKeyPair('RS256'), 'RS256', 'rsa-1'), 'invalid-identity', /bad signature/],
     [
       'alg none',
-      async () => `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify({ sub: 'x', iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 60 }))}.`,
+      async () =>
+        `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify({ sub: 'x', iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 60 }))}.`,
       'invalid-identity',
       /algorithm|malformed/,
     ],

@@ -86,7 +86,8 @@ describe('metrics and logs', () => {
     await h.adminFetch(`/v1/accounts/${c}/topups`, { method: 'POST', body: JSON.stringify({ creditType: 'database', amount: 40 }) });
 
     const text = await metrics();
-    const d = (outcome: string, creditType = 'ai_tasks') => sample(text, 'creditgate_decisions_total', { route: 'by-header', credit_type: creditType, outcome });
+    const d = (outcome: string, creditType = 'ai_tasks') =>
+      sample(text, 'creditgate_decisions_total', { route: 'by-header', credit_type: creditType, outcome });
     expect(d('allowed')! - allowedBefore).toBe(3);
     expect(d('exhausted')).toBeGreaterThanOrEqual(1);
     expect(d('bad_request', 'none')).toBeGreaterThanOrEqual(1);

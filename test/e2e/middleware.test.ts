@@ -58,7 +58,7 @@ describe('creditGate middleware on Redis (ioredis client passed in)', () => {
     const a = `mw-${randomUUID()}`;
     const r = await request(server).post('/v1/ai/followups').set('x-account-id', a).send({ count: 4, note: 'hi' });
     expect(r.status).toBe(200);
-    expect(r.headers['ratelimit']).toMatch(/^"ai_tasks";r=6;t=\d+$/);
+    expect(r.headers.ratelimit).toMatch(/^"ai_tasks";r=6;t=\d+$/);
     expect(r.headers['ratelimit-policy']).toMatch(/^"ai_tasks";q=10;w=\d+$/);
     expect(r.body.body).toEqual({ count: 4, note: 'hi' });
     expect(r.body.credits).toMatchObject({ account: a, route: 'generate-followups', pools: [{ creditType: 'ai_tasks', required: 4, used: 4, remaining: 6 }] });
@@ -89,7 +89,13 @@ describe('creditGate middleware on Redis (ioredis client passed in)', () => {
   it('concurrent requests never overspend: 100 requests of 1 against 10 credits → exactly 10 pass', async () => {
     const a = `mw-${randomUUID()}`;
     const statuses = await Promise.all(
-      Array.from({ length: 100 }, () => request(server).post('/v1/ai/custom').set('x-account-id', a).set('x-task-count', '1').then((r) => r.status)),
+      Array.from({ length: 100 }, () =>
+        request(server)
+          .post('/v1/ai/custom')
+          .set('x-account-id', a)
+          .set('x-task-count', '1')
+          .then((r) => r.status),
+      ),
     );
     expect(statuses.filter((s) => s === 200)).toHaveLength(10);
     expect(statuses.filter((s) => s === 402)).toHaveLength(90);
@@ -242,7 +248,10 @@ describe('letter case cannot dodge a charge behind the middleware', () => {
     const statuses: number[] = [];
     // 10 credits, 3 per request: three pass, whatever the spelling; the rest are refused.
     for (let i = 0; i < 8; i++) {
-      const r = await request(app).post(variants[i % variants.length]!).set('x-account-id', a).set('x-task-count', '3');
+      const r = await request(app)
+        .post(variants[i % variants.length]!)
+        .set('x-account-id', a)
+        .set('x-task-count', '3');
       statuses.push(r.status);
     }
     expect(statuses.filter((s) => s === 200)).toHaveLength(3);

@@ -25,7 +25,17 @@ describe('the packed package in a fresh app', () => {
     app = mkdtempSync(join(tmpdir(), 'cg-app-'));
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'adopter', private: true, version: '1.0.0' }));
     npm(
-      ['install', '--no-audit', '--no-fund', '--prefer-offline', join(packDir, packed[0]!.filename), 'ioredis@^6', 'express@^5', '@types/express@^5', '@types/node@^24'],
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        join(packDir, packed[0]!.filename),
+        'ioredis@^6',
+        'express@^5',
+        '@types/express@^5',
+        '@types/node@^24',
+      ],
       app,
     );
   }, 180_000);
@@ -43,8 +53,14 @@ describe('the packed package in a fresh app', () => {
   });
 
   it('require() and import both load it, from CommonJS and ESM files, with nothing on stderr', () => {
-    writeFileSync(join(app, 'use.cjs'), "const { creditGate, MemoryStore, RedisStore } = require('creditgate');\nconsole.log(typeof creditGate, typeof MemoryStore, typeof RedisStore);\n");
-    writeFileSync(join(app, 'use.mjs'), "import { creditGate, MemoryStore, RedisStore } from 'creditgate';\nconsole.log(typeof creditGate, typeof MemoryStore, typeof RedisStore);\n");
+    writeFileSync(
+      join(app, 'use.cjs'),
+      "const { creditGate, MemoryStore, RedisStore } = require('creditgate');\nconsole.log(typeof creditGate, typeof MemoryStore, typeof RedisStore);\n",
+    );
+    writeFileSync(
+      join(app, 'use.mjs'),
+      "import { creditGate, MemoryStore, RedisStore } from 'creditgate';\nconsole.log(typeof creditGate, typeof MemoryStore, typeof RedisStore);\n",
+    );
     for (const file of ['use.cjs', 'use.mjs']) {
       const r = spawnSync(process.execPath, [file], { cwd: app, encoding: 'utf8' });
       expect(r.stderr, file).toBe('');
@@ -76,7 +92,19 @@ describe('the packed package in a fresh app', () => {
       writeFileSync(join(dir, 'app.ts'), source);
       writeFileSync(
         join(dir, 'tsconfig.json'),
-        JSON.stringify({ compilerOptions: { module, moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, esModuleInterop: true, skipLibCheck: false, types: ['node'] }, files: ['app.ts'] }),
+        JSON.stringify({
+          compilerOptions: {
+            module,
+            moduleResolution: 'NodeNext',
+            target: 'ES2022',
+            strict: true,
+            noEmit: true,
+            esModuleInterop: true,
+            skipLibCheck: false,
+            types: ['node'],
+          },
+          files: ['app.ts'],
+        }),
       );
       const r = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: app, encoding: 'utf8' });
       expect(r.stdout + r.stderr, name).toBe('');
@@ -110,7 +138,11 @@ await gate.close();
 client.disconnect();
 `,
     );
-    const r = spawnSync(process.execPath, ['charge.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, URL: redisUrl(), PREFIX: uniquePrefix('pack') } });
+    const r = spawnSync(process.execPath, ['charge.mjs'], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { ...process.env, URL: redisUrl(), PREFIX: uniquePrefix('pack') },
+    });
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout) as { results: string[]; used: number; version: string };
     expect(out.version).toMatch(/^6\./);

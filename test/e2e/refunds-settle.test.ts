@@ -3,7 +3,7 @@
 // idempotency keys under concurrency, and the middleware's settle.
 
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import express from 'express';
 import { parse } from 'yaml';
 import request from 'supertest';
@@ -73,7 +73,16 @@ describe('refunds, settle and idempotency (Redis)', () => {
 
   it('an upstream that refuses connections gives 502 and a refund; one that hangs gives 504 and a refund', async () => {
     const a = acct();
-    const s = await startSidecar({ configPath: h.configPath, upstream: `http://127.0.0.1:${await freePort()}`, port: 0, adminPort: 0, host: '127.0.0.1', logger: silentLogger(), redis: redisUrl(), keyPrefix: uniquePrefix('refunds-502') });
+    const s = await startSidecar({
+      configPath: h.configPath,
+      upstream: `http://127.0.0.1:${await freePort()}`,
+      port: 0,
+      adminPort: 0,
+      host: '127.0.0.1',
+      logger: silentLogger(),
+      redis: redisUrl(),
+      keyPrefix: uniquePrefix('refunds-502'),
+    });
     try {
       const r = await fetch(`http://127.0.0.1:${s.port}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '3' } });
       expect(r.status).toBe(502);
@@ -165,7 +174,8 @@ describe('refunds, settle and idempotency (Redis)', () => {
 
   it('idempotency: retries are charged once; a concurrent retry gets 409; a failed first attempt leaves the retry chargeable', async () => {
     const a = acct();
-    const send = (key: string) => fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '2', 'idempotency-key': key } });
+    const send = (key: string) =>
+      fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '2', 'idempotency-key': key } });
     expect((await send('evt-1')).status).toBe(200);
     const replay = await send('evt-1');
     expect(replay.status).toBe(200);
@@ -199,7 +209,9 @@ describe('refunds, settle and idempotency (Redis)', () => {
     const a = acct();
     const results = await Promise.all(
       Array.from({ length: 40 }, () =>
-        fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '3', 'idempotency-key': 'burst' } }).then((r) => r.status),
+        fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '3', 'idempotency-key': 'burst' } }).then(
+          (r) => r.status,
+        ),
       ),
     );
     expect(results.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);

@@ -58,9 +58,11 @@ describe('round trips per decision', () => {
   it('a pool outside the plan: the first refusal is the one charge script call, the next needs no Redis command; a top-up opens it', async () => {
     const a = `rt-${randomUUID()}`;
     const voice = () =>
-      fetch(`${h.proxy}/v1/voice/calls`, { method: 'POST', headers: { 'x-account-id': a, 'content-type': 'application/json' }, body: JSON.stringify({ minutes: 1 }) }).then(
-        async (r) => [r.status, ((await r.json()) as { type?: string }).type],
-      );
+      fetch(`${h.proxy}/v1/voice/calls`, {
+        method: 'POST',
+        headers: { 'x-account-id': a, 'content-type': 'application/json' },
+        body: JSON.stringify({ minutes: 1 }),
+      }).then(async (r) => [r.status, ((await r.json()) as { type?: string }).type]);
     const notInPlan = [402, 'https://creditgate.dev/problems/not-in-plan'];
     // The account's record is read once, and the script is loaded on each connection.
     for (let i = 0; i < 3; i++) expect(await spend(a, 1)).toBe(200);

@@ -27,7 +27,12 @@ const shadowDenied = async (harness: Harness, route: string, creditType: string)
 describe('shadow mode', () => {
   it('mode: shadow never refuses, counts beyond the allowance, and counts and logs would-be refusals', async () => {
     const log = captureLogger();
-    h = await startHarness({ config: editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nmode: shadow']), redis: redisUrl(), keyPrefix: uniquePrefix('shadow'), logger: log.logger });
+    h = await startHarness({
+      config: editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nmode: shadow']),
+      redis: redisUrl(),
+      keyPrefix: uniquePrefix('shadow'),
+      logger: log.logger,
+    });
     const a = `s-${randomUUID()}`;
     expect((await spend(h, a, 8)).status).toBe(200);
     const over = await spend(h, a, 8);
@@ -96,8 +101,8 @@ describe('shadow mode', () => {
   });
 
   it('refuses an enforceFrom that is not an instant, naming the line', async () => {
-    await expect(
-      startHarness({ config: editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nenforceFrom: "August 7, 2025"']) }),
-    ).rejects.toThrow(/credits\.yaml:4 enforceFrom: expected an ISO 8601 instant/);
+    await expect(startHarness({ config: editConfig(TEST_CONFIG, ['defaultPlan: tiny', 'defaultPlan: tiny\nenforceFrom: "August 7, 2025"']) })).rejects.toThrow(
+      /credits\.yaml:4 enforceFrom: expected an ISO 8601 instant/,
+    );
   });
 });

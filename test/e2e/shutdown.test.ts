@@ -26,7 +26,22 @@ describe('graceful shutdown', () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const child = spawn(
       process.execPath,
-      ['dist/cli.js', 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1', '--redis', redisUrl()],
+      [
+        'dist/cli.js',
+        'serve',
+        '--config',
+        writeConfig(TEST_CONFIG),
+        '--upstream',
+        upstream.url,
+        '--port',
+        String(port),
+        '--admin-port',
+        String(adminPort),
+        '--host',
+        '127.0.0.1',
+        '--redis',
+        redisUrl(),
+      ],
       // A grace period far longer than the test: exiting early proves it did not wait for it.
       { env: { ...process.env, CREDITGATE_SHUTDOWN_GRACE_MS: '600000' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

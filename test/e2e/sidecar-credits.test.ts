@@ -25,10 +25,11 @@ describe.each(modes)('sidecar on $name', ({ redis }) => {
       headers: { 'content-type': 'application/json', ...(account ? { 'x-account-id': account } : {}), ...headers },
       body: JSON.stringify(body),
     });
-  const usage = async (account: string) => (await (await h.adminFetch(`/v1/accounts/${account}/usage`)).json()) as {
-    pools: Record<string, { used: number; remaining: number | null; allowance: number | null; resetsAt: string | null }>;
-    cycle: { start: string; end: string };
-  };
+  const usage = async (account: string) =>
+    (await (await h.adminFetch(`/v1/accounts/${account}/usage`)).json()) as {
+      pools: Record<string, { used: number; remaining: number | null; allowance: number | null; resetsAt: string | null }>;
+      cycle: { start: string; end: string };
+    };
   const reached = (account: string) => h.upstream.requests.filter((r) => r.headers['x-account-id'] === account);
 
   it('spends to exhaustion, then answers 402 exactly as the contract says', async () => {
@@ -174,7 +175,12 @@ describe.each(modes)('sidecar on $name', ({ redis }) => {
   it('concurrent requests never overspend: 200 requests of 1 against 10 credits → exactly 10 pass', async () => {
     const a = acct();
     const results = await Promise.all(
-      Array.from({ length: 200 }, () => post('/v1/ai/custom', a, {}, { 'x-task-count': '1' }).then(async (r) => (await r.arrayBuffer(), r.status))),
+      Array.from({ length: 200 }, () =>
+        post('/v1/ai/custom', a, {}, { 'x-task-count': '1' }).then(async (r) => {
+          await r.arrayBuffer();
+          return r.status;
+        }),
+      ),
     );
     expect(results.filter((s) => s === 200)).toHaveLength(10);
     expect(results.filter((s) => s === 402)).toHaveLength(190);

@@ -21,8 +21,7 @@ describe('top-ups, capacity and account changes (Redis)', () => {
   });
 
   const acct = () => `acct-${randomUUID()}`;
-  const spend = (a: string, n: number) =>
-    fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': String(n) } });
+  const spend = (a: string, n: number) => fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': String(n) } });
   const topUp = (a: string, body: unknown, key?: string) =>
     h.adminFetch(`/v1/accounts/${a}/topups`, { method: 'POST', body: JSON.stringify(body), headers: key ? { 'idempotency-key': key } : {} });
   const usage = async (a: string) => (await h.adminFetch(`/v1/accounts/${a}/usage`)).json();

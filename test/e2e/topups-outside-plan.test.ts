@@ -76,7 +76,15 @@ describe('top-ups of a credit type outside the plan (Redis)', () => {
     expect((await call(a, 2)).status).toBe(200);
     const short = await call(a, 5);
     expect(short.status).toBe(402);
-    expect(await short.json()).toMatchObject({ type: EXHAUSTED, creditType: 'voice_minutes', required: 5, remaining: 4, allowance: 10, resetsAt: u.cycle.end, topUp: VOICE_TOP_UP });
+    expect(await short.json()).toMatchObject({
+      type: EXHAUSTED,
+      creditType: 'voice_minutes',
+      required: 5,
+      remaining: 4,
+      allowance: 10,
+      resetsAt: u.cycle.end,
+      topUp: VOICE_TOP_UP,
+    });
     expect((await call(a, 4)).status).toBe(200);
 
     // Spent out: exhausted (another top-up helps), with no Retry-After (a reset does not).

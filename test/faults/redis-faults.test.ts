@@ -133,7 +133,10 @@ describe('Redis slowed down (DEBUG SLEEP)', () => {
     }
     expect(status).toBe(200);
     const text = await metricsText(h);
-    expect(Number(/^creditgate_store_errors_total\{operation="get_account"\} (\d+)$/m.exec(text)?.[1]) + Number(/^creditgate_store_errors_total\{operation="charge"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(
+      Number(/^creditgate_store_errors_total\{operation="get_account"\} (\d+)$/m.exec(text)?.[1]) +
+        Number(/^creditgate_store_errors_total\{operation="charge"\} (\d+)$/m.exec(text)?.[1]),
+    ).toBeGreaterThanOrEqual(1);
   });
 });
 

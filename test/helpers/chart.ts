@@ -12,7 +12,13 @@ import { helm } from './helm.js';
 export const CHART = 'charts/creditgate';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Doc = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; namespace?: string }; spec?: any; data?: Record<string, string> };
+export type Doc = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; namespace?: string };
+  spec?: any;
+  data?: Record<string, string>;
+};
 
 /**
  * Parses manifests the way Kubernetes does: YAML 1.1, where an unquoted

@@ -13,7 +13,8 @@ declare module 'vitest' {
 let server: TestRedis | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
-  const url = process.env.REDIS_URL || (server = await startRedis()).url;
+  if (!process.env.REDIS_URL) server = await startRedis();
+  const url = process.env.REDIS_URL || server!.url;
   project.provide('redisUrl', url);
 }
 

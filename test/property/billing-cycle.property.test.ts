@@ -61,7 +61,7 @@ describe('billing cycles (property-based)', () => {
     );
   });
 
-  it('every cycle starts on a whole second, and the anchor\'s fractional seconds change no cycle', () => {
+  it("every cycle starts on a whole second, and the anchor's fractional seconds change no cycle", () => {
     fc.assert(
       fc.property(anchorIso, instant, (iso, at) => {
         const c = cycleContaining(parseAnchor(iso), at);

@@ -44,12 +44,28 @@ const poolArb = fc.record({
   anchor: fc.constantFrom(0, 1),
   anchorMs: fc.integer({ min: 0, max: 999 }),
 });
-const cycleStartOf = (anchor: number, ms: number, now: number) =>
-  cycleContaining(parseAnchor(`${ANCHORS[anchor]}.${String(ms).padStart(3, '0')}Z`), now).start;
+const cycleStartOf = (anchor: number, ms: number, now: number) => cycleContaining(parseAnchor(`${ANCHORS[anchor]}.${String(ms).padStart(3, '0')}Z`), now).start;
 const opArb = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('charge' as const), pools: fc.uniqueArray(poolArb, { minLength: 1, maxLength: 2, selector: (p) => p.type }), idem: fc.option(fc.constantFrom('k1', 'k2'), { nil: undefined }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('charge' as const),
+      pools: fc.uniqueArray(poolArb, { minLength: 1, maxLength: 2, selector: (p) => p.type }),
+      idem: fc.option(fc.constantFrom('k1', 'k2'), { nil: undefined }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), which: fc.nat(), part: fc.option(credits(0, 30), { nil: undefined }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('topup' as const), type: fc.constantFrom(...TYPES), amount: credits(1, 20), expiresIn: fc.integer({ min: 1, max: 120 }), far: fc.boolean(), idem: fc.option(fc.constantFrom('g1', 'g2'), { nil: undefined }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('topup' as const),
+      type: fc.constantFrom(...TYPES),
+      amount: credits(1, 20),
+      expiresIn: fc.integer({ min: 1, max: 120 }),
+      far: fc.boolean(),
+      idem: fc.option(fc.constantFrom('g1', 'g2'), { nil: undefined }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('capacity' as const), release: fc.boolean(), amount: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('complete' as const), which: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 60 }) }) },
@@ -109,7 +125,11 @@ async function runOn(store: CreditStore, ops: Op[], t0: number) {
       trace.push(r);
     } else if (op.kind === 'capacity') {
       trace.push(
-        await store.charge(account, [{ creditType: 'cap', op: op.release ? 'release' : 'charge', amount: op.amount, limit: 4, cycleStart: 0, expireAt: 0, extras: false }], { now, thresholds: [] }),
+        await store.charge(
+          account,
+          [{ creditType: 'cap', op: op.release ? 'release' : 'charge', amount: op.amount, limit: 4, cycleStart: 0, expireAt: 0, extras: false }],
+          { now, thresholds: [] },
+        ),
       );
     } else if (op.kind === 'complete') {
       const c = charges[op.which % Math.max(1, charges.length)];

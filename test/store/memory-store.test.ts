@@ -24,7 +24,8 @@ const pool = (creditType: string, amount: number, over: Partial<PoolCharge> = {}
   extras: true,
   ...over,
 });
-const capacity = (op: 'charge' | 'release', amount: number): PoolCharge => pool('mailboxes', amount, { op, limit: 5, cycleStart: 0, expireAt: 0, extras: false });
+const capacity = (op: 'charge' | 'release', amount: number): PoolCharge =>
+  pool('mailboxes', amount, { op, limit: 5, cycleStart: 0, expireAt: 0, extras: false });
 const record = { plan: 'scale', billingAnchor: '2025-01-31T09:00:00Z', createdAt: 'c', updatedAt: 'u' };
 const grant = (id: string, amount: number, expiresAt: number) => ({ id, creditType: 'ai_tasks', amount, expiresAt, createdAt: T0 });
 
@@ -49,7 +50,11 @@ describe('MemoryStore: bound and sweep', () => {
     const { store, clock, ctx, used, sweepSteps } = storeAt({ maxAccounts: 50, sweepStep: 10 });
     await store.putAccount('keep', record);
     await store.addGrant('keep', grant('g1', 40, T0 + 30 * DAY), { now: T0, idempotencyTtlMs: HOUR });
-    await store.charge('keep', [pool('ai_tasks', 7, { limit: 5, expireAt: T0 + 30 * DAY }), pool('mailboxes', 2, { cycleStart: 0, expireAt: 0, extras: false })], ctx());
+    await store.charge(
+      'keep',
+      [pool('ai_tasks', 7, { limit: 5, expireAt: T0 + 30 * DAY }), pool('mailboxes', 2, { cycleStart: 0, expireAt: 0, extras: false })],
+      ctx(),
+    );
     // Ten generations of 49 other accounts, each generation's cycle ended before the next comes.
     for (let gen = 0; gen < 10; gen++) {
       for (let i = 0; i < 49; i++) {
@@ -81,7 +86,9 @@ describe('MemoryStore: bound and sweep', () => {
     await expect(store.addGrant('new', grant('g', 5, T0 + HOUR), { now: T0, idempotencyTtlMs: HOUR })).rejects.toBeInstanceOf(StoreFullError);
     await expect(store.putAccount('new', record)).rejects.toBeInstanceOf(StoreFullError);
     await expect(store.appendEvents('new', [sampleEvent('e1', { account: 'new' })], 10)).rejects.toBeInstanceOf(StoreFullError);
-    await expect(store.charge('new', [pool('ai_tasks', 1)], ctx({ idempotency: { key: 'k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } }))).rejects.toBeInstanceOf(StoreFullError);
+    await expect(
+      store.charge('new', [pool('ai_tasks', 1)], ctx({ idempotency: { key: 'k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } })),
+    ).rejects.toBeInstanceOf(StoreFullError);
     expect(store.size).toBe(3);
     expect(await used('new')).toBe(0);
     expect(await store.getAccount('new')).toBeNull();
@@ -129,7 +136,11 @@ describe('MemoryStore: bound and sweep', () => {
     // Each account has one kind of thing, live for an hour.
     await store.charge('counter', [pool('ai_tasks', 1, { expireAt: T0 + HOUR })], ctx());
     await store.addGrant('grant', grant('g', 5, T0 + HOUR), { now: T0, idempotencyTtlMs: HOUR });
-    await store.charge('request-key', [pool('ai_tasks', 0, { expireAt: T0 + HOUR })], ctx({ idempotency: { key: 'r:k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } }));
+    await store.charge(
+      'request-key',
+      [pool('ai_tasks', 0, { expireAt: T0 + HOUR })],
+      ctx({ idempotency: { key: 'r:k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } }),
+    );
     // An alert mark alone: the charge that fired it was refunded.
     const fired = await store.charge('alert', [pool('ai_tasks', 10, { limit: 10, expireAt: T0 + HOUR })], ctx({ thresholds: [0.5] }));
     expect(fired.pools[0]!.fired).toEqual([0.5]);
@@ -145,7 +156,10 @@ describe('MemoryStore: bound and sweep', () => {
     expect((await store.countExhausted(['ai_tasks'], clock.now)).get('ai_tasks')).toBe(1);
     expect(await used('counter')).toBe(1);
     // The key is still claimed, the mark still set.
-    expect((await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } }))).duplicate).toMatchObject({ state: 'pending' });
+    expect(
+      (await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } })))
+        .duplicate,
+    ).toMatchObject({ state: 'pending' });
     expect((await store.charge('alert', [pool('ai_tasks', 10, { limit: 10 })], ctx({ thresholds: [0.5] }))).pools[0]!.fired).toEqual([]);
     await store.refund('alert', [{ creditType: 'ai_tasks', cycleStart: T0, planDelta: 10, draws: [] }]);
 
@@ -156,8 +170,12 @@ describe('MemoryStore: bound and sweep', () => {
     expect(await store.getAccount('record')).toEqual(record);
     expect(await used('record')).toBe(0);
     // What went is gone for good: the key is free, the mark fires again.
-    expect((await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } }))).ok).toBe(true);
-    expect((await store.charge('alert', [pool('ai_tasks', 10, { limit: 10, expireAt: T0 + 2 * HOUR })], ctx({ thresholds: [0.5] }))).pools[0]!.fired).toEqual([0.5]);
+    expect(
+      (await store.charge('request-key', [pool('ai_tasks', 0)], ctx({ idempotency: { key: 'r:k', claim: 'c', fingerprint: 'f', pendingTtlMs: HOUR } }))).ok,
+    ).toBe(true);
+    expect((await store.charge('alert', [pool('ai_tasks', 10, { limit: 10, expireAt: T0 + 2 * HOUR })], ctx({ thresholds: [0.5] }))).pools[0]!.fired).toEqual([
+      0.5,
+    ]);
     await store.close();
   });
 
@@ -210,7 +228,9 @@ describe('MemoryStore: bound and sweep', () => {
     sweepSteps();
     // The grant expired, its key did not: a replay still answers the first grant.
     expect(store.size).toBe(2);
-    expect((await store.addGrant('topup', grant('g2', 9, T0 + 3 * HOUR), { now: clock.now, idempotencyKey: 'order-1', idempotencyTtlMs: HOUR })).created).toBe(false);
+    expect((await store.addGrant('topup', grant('g2', 9, T0 + 3 * HOUR), { now: clock.now, idempotencyKey: 'order-1', idempotencyTtlMs: HOUR })).created).toBe(
+      false,
+    );
     clock.now = T0 + 2 * HOUR;
     sweepSteps();
     expect(store.size).toBe(1);

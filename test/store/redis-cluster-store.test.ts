@@ -2,7 +2,7 @@
 // Cluster: every script of one account runs on one slot because all of its
 // keys share the account's hash tag.
 
-import { Cluster } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { startCluster, type TestCluster } from '../helpers/redis-cluster.js';
@@ -27,7 +27,14 @@ describe('cluster placement', () => {
     try {
       const pool = { op: 'charge' as const, amount: 1, limit: 100, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 60_000, extras: true };
       for (let i = 0; i < 30; i++) {
-        await store.charge(`acct-${i}`, [{ ...pool, creditType: 'ai_tasks' }, { ...pool, creditType: 'database' }], { now: Date.now(), thresholds: [0.5] });
+        await store.charge(
+          `acct-${i}`,
+          [
+            { ...pool, creditType: 'ai_tasks' },
+            { ...pool, creditType: 'database' },
+          ],
+          { now: Date.now(), thresholds: [0.5] },
+        );
       }
       const client = store.client as Cluster;
       const perNode = await Promise.all(client.nodes('master').map((n) => n.keys('cgslot:*')));

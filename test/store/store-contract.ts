@@ -143,8 +143,7 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     });
 
     describe('capacity release', () => {
-      const cap = (op: 'charge' | 'release', amount: number, limit = 2) =>
-        pool('mailboxes', amount, limit, { op, cycleStart: 0, expireAt: 0, extras: false });
+      const cap = (op: 'charge' | 'release', amount: number, limit = 2) => pool('mailboxes', amount, limit, { op, cycleStart: 0, expireAt: 0, extras: false });
 
       it('acquire up to the limit, release gives back, never below zero', async () => {
         const a = account('cap');
@@ -184,7 +183,15 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect(r).toEqual({
           ok: true,
           pools: [
-            { ...state('ai_tasks', 10, 10, 2), wouldRefuse: false, emptied: false, charged: 12, planDelta: 10, fired: [], draws: [{ grantId: 'g-soon', amount: 2 }] },
+            {
+              ...state('ai_tasks', 10, 10, 2),
+              wouldRefuse: false,
+              emptied: false,
+              charged: 12,
+              planDelta: 10,
+              fired: [],
+              draws: [{ grantId: 'g-soon', amount: 2 }],
+            },
           ],
         });
         const r2 = await store.charge(a, [pool('ai_tasks', 6, 10)], ctx({ now: t }));
@@ -246,9 +253,16 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const t = Date.now();
         const th = ctx({ now: t, thresholds: [0.5, 1] });
         // No grant: refused whatever the amount, the other pool untouched; shadow mode reports it.
-        expect(await store.charge(a, [pool('voice_minutes', 0, 0), pool('database', 1, 10)], th)).toEqual({ ok: false, pools: [plain('voice_minutes', 0), plain('database', 0)] });
+        expect(await store.charge(a, [pool('voice_minutes', 0, 0), pool('database', 1, 10)], th)).toEqual({
+          ok: false,
+          pools: [plain('voice_minutes', 0), plain('database', 0)],
+        });
         expect((await store.charge(a, [pool('voice_minutes', 0, 0, { minAmount: 0 })], th)).ok).toBe(false);
-        expect((await store.charge(a, [pool('voice_minutes', 0, 0, { shadow: true })], th)).pools[0]).toMatchObject({ wouldRefuse: true, charged: 0, planUsed: 0 });
+        expect((await store.charge(a, [pool('voice_minutes', 0, 0, { shadow: true })], th)).pools[0]).toMatchObject({
+          wouldRefuse: true,
+          charged: 0,
+          planUsed: 0,
+        });
         expect(await used(a, 'database')).toBe(0);
 
         await add(a, grant('g-voice', 10, t + HOUR, 'voice_minutes'));
@@ -300,14 +314,21 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const plan = await store.charge(a, [pool('ai_tasks', MAX, MAX)], ctx({ now: t }));
         expect(plan).toMatchObject({ ok: true, pools: [{ planUsed: MAX, grantTotal: MAX, grantUsed: 0, charged: MAX, planDelta: MAX, draws: [] }] });
         const most = await store.charge(a, [pool('ai_tasks', MAX - 1, MAX)], ctx({ now: t }));
-        expect(most).toMatchObject({ ok: true, pools: [{ planUsed: MAX, grantUsed: MAX - 1, charged: MAX - 1, draws: [{ grantId: 'g-max', amount: MAX - 1 }] }] });
+        expect(most).toMatchObject({
+          ok: true,
+          pools: [{ planUsed: MAX, grantUsed: MAX - 1, charged: MAX - 1, draws: [{ grantId: 'g-max', amount: MAX - 1 }] }],
+        });
         expect((await store.charge(a, [pool('ai_tasks', 2, MAX)], ctx({ now: t }))).ok).toBe(false);
         const last = await store.charge(a, [pool('ai_tasks', 1, MAX)], ctx({ now: t }));
         expect(last).toMatchObject({ ok: true, pools: [{ grantUsed: MAX, draws: [{ grantId: 'g-max', amount: 1 }] }] });
-        expect(await store.usage(a, [key('ai_tasks')], t)).toEqual([{ creditType: 'ai_tasks', planUsed: MAX, grantTotal: MAX, grantUsed: MAX, grants: [exact(MAX)] }]);
+        expect(await store.usage(a, [key('ai_tasks')], t)).toEqual([
+          { creditType: 'ai_tasks', planUsed: MAX, grantTotal: MAX, grantUsed: MAX, grants: [exact(MAX)] },
+        ]);
         // A refund gives back exactly what the charge took.
         await store.refund(a, [{ creditType: 'ai_tasks', cycleStart: CYCLE, planDelta: MAX, draws: [{ grantId: 'g-max', amount: MAX - 1 }] }]);
-        expect(await store.usage(a, [key('ai_tasks')], t)).toEqual([{ creditType: 'ai_tasks', planUsed: 0, grantTotal: MAX, grantUsed: 1, grants: [exact(1)] }]);
+        expect(await store.usage(a, [key('ai_tasks')], t)).toEqual([
+          { creditType: 'ai_tasks', planUsed: 0, grantTotal: MAX, grantUsed: 1, grants: [exact(1)] },
+        ]);
         // Still there a moment before the expiry, gone at it.
         expect((await store.usage(a, [key('ai_tasks')], FAR - 1))[0]!.grantTotal).toBe(MAX);
         expect((await store.usage(a, [key('ai_tasks')], FAR))[0]!.grantTotal).toBe(0);
@@ -339,7 +360,11 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const a = account('alerts-grants');
         const th = ctx({ thresholds: [0.8] });
         expect((await store.charge(a, [pool('ai_tasks', 101, 100)], th)).pools[0]!.fired).toEqual([]);
-        await store.addGrant(a, { id: 'g', creditType: 'ai_tasks', amount: 100, expiresAt: Date.now() + HOUR, createdAt: Date.now() }, { now: Date.now(), idempotencyTtlMs: HOUR });
+        await store.addGrant(
+          a,
+          { id: 'g', creditType: 'ai_tasks', amount: 100, expiresAt: Date.now() + HOUR, createdAt: Date.now() },
+          { now: Date.now(), idempotencyTtlMs: HOUR },
+        );
         expect((await store.charge(a, [pool('ai_tasks', 100, 100)], th)).pools[0]!.fired).toEqual([]);
         expect((await store.charge(a, [pool('ai_tasks', 60, 100)], th)).pools[0]!.fired).toEqual([0.8]);
       });
@@ -435,7 +460,11 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const response = JSON.stringify({ s: 200, h: { 'content-type': 'application/json' }, b: Buffer.from('{"ok":true}').toString('base64') });
         expect(await store.completeIdempotency(a, idem, HOUR, response)).toBe(true);
         expect(await store.idempotencyRecord(a, idem.key)).toEqual({ state: 'done', fingerprint: 'fp', response });
-        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { ...idem, claim: 'c9' } }))).duplicate).toEqual({ state: 'done', fingerprint: 'fp', response });
+        expect((await store.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { ...idem, claim: 'c9' } }))).duplicate).toEqual({
+          state: 'done',
+          fingerprint: 'fp',
+          response,
+        });
         // Done is final: neither a second completion nor a renewal changes it.
         expect(await store.completeIdempotency(a, idem, HOUR, 'other')).toBe(false);
         expect(await store.renewIdempotency(a, idem, HOUR)).toBe(false);
@@ -491,7 +520,9 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect(await used(a, 'ai_tasks')).toBe(3);
         expect(c.ok).toBe(true);
         // Concurrent replays of one refund: exactly one applies.
-        const replays = await Promise.all(Array.from({ length: 20 }, (_, i) => fx.stores[i % fx.stores.length]!.refund(a, [{ ...line, planDelta: 1 }], { refundId: 'rf_3' })));
+        const replays = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => fx.stores[i % fx.stores.length]!.refund(a, [{ ...line, planDelta: 1 }], { refundId: 'rf_3' })),
+        );
         expect(replays.filter(Boolean)).toHaveLength(1);
         expect(await used(a, 'ai_tasks')).toBe(2);
       });
@@ -507,7 +538,11 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const a = account('idem-race');
         const results = await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
-            fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 2, 100)], ctx({ idempotency: { key: 'same', claim: `c${i}`, fingerprint: 'fp', pendingTtlMs: HOUR } })),
+            fx.stores[i % fx.stores.length]!.charge(
+              a,
+              [pool('ai_tasks', 2, 100)],
+              ctx({ idempotency: { key: 'same', claim: `c${i}`, fingerprint: 'fp', pendingTtlMs: HOUR } }),
+            ),
           ),
         );
         expect(results.filter((r) => r.ok)).toHaveLength(1);
@@ -569,7 +604,6 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     describe('accounts and events', () => {
       const event = (id: string) => sampleEvent(id, { account: 'x' });
 
-
       it('accounts round-trip, and an absent account is null', async () => {
         const a = account('record');
         expect(await store.getAccount(a)).toBeNull();
@@ -600,7 +634,11 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         const t = Date.now();
         await store.putAccount(a, { plan: 'basic', billingAnchor: '2025-01-31T00:00:00Z', createdAt: 'x', updatedAt: 'x' });
         await store.charge(a, [pool('ai_tasks', 5, 100), pool('mailboxes', 1, 5, { cycleStart: 0, expireAt: 0, extras: false })], ctx({ thresholds: [0.01] }));
-        await store.addGrant(a, { id: 'g', creditType: 'ai_tasks', amount: 10, expiresAt: t + HOUR, createdAt: t }, { now: t, idempotencyKey: 'k', idempotencyTtlMs: HOUR });
+        await store.addGrant(
+          a,
+          { id: 'g', creditType: 'ai_tasks', amount: 10, expiresAt: t + HOUR, createdAt: t },
+          { now: t, idempotencyKey: 'k', idempotencyTtlMs: HOUR },
+        );
         await store.appendEvents(a, [event('e1')], 10);
         expect(await store.deleteAccount(a)).toBe(true);
         expect(await store.getAccount(a)).toBeNull();
@@ -611,7 +649,11 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         // The alert marks went too: the same threshold fires again.
         expect((await store.charge(a, [pool('ai_tasks', 5, 100)], ctx({ thresholds: [0.01] }))).pools[0]!.fired).toEqual([0.01]);
         // And the idempotency key: the same key grants again.
-        const again = await store.addGrant(a, { id: 'g2', creditType: 'ai_tasks', amount: 10, expiresAt: t + HOUR, createdAt: t }, { now: t, idempotencyKey: 'k', idempotencyTtlMs: HOUR });
+        const again = await store.addGrant(
+          a,
+          { id: 'g2', creditType: 'ai_tasks', amount: 10, expiresAt: t + HOUR, createdAt: t },
+          { now: t, idempotencyKey: 'k', idempotencyTtlMs: HOUR },
+        );
         expect(again.created).toBe(true);
         expect(await store.deleteAccount(account('never-existed'))).toBe(false);
       });
@@ -627,9 +669,7 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     describe('concurrency', () => {
       it('500 concurrent charges of 1 against a pool of 100: exactly 100 succeed', async () => {
         const a = account('race');
-        const results = await Promise.all(
-          Array.from({ length: 500 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 1, 100)], ctx())),
-        );
+        const results = await Promise.all(Array.from({ length: 500 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('ai_tasks', 1, 100)], ctx())));
         expect(results.filter((r) => r.ok)).toHaveLength(100);
         expect(await used(a, 'ai_tasks')).toBe(100);
         // Every success saw a distinct count: no two charges observed the same state.
@@ -640,7 +680,9 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
       it('concurrent multi-pool charges never overspend either pool', async () => {
         const a = account('race-multi');
         const results = await Promise.all(
-          Array.from({ length: 300 }, (_, i) => fx.stores[i % fx.stores.length]!.charge(a, [pool('database', 1, 120), pool('email_verification', 2, 100)], ctx())),
+          Array.from({ length: 300 }, (_, i) =>
+            fx.stores[i % fx.stores.length]!.charge(a, [pool('database', 1, 120), pool('email_verification', 2, 100)], ctx()),
+          ),
         );
         expect(results.filter((r) => r.ok)).toHaveLength(50);
         expect(await used(a, 'database')).toBe(50);

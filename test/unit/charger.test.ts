@@ -141,6 +141,11 @@ describe('the charge path (memory store)', () => {
   it('an unknown plan or account is its own refusal', async () => {
     const { engine } = engineOn(CONFIG.replace('defaultPlan: basic\n', ''));
     expect(await engine.charge('nobody', [{ creditType: 'ai_tasks', amount: 1 }])).toEqual({ allowed: false, reason: 'unknown-account', accountId: 'nobody' });
-    expect(await engine.charge('a', [{ creditType: 'ai_tasks', amount: 1 }], { plan: 'gold' })).toEqual({ allowed: false, reason: 'unknown-plan', accountId: 'a', plan: 'gold' });
+    expect(await engine.charge('a', [{ creditType: 'ai_tasks', amount: 1 }], { plan: 'gold' })).toEqual({
+      allowed: false,
+      reason: 'unknown-plan',
+      accountId: 'a',
+      plan: 'gold',
+    });
   });
 });

@@ -130,8 +130,14 @@ describe('config loading', () => {
       ['identity:\n', `limits: { maxCost: ${over} }\nidentity:\n`],
       ['ai_tasks: { name: AI Task Credits }', `ai_tasks: { name: AI Task Credits, onStoreError: { allow: ${over} } }`],
       ['{ ai_tasks: { body: count } }', `{ ai_tasks: { body: count, max: ${over} } }`],
-      ['charge: { email_verification: { bodyLength: emails } }', `maxCost: ${over}\n    charge: { email_verification: { bodyLength: emails, default: ${over} } }`],
-      ['charge: { database: 1, email_verification: 1 }', `charge: { database: ${over}, email_verification: { reserve: ${over}, settle: { responseHeader: x-used } } }`],
+      [
+        'charge: { email_verification: { bodyLength: emails } }',
+        `maxCost: ${over}\n    charge: { email_verification: { bodyLength: emails, default: ${over} } }`,
+      ],
+      [
+        'charge: { database: 1, email_verification: 1 }',
+        `charge: { database: ${over}, email_verification: { reserve: ${over}, settle: { responseHeader: x-used } } }`,
+      ],
     );
     const at = 'at most 1,000,000,000,000 credits (the largest amount creditgate keeps exact)';
     expect(errorsOf(bad).sort()).toEqual(
@@ -193,7 +199,10 @@ describe('config loading', () => {
   });
 
   it('release routes: capacity types only, never both charged and released; topUp and alerts are checked', () => {
-    const withRelease = editConfig(ISSUE_SHAPE, ['routes:\n', 'routes:\n  - name: disconnect\n    method: DELETE\n    path: /v1/mailboxes/:id\n    release: { mailboxes: 1 }\n']);
+    const withRelease = editConfig(ISSUE_SHAPE, [
+      'routes:\n',
+      'routes:\n  - name: disconnect\n    method: DELETE\n    path: /v1/mailboxes/:id\n    release: { mailboxes: 1 }\n',
+    ]);
     const ok = loadConfigText(withRelease, 'config.yaml');
     const route = ok.routes.match('DELETE', '/v1/mailboxes/7')!.route;
     expect(route.charges).toEqual([{ creditType: 'mailboxes', op: 'release', rule: { source: { from: 'fixed', amount: 1 }, min: 1, max: 1 } }]);

@@ -50,7 +50,9 @@ describe('MAX_CREDITS in the engine', () => {
 
   it('topUp refuses an amount above the maximum, naming it', async () => {
     await expect(engine.topUp('buyer', { creditType: 'database', amount: MAX_CREDITS + 1 })).rejects.toThrow(TopUpError);
-    await expect(engine.topUp('buyer', { creditType: 'database', amount: MAX_CREDITS + 1 })).rejects.toThrow('amount must be a whole number from 1 to 1,000,000,000,000');
+    await expect(engine.topUp('buyer', { creditType: 'database', amount: MAX_CREDITS + 1 })).rejects.toThrow(
+      'amount must be a whole number from 1 to 1,000,000,000,000',
+    );
     expect(await engine.listTopUps('buyer')).toEqual([]);
     const { topUp } = await engine.topUp('buyer', { creditType: 'database', amount: MAX_CREDITS });
     expect(topUp).toMatchObject({ amount: MAX_CREDITS, remaining: MAX_CREDITS });

@@ -40,7 +40,12 @@ describe('mergeCosts', () => {
   });
 
   it('refuses a made-up cost above the maximum or below zero (a caller bug, never a store write)', () => {
-    expect(() => mergeCosts([{ creditType: 'a', amount: 1e12 }, { creditType: 'a', amount: 1 }])).toThrow(RangeError);
+    expect(() =>
+      mergeCosts([
+        { creditType: 'a', amount: 1e12 },
+        { creditType: 'a', amount: 1 },
+      ]),
+    ).toThrow(RangeError);
     expect(() => mergeCosts([{ creditType: 'a', amount: -1 }])).toThrow(RangeError);
   });
 });
@@ -60,11 +65,23 @@ describe('poolCharge', () => {
   });
 
   it('capacity has one counter for all time; unlimited is a null limit; a hold takes down to its minimum', () => {
-    expect(poolCharge(config, basic, cycle, { creditType: 'mailboxes', op: 'charge', amount: 1 }, false)).toMatchObject({ cycleStart: 0, expireAt: 0, extras: false, limit: 2 });
+    expect(poolCharge(config, basic, cycle, { creditType: 'mailboxes', op: 'charge', amount: 1 }, false)).toMatchObject({
+      cycleStart: 0,
+      expireAt: 0,
+      extras: false,
+      limit: 2,
+    });
     expect(poolCharge(config, big, cycle, { creditType: 'ai_tasks', op: 'charge', amount: 1 }, false).limit).toBeNull();
     const settle = { responseHeader: 'x', divideBy: 1, round: 'up' as const };
     expect(poolCharge(config, basic, cycle, { creditType: 'ai_tasks', op: 'charge', amount: 3, hold: { minAmount: 5, settle } }, false).minAmount).toBe(3);
-    expect(pendingRelease({ creditType: 'mailboxes', op: 'release', amount: 1 })).toEqual({ creditType: 'mailboxes', op: 'release', cycleStart: 0, planDelta: 0, draws: [], charged: 1 });
+    expect(pendingRelease({ creditType: 'mailboxes', op: 'release', amount: 1 })).toEqual({
+      creditType: 'mailboxes',
+      op: 'release',
+      cycleStart: 0,
+      planDelta: 0,
+      draws: [],
+      charged: 1,
+    });
   });
 });
 
@@ -72,7 +89,13 @@ describe('poolStatus', () => {
   const status = (plan = basic, creditType = 'ai_tasks', s = state(0)) => poolStatus(config, plan, cycle, { creditType, op: 'charge', amount: 1 }, s);
 
   it('a plan pool with top-ups: allowance is plan + grants, remaining what can still be spent, reset at the cycle end', () => {
-    expect(status(basic, 'ai_tasks', state(60, 50, 10))).toMatchObject({ used: 70, allowance: 150, remaining: 80, resetsAt: cycle.end, windowSeconds: 30 * 86_400 });
+    expect(status(basic, 'ai_tasks', state(60, 50, 10))).toMatchObject({
+      used: 70,
+      allowance: 150,
+      remaining: 80,
+      resetsAt: cycle.end,
+      windowSeconds: 30 * 86_400,
+    });
   });
 
   it('use above a downgraded plan shows as the plan used up, so remaining never hides a debt', () => {

@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { RouteTable } from '../../src/domain/route-table.js';
 
-const table = new RouteTable(
-  [
-    { route: 'enrich', methods: ['POST'], path: '/v1/contacts/:id/enrich' },
-    { route: 'any-contact', methods: '*', path: '/v1/contacts/:id' },
-    { route: 'report', methods: ['GET'], path: '/v1/reports/:id' },
-    { route: 'files', methods: ['PUT', 'PATCH'], path: '/v1/files/*rest' },
-  ] as const,
-);
+const table = new RouteTable([
+  { route: 'enrich', methods: ['POST'], path: '/v1/contacts/:id/enrich' },
+  { route: 'any-contact', methods: '*', path: '/v1/contacts/:id' },
+  { route: 'report', methods: ['GET'], path: '/v1/reports/:id' },
+  { route: 'files', methods: ['PUT', 'PATCH'], path: '/v1/files/*rest' },
+] as const);
 
 describe('route table', () => {
   it('matches method and express-style path, first match wins, with params', () => {
