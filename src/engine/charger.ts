@@ -15,6 +15,9 @@ import { isCapacity, mergeCosts, pendingRelease, poolCharge, poolStatus } from '
 import { StoreDown, type StoreGuard } from './store-guard.js';
 import type { ChargeDecision, ChargeReceipt, ChargeRefusal, CostLine, EngineObserver, PoolStatus, RequestIdempotency, ShadowDenial } from './types.js';
 
+/** How long past the upstream timeout a request's idempotency lease is still renewed (a long stream). */
+const LEASE_RENEWAL_AFTER_TIMEOUT_MS = 15 * 60_000;
+
 export interface ChargeOptions {
   readonly config: CompiledConfig;
   readonly route?: RouteDef | undefined;
@@ -102,7 +105,8 @@ export class Charger {
       }),
     );
     if (outcome.duplicate) return replayDecision(outcome.duplicate, request!.fingerprint);
-    if (outcome.ok && claim) this.p.leases.start(accountId, claim, config.idempotency.ttlMs);
+    // Renewed while the request runs, up to its upstream timeout and a long stream after it.
+    if (outcome.ok && claim) this.p.leases.start(accountId, claim, config.upstreamTimeoutMs + LEASE_RENEWAL_AFTER_TIMEOUT_MS);
     // A hold that took what remained asked for less: report what was held.
     const statuses = lines.map((c, i) =>
       poolStatus(config, resolved.plan, cycle, c.hold ? { ...c, amount: outcome.pools[i]!.charged || c.amount } : c, outcome.pools[i]!),

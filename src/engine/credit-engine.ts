@@ -87,6 +87,11 @@ export class CreditEngine {
     return this.r.settlement.settle(receipt, actuals);
   }
 
+  /** Nothing will finish this request (finishing it failed): its idempotency key lapses with its lease. */
+  abandon(receipt: ChargeReceipt): void {
+    this.r.settlement.abandon(receipt);
+  }
+
   complete(receipt: ChargeReceipt, config: CompiledConfig = this.config(), response?: string): Promise<void> {
     return this.r.settlement.complete(receipt, config, response);
   }

@@ -89,7 +89,8 @@ export class AccountStateCache {
   /** Caching is only safe while invalidations are heard. */
   setEnabled(enabled: boolean): void {
     this.enabled = enabled;
-    if (!enabled) this.clear();
+    // Either way nothing read across the change is trusted: messages were missed meanwhile.
+    this.clear();
   }
 
   record(account: string): AccountRecord | null | undefined {

@@ -101,6 +101,11 @@ export class OutageJournal {
     return [...this.entries.values()];
   }
 
+  /** The entry as it stands now; undefined once written, dropped or cancelled. */
+  get(id: number): JournalEntry | undefined {
+    return this.entries.get(id);
+  }
+
   /** Written to the store (or dropped): forget it. */
   remove(id: number): void {
     this.entries.delete(id);

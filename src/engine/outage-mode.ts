@@ -6,12 +6,14 @@
 
 import type { CompiledConfig } from '../config/compiled-config.js';
 import { cycleContaining } from '../domain/billing-cycle.js';
-import { StoreError, StoreFullError, type CreditStore, type RefundLine, type RequestClaim } from '../store/credit-store.js';
+import { REFUND_ID_TTL_MS, StoreError, StoreFullError, type CreditStore, type RefundLine, type RequestClaim } from '../store/credit-store.js';
 import type { AccountDirectory } from './account-directory.js';
 import type { AfterCharge } from './after-charge.js';
 import { takeJournalFile, writeJournalFile } from './journal-file.js';
-import { OutageJournal, type KeptEntry } from './outage-journal.js';
+import { newId } from './ids.js';
+import { OutageJournal, type JournalEntry, type KeptEntry } from './outage-journal.js';
 import { COUNTER_GRACE_MS, mergeCosts, pendingRelease, poolCharge, poolStatus, type MergedLine } from './pool-status.js';
+import { splitRefund, type ChargedLine } from './refund-split.js';
 import type { ChargeDecision, CostLine, EngineObserver } from './types.js';
 
 export interface OutageModeOptions {
@@ -25,8 +27,20 @@ export interface OutageModeOptions {
   readonly onStoreFailure: () => void;
 }
 
+/** What a replayed outage charge wrote, per pool: enough to give it back. */
+export interface WrittenCharge {
+  readonly account: string;
+  /** When it was written (epoch ms). */
+  readonly at: number;
+  readonly lines: readonly (ChargedLine & { readonly charged: number })[];
+}
+
+/** How long what a replay wrote is kept for a refund or settle still to come: beyond any request's life. */
+const WRITTEN_KEPT_MS = 3600_000;
+
 export class OutageMode {
   private readonly journal: OutageJournal;
+  private readonly written = new Map<number, WrittenCharge>();
 
   constructor(private readonly o: OutageModeOptions) {
     this.journal = new OutageJournal(o.config().journalSize);
@@ -89,15 +103,33 @@ export class OutageMode {
     };
   }
 
-  /** An outage charge whose request failed: it never happened. */
-  cancel(journalId: number): void {
-    this.journal.cancel(journalId);
-    this.reportSize();
+  /**
+   * An outage charge whose request failed: it never happened. Still in the
+   * journal, it is cancelled there; already written by a replay, what was
+   * written is returned, to be given back in the store.
+   */
+  takeBack(journalId: number): WrittenCharge | null {
+    if (this.journal.get(journalId)) {
+      this.journal.cancel(journalId);
+      this.reportSize();
+      return null;
+    }
+    const written = this.written.get(journalId);
+    this.written.delete(journalId);
+    return written ?? null;
   }
 
-  /** An outage charge's hold settled to less. */
-  adjust(journalId: number, creditType: string, amount: number): void {
-    this.journal.adjust(journalId, creditType, amount);
+  /**
+   * An outage charge's hold settled to `keep`: adjusted in the journal, or —
+   * already written — the refund of the rest, to be given back in the store.
+   */
+  settleBack(journalId: number, creditType: string, keep: number, release: number): RefundLine | null {
+    if (this.journal.get(journalId)) {
+      this.journal.adjust(journalId, creditType, keep);
+      return null;
+    }
+    const line = this.written.get(journalId)?.lines.find((l) => l.creditType === creditType);
+    return line ? splitRefund(line, Math.min(release, line.charged)) : null;
   }
 
   /** Keeps a refund the store could not take; throws (and reports it lost) when the journal is full. */
@@ -124,8 +156,17 @@ export class OutageMode {
     let replayed = 0;
     let dropped = 0;
     for (const entry of this.journal.pending()) {
+      // Cancelled (its request refunded) since the list was taken.
+      if (!this.journal.get(entry.id)) continue;
       try {
         if (entry.kind === 'refund') {
+          if (this.o.now() - entry.at > REFUND_ID_TTL_MS - 3600_000) {
+            // The store may no longer know whether this refund id was applied: never guess with money.
+            this.journal.remove(entry.id);
+            this.o.observer?.journalLost({ ...entry }, 'a refund older than its once-only marker lives: check and apply it by hand');
+            dropped += 1;
+            continue;
+          }
           await this.o.store.refund(entry.account, entry.lines, { refundId: entry.refundId, ...(entry.idempotency ? { idempotency: entry.idempotency } : {}) });
           this.journal.remove(entry.id);
           replayed += 1;
@@ -142,8 +183,21 @@ export class OutageMode {
         const lines = entry.lines.filter((l) => l.amount > 0).map((l) => ({ ...l }) as MergedLine);
         const pools = lines.map((l) => poolCharge(config, resolved.plan, cycle, l, true));
         const outcome = await this.o.store.charge(entry.account, pools, { now: entry.at, thresholds: config.alerts.thresholds });
+        const now = this.journal.get(entry.id);
         this.journal.remove(entry.id);
         replayed += 1;
+        const written: WrittenCharge = {
+          account: entry.account,
+          at: this.o.now(),
+          lines: lines.map((l, i) => ({
+            creditType: l.creditType,
+            cycleStart: pools[i]!.cycleStart,
+            planDelta: outcome.pools[i]!.planDelta,
+            draws: outcome.pools[i]!.draws,
+            charged: outcome.pools[i]!.charged,
+          })),
+        };
+        await this.settleWhatChanged(written, lines, now);
         const statuses = lines.map((c, i) => poolStatus(config, resolved.plan, cycle, c, outcome.pools[i]!));
         lines.forEach((c, i) => {
           if (c.op === 'charge') this.o.observer?.creditsCharged(c.creditType, resolved.plan.id, outcome.pools[i]!.charged);
@@ -197,6 +251,36 @@ export class OutageMode {
       }
     }
     for (const entry of kept) this.o.observer?.journalLost(entry, 'shutdown with the store unreachable and no store.journalFile');
+  }
+
+  /**
+   * Its request was refunded (the entry gone) or settled lower while the
+   * entry was being written: give back the difference now. Otherwise keep
+   * what was written a while, for a refund or settle still to come.
+   */
+  private async settleWhatChanged(written: WrittenCharge, asWritten: readonly MergedLine[], now: JournalEntry | undefined): Promise<void> {
+    const back: RefundLine[] = [];
+    written.lines.forEach((line, i) => {
+      const kept = now?.kind === 'charge' ? (now.lines.find((l) => l.creditType === line.creditType && l.op === 'charge')?.amount ?? 0) : 0;
+      const excess = asWritten[i]!.amount - kept;
+      if (excess > 0) back.push(splitRefund(line, Math.min(excess, line.charged)));
+    });
+    if (now) {
+      for (const [id, w] of this.written) if (w.at < this.o.now() - WRITTEN_KEPT_MS || this.written.size > this.journalCapacity()) this.written.delete(id);
+      this.written.set(now.id, written);
+    }
+    if (back.length === 0) return;
+    const refundId = newId('rf');
+    try {
+      await this.o.store.refund(written.account, back, { refundId });
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      this.keepRefund(written.account, back, refundId);
+    }
+  }
+
+  private journalCapacity(): number {
+    return this.o.config().journalSize;
   }
 
   private reportSize(): void {

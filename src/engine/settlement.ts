@@ -30,7 +30,9 @@ export class Settlement {
   /** Gives a request's charge back in full (upstream failed, or did not deliver) and frees its idempotency key. */
   async refund(receipt: ChargeReceipt, reason: RefundReason): Promise<void> {
     if (receipt.journalId !== undefined) {
-      this.p.outage.cancel(receipt.journalId);
+      // Cancelled in the journal, or — already written by a replay — given back in the store.
+      const written = this.p.outage.takeBack(receipt.journalId);
+      if (written) await this.giveBack(written.account, written.lines);
     } else {
       if (receipt.idempotency) this.p.leases.stop(receipt.idempotency);
       const lines = receipt.lines
@@ -68,8 +70,9 @@ export class Settlement {
       if (actual === undefined || line.op !== 'charge') continue;
       const { charge, release, overage } = settleAgainstHold(line.charged, actual);
       if (release > 0) {
-        if (receipt.journalId === undefined) refunds.push(splitRefund(line, release));
-        else this.p.outage.adjust(receipt.journalId, line.creditType, charge);
+        const back =
+          receipt.journalId === undefined ? splitRefund(line, release) : this.p.outage.settleBack(receipt.journalId, line.creditType, charge, release);
+        if (back) refunds.push(back);
         this.p.observer?.creditsRefunded(line.creditType, 'settled_below_hold', release);
       }
       if (overage > 0) this.p.observer?.unbilledOverage(line.creditType, overage);
@@ -88,6 +91,11 @@ export class Settlement {
     if (!receipt.idempotency || receipt.journalId !== undefined) return;
     this.p.leases.stop(receipt.idempotency);
     await this.p.store.completeIdempotency(receipt.account, receipt.idempotency, config.idempotency.ttlMs, response);
+  }
+
+  /** Nothing will finish this request: its idempotency key is left to lapse with its lease. */
+  abandon(receipt: ChargeReceipt): void {
+    if (receipt.idempotency) this.p.leases.stop(receipt.idempotency);
   }
 
   /**

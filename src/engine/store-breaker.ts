@@ -39,6 +39,8 @@ export class StoreBreaker {
 
   private schedule(): void {
     if (this.stopped) return;
+    // One probe timer at a time.
+    clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.tryClose(), this.options.probeIntervalMs ?? 1000);
     this.timer.unref();
   }
@@ -51,9 +53,12 @@ export class StoreBreaker {
       this.open = false;
       await this.options.onClose?.();
     } catch {
-      this.schedule();
+      // Still down: probed again below.
     } finally {
       this.probing = false;
+      // Down, or down again while onClose ran (a failure() then found a probe
+      // in progress and scheduled none): keep probing until it answers.
+      if (this.open && !this.stopped) this.schedule();
     }
   }
 }

@@ -25,6 +25,16 @@ export class AfterUpstream {
    * right after the response sees the final numbers.
    */
   async finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): Promise<FinishResult> {
+    try {
+      return await this.decide(allow, result, responseHeaders);
+    } catch (err) {
+      // Nothing will complete the request's idempotency key now: let its lease lapse.
+      if (allow.receipt) this.engine.abandon(allow.receipt);
+      throw err;
+    }
+  }
+
+  private async decide(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders): Promise<FinishResult> {
     const { receipt, route } = allow;
     if (!receipt) return { headers: { ...allow.headers }, kept: false };
     await this.confirmRelease(allow, result);

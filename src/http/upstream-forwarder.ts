@@ -185,8 +185,10 @@ export class UpstreamForwarder {
       }
       if (clientGone) {
         // The upstream had the request and would do the work anyway: the charge stands.
-        this.logger.info({ upstream: 'client_abort' }, 'client went away after its request was forwarded: upstream request closed');
-        void settle({ error: 'client_abort' }, {}).then(() => report(null));
+        // Forwarded whole, the upstream had the request; cut off mid-request, it had nothing to work on.
+        const whole = outgoing.writableFinished;
+        this.logger.info({ upstream: whole ? 'client_abort' : 'not_forwarded' }, 'client went away: upstream request closed');
+        void settle({ error: whole ? 'client_abort' : 'not_forwarded' }, {}).then(() => report(null));
         return;
       }
       // Not a hang-up: the upstream failed (no status).
