@@ -23,8 +23,8 @@ const ENDED = new Set(['canceled', 'unpaid', 'incomplete_expired', 'paused']);
 
 export type SubscriptionChange =
   /** Set the account's plan and anchor (as admin PUT does), or apply onCanceled. */
-  | { readonly kind: 'put'; readonly account: string; readonly plan: string; readonly billingAnchor?: string }
-  | { readonly kind: 'delete'; readonly account: string }
+  | { readonly kind: 'put'; readonly account: string; readonly plan: string; readonly billingAnchor?: string; readonly canceled?: true }
+  | { readonly kind: 'delete'; readonly account: string; readonly canceled: true }
   /** No price of the subscription is in billing.stripe.plans. */
   | { readonly kind: 'unmapped'; readonly account: string; readonly prices: readonly string[] }
   /** Nothing to do; `reason` says why (for the log). */
@@ -36,7 +36,7 @@ export function subscriptionChange(sub: SubscriptionLike, rules: StripeBilling, 
   if (account === undefined) return { kind: 'ignored', reason: `subscription ${sub.id} names no account (${rules.accountFrom})` };
   if (!isValidAccountId(account)) return { kind: 'ignored', reason: `subscription ${sub.id} names an invalid account id` };
   if (ended || ENDED.has(sub.status)) {
-    return rules.onCanceled === 'delete' ? { kind: 'delete', account } : { kind: 'put', account, plan: rules.onCanceled.plan };
+    return rules.onCanceled === 'delete' ? { kind: 'delete', account, canceled: true } : { kind: 'put', account, plan: rules.onCanceled.plan, canceled: true };
   }
   if (!LIVE.has(sub.status)) return { kind: 'ignored', reason: `subscription ${sub.id} is ${sub.status}` };
   const prices = (sub.items?.data ?? []).map((i) => i.price?.id).filter((p): p is string => typeof p === 'string');
