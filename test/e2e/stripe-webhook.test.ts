@@ -94,6 +94,14 @@ describe('Stripe webhook (onCanceled: delete)', () => {
     expect(Number(/^creditgate_billing_events_total\{source="stripe",outcome="invalid"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(5);
   });
 
+  it('a body over 1 MiB gets 413 and changes nothing', async () => {
+    const a = acct('large');
+    const body = stripeEvent(evt(), 'customer.subscription.created', now(), { ...subscription({ account: a }), padding: 'x'.repeat(1024 * 1024) });
+    const r = await deliver(h.admin, body);
+    expect(r.status).toBe(413);
+    expect(await account(h, a)).toBeNull();
+  });
+
   it('subscription.deleted, and an update to a canceled status, delete the record', async () => {
     const a = acct('deleted');
     const t = now();
