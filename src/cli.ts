@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, formatIssue } from './config/config-error.js';
 import { accountsCommand, eventsCommand, topUpCommand, topUpsCommand, usageCommand } from './cli/admin-commands.js';
+import { importCommand } from './cli/accounts-import.js';
 import { CliError } from './cli/cli-errors.js';
+import { stripeCommand } from './cli/stripe-sync.js';
 import { checkConfigCommand, demoCommand, sampleUpstreamCommand, schemaCommand, serveCommand } from './cli/server-commands.js';
 
 const USAGE = `creditgate — credit pools for AI and data endpoints
@@ -31,6 +33,14 @@ token from CREDITGATE_ADMIN_TOKEN; --json for machine-readable output):
   creditgate topup ID --type T --amount N [--expires ISO] [--idempotency-key K]
   creditgate topups ID
   creditgate events ID [--limit 20]
+  creditgate accounts import FILE [--config F]
+                                   JSON lines {"account","plan","billingAnchor"?,"email"?};
+                                   all lines checked first, then applied (idempotent)
+
+Billing (docs/billing-sync.md):
+  creditgate stripe sync --config F [--admin URL] [--dry-run]
+                                   apply every account's newest Stripe subscription;
+                                   key from billing.stripe.apiKey, STRIPE_API_BASE for another host
 
   creditgate --version
 `;
@@ -53,7 +63,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     case 'schema':
       return schemaCommand(out);
     case 'accounts':
-      return accountsCommand(rest, env, out);
+      return rest[0] === 'import' ? importCommand(rest.slice(1), env, out) : accountsCommand(rest, env, out);
+    case 'stripe':
+      return stripeCommand(rest, env, out);
     case 'usage':
       return usageCommand(rest, env, out);
     case 'topup':

@@ -48,7 +48,8 @@ export interface Runtime {
 }
 
 export function checkSecrets(config: CompiledConfig): void {
-  const refs = [config.alerts.webhook?.secret, config.identity.trustedHopSecret, config.identity.jwt?.secret];
+  // The Stripe API key is only needed by `creditgate stripe sync`, which checks it itself.
+  const refs = [config.alerts.webhook?.secret, config.identity.trustedHopSecret, config.identity.jwt?.secret, config.stripe?.webhookSecret];
   const missing = missingSecretEnv(refs);
   if (missing.length > 0) {
     throw new Error(`the config refers to ${missing.map((m) => `$${m}`).join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} not set`);

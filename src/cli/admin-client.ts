@@ -25,6 +25,16 @@ export class AdminClient {
     return this.call('GET', `/v1/accounts/${encodeURIComponent(id)}`);
   }
 
+  /** The account's record, or null when it has none. */
+  async findAccount(id: string): Promise<AccountView | null> {
+    try {
+      return await this.getAccount(id);
+    } catch (err) {
+      if (err instanceof CliError && err.message.startsWith('no such account')) return null;
+      throw err;
+    }
+  }
+
   putAccount(id: string, body: { plan: string; billingAnchor?: string; email?: string }): Promise<AccountView> {
     return this.call('PUT', `/v1/accounts/${encodeURIComponent(id)}`, body);
   }

@@ -8,6 +8,7 @@ import { parseInstant } from '../domain/billing-cycle.js';
 import { parseDuration } from '../domain/duration.js';
 import type { RefundCondition } from '../domain/refund-policy.js';
 import { RouteTable } from '../domain/route-table.js';
+import type { StripeBilling } from './config-schema-billing.js';
 import type { ParsedConfig, ParsedCostSpec } from './config-schema.js';
 
 /** What plain `onStoreError: allow` lets an account spend per pool and replica during an outage. */
@@ -102,6 +103,8 @@ export interface CompiledConfig {
   readonly upstreamTimeoutMs: number;
   readonly idempotency: { readonly header: string; readonly ttlMs: number; readonly maxResponseBytes: number };
   readonly journalSize: number;
+  /** Stripe webhooks and sync; null: the webhook endpoint does not exist. */
+  readonly stripe: StripeBilling | null;
 }
 
 /** Whether a pool runs in shadow mode for this route at this instant (DESIGN.md rule 10). */
@@ -229,5 +232,6 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     upstreamTimeoutMs: parsed.upstream.timeoutMs,
     idempotency: { header: parsed.idempotency.header.toLowerCase(), ttlMs: parsed.idempotency.ttlMs, maxResponseBytes: parsed.idempotency.maxResponseBytes },
     journalSize: parsed.store.journalSize,
+    stripe: parsed.billing?.stripe ?? null,
   };
 }

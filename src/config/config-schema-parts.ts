@@ -54,7 +54,7 @@ const quota = z.union([credits(0), z.literal('unlimited')], {
 
 export const plan = z.record(creditTypeId, quota).describe('Monthly allowance per credit type; omitted or 0 = not in plan.');
 
-const secretRef = z.string().min(1).describe('A literal, or env:NAME to read it from the environment.');
+export const secretRef = z.string().min(1).describe('A literal, or env:NAME to read it from the environment.');
 
 export const alerts = z.strictObject({
   thresholds: z

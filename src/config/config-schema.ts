@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { parseInstant } from '../domain/billing-cycle.js';
 import { checkRoutePath } from '../domain/route-table.js';
+import { billing } from './config-schema-billing.js';
 import { alerts, credits, creditType, creditTypeId, HEADER_NAME, identity, instant, mode, plan } from './config-schema-parts.js';
 import { type costSpec, refundOn, route } from './config-schema-routes.js';
 
@@ -116,6 +117,7 @@ export const configSchema = z
     creditTypes: z.record(creditTypeId, creditType),
     plans: z.record(z.string().regex(PLAN_ID, 'plan ids are letters, digits, _ . -'), plan),
     routes: z.array(route).default([]),
+    billing: billing.optional(),
   })
   .superRefine((cfg, ctx) => {
     const types = Object.keys(cfg.creditTypes);
@@ -146,6 +148,14 @@ export const configSchema = z
         path: ['defaultPlan'],
         message: `unknown plan "${cfg.defaultPlan}" (declared: ${Object.keys(cfg.plans).join(', ')})`,
       });
+    }
+    const stripe = cfg.billing?.stripe;
+    const unknownPlan = (id: string) => `unknown plan "${id}" (declared: ${Object.keys(cfg.plans).join(', ')})`;
+    for (const [price, planId] of Object.entries(stripe?.plans ?? {})) {
+      if (!(planId in cfg.plans)) ctx.addIssue({ code: 'custom', path: ['billing', 'stripe', 'plans', price], message: unknownPlan(planId) });
+    }
+    if (stripe && typeof stripe.onCanceled === 'object' && !(stripe.onCanceled.plan in cfg.plans)) {
+      ctx.addIssue({ code: 'custom', path: ['billing', 'stripe', 'onCanceled', 'plan'], message: unknownPlan(stripe.onCanceled.plan) });
     }
     const names = new Map<string, number>();
     cfg.routes.forEach((r, i) => {

@@ -5,7 +5,7 @@
 import type { CompiledConfig } from '../config/compiled-config.js';
 import { CALENDAR_MONTH_ANCHOR_ISO, cycleContaining, parseAnchor, parseInstant, truncateAnchorIso } from '../domain/billing-cycle.js';
 import { isCreditAmount, MAX_CREDITS_TEXT } from '../domain/credit-amount.js';
-import type { AccountRecord, CreditStore } from '../store/credit-store.js';
+import type { AccountRecord, BillingEventMark, BillingEventOutcome, CreditStore } from '../store/credit-store.js';
 import type { AccountDirectory } from './account-directory.js';
 import { topUpView } from './account-views.js';
 import { AccountInputError, TopUpError } from './engine-errors.js';
@@ -31,6 +31,27 @@ export class Accounts {
    * already served on, so saving it never moves or empties a cycle.
    */
   async save(accountId: string, input: AccountInput, config: CompiledConfig): Promise<{ record: AccountRecord; created: boolean }> {
+    const { record, existing } = await this.recordFor(accountId, input, config);
+    await this.p.directory.announcing(accountId, () => this.p.store.putAccount(accountId, record));
+    await this.afterChange(accountId, existing, record, config);
+    return { record, created: existing === null };
+  }
+
+  /**
+   * Applies a billing event: the record is written as `save` writes it (or
+   * removed, for "delete"), but only when the store has neither applied this
+   * event before nor a newer one for the account (store.applyBillingEvent).
+   */
+  async applyBillingEvent(accountId: string, event: BillingEventMark, change: AccountInput | 'delete', config: CompiledConfig): Promise<BillingEventOutcome> {
+    if (change === 'delete') return this.p.directory.announcing(accountId, () => this.p.store.applyBillingEvent(accountId, event, null));
+    const { record, existing } = await this.recordFor(accountId, change, config);
+    const outcome = await this.p.directory.announcing(accountId, () => this.p.store.applyBillingEvent(accountId, event, record));
+    if (outcome === 'applied') await this.afterChange(accountId, existing, record, config);
+    return outcome;
+  }
+
+  /** The record `input` makes of the account's current one (omitted fields keep their values). */
+  private async recordFor(accountId: string, input: AccountInput, config: CompiledConfig): Promise<{ record: AccountRecord; existing: AccountRecord | null }> {
     if (!config.plans.has(input.plan)) {
       throw new AccountInputError(`unknown plan "${input.plan}" (configured: ${[...config.plans.keys()].join(', ')})`);
     }
@@ -51,13 +72,15 @@ export class Accounts {
       createdAt: existing?.createdAt ?? stamp,
       updatedAt: stamp,
     };
-    await this.p.directory.announcing(accountId, () => this.p.store.putAccount(accountId, record));
+    return { record, existing };
+  }
+
+  private async afterChange(accountId: string, existing: AccountRecord | null, record: AccountRecord, config: CompiledConfig): Promise<void> {
     // A new plan or cycle may have room again: the pools are no longer "exhausted".
     if (existing && (existing.plan !== record.plan || truncateAnchorIso(existing.billingAnchor) !== record.billingAnchor)) {
       const cycle = cycleContaining(parseAnchor(existing.billingAnchor), this.p.now());
       await Promise.all([...config.creditTypes.keys()].map((t) => this.p.store.clearExhausted(accountId, t, cycle.start)));
     }
-    return { record, created: existing === null };
   }
 
   /** Removes the account and everything stored for it, and what every replica remembers of it. */

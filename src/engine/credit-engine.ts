@@ -4,7 +4,7 @@
 
 import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
 import type { RefundReason } from '../domain/refund-policy.js';
-import type { AccountRecord, AlertEvent } from '../store/credit-store.js';
+import type { AccountRecord, AlertEvent, BillingEventMark, BillingEventOutcome } from '../store/credit-store.js';
 import type { Resolution } from './account-directory.js';
 import { buildRooms, type CreditEngineOptions, type EngineRooms } from './engine-rooms.js';
 import type { AccountInput, ChargeDecision, ChargeReceipt, CostLine, RequestIdempotency, TopUpView, UsageView } from './types.js';
@@ -98,6 +98,16 @@ export class CreditEngine {
 
   saveAccount(accountId: string, input: AccountInput, config: CompiledConfig = this.config()): Promise<{ record: AccountRecord; created: boolean }> {
     return this.r.accounts.save(accountId, input, config);
+  }
+
+  /** A billing event's change to an account, applied at most once and in order (Accounts.applyBillingEvent). */
+  applyBillingEvent(
+    accountId: string,
+    event: BillingEventMark,
+    change: AccountInput | 'delete',
+    config: CompiledConfig = this.config(),
+  ): Promise<BillingEventOutcome> {
+    return this.r.accounts.applyBillingEvent(accountId, event, change, config);
   }
 
   deleteAccount(accountId: string): Promise<boolean> {

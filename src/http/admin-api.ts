@@ -1,4 +1,5 @@
-// The admin port: health, and the account API (PUT/GET account, usage).
+// The admin port: health, the account API (PUT/GET account, usage), and the
+// Stripe webhook.
 // Everything but the health endpoints needs the admin Bearer token.
 
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -12,6 +13,7 @@ import { StoreError, StoreFullError, type AccountRecord } from '../store/credit-
 import type { AdminToken } from './admin-auth.js';
 import { problem, storeFullProblem, type Problem } from './problem-details.js';
 import { sendProblem } from './send-problem.js';
+import { STRIPE_WEBHOOK_PATH, stripeWebhook } from './stripe-webhook.js';
 import { renderUsagePage } from './usage-page.js';
 
 const accountBody = z.strictObject({
@@ -95,6 +97,9 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
       res.status(503).json({ status: 'unavailable' });
     }
   });
+
+  // Before the token check: Stripe signs its deliveries instead (stripe-webhook.ts).
+  app.post(STRIPE_WEBHOOK_PATH, ...stripeWebhook({ engine, logger, metrics: options.metrics }));
 
   app.use((req, res, next) => {
     if (!token.enabled) {

@@ -27,6 +27,7 @@ export const PROBLEM_TYPES = {
   'admin-disabled': { status: 403, title: 'Admin API disabled' },
   'admin-unauthorized': { status: 401, title: 'Admin token missing or wrong' },
   'invalid-request': { status: 400, title: 'Invalid request' },
+  'invalid-signature': { status: 400, title: 'Invalid webhook signature' },
   'not-found': { status: 404, title: 'Not found' },
   'internal-error': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

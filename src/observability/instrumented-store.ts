@@ -32,6 +32,7 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
     addGrant: timed('topup', store.addGrant.bind(store)),
     getAccount: timed('get_account', store.getAccount.bind(store)),
     putAccount: timed('put_account', store.putAccount.bind(store)),
+    applyBillingEvent: timed('billing_event', store.applyBillingEvent.bind(store)),
     deleteAccount: timed('delete_account', store.deleteAccount.bind(store)),
     appendEvents: timed('append_events', store.appendEvents.bind(store)),
     listEvents: timed('list_events', store.listEvents.bind(store)),

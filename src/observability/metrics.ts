@@ -26,6 +26,7 @@ export const METRIC_NAMES = {
   journalLost: 'creditgate_outage_journal_lost_total',
   storeBreakerOpen: 'creditgate_store_breaker_open',
   storeFull: 'creditgate_store_full_total',
+  billingEvents: 'creditgate_billing_events_total',
 } as const;
 
 export const OUTCOMES = [
@@ -63,6 +64,7 @@ export const STORE_OPERATIONS = [
   'append_events',
   'list_events',
   'exhausted',
+  'billing_event',
   'invalidate',
   'ping',
 ] as const;
@@ -70,6 +72,9 @@ export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error'] as co
 export const RELOAD_RESULTS = ['success', 'error'] as const;
 export const ALERT_CHANNELS = ['webhook', 'email'] as const;
 export const ALERT_RESULTS = ['sent', 'retried', 'failed', 'dropped'] as const;
+/** What became of a billing webhook delivery (invalid: its signature did not verify). */
+export const BILLING_OUTCOMES = ['applied', 'duplicate', 'stale', 'ignored', 'unmapped', 'invalid'] as const;
+export type BillingOutcome = (typeof BILLING_OUTCOMES)[number];
 
 /** Route label for requests no route matched. */
 export const UNMATCHED_ROUTE = '(unmatched)';
@@ -109,6 +114,7 @@ export class Metrics {
   readonly journalLost: Counter<'kind'>;
   readonly storeBreakerOpen: Gauge;
   readonly storeFull: Counter;
+  readonly billingEvents: Counter<'source' | 'outcome'>;
   private creditTypes: readonly string[] = [];
 
   constructor(options: MetricsOptions = {}) {
@@ -200,6 +206,12 @@ export class Metrics {
       help: 'Store calls refused because the memory store holds store.maxAccounts accounts and the call needed a new one (503 store-full; nothing charged).',
       registers,
     });
+    this.billingEvents = new Counter({
+      name: METRIC_NAMES.billingEvents,
+      help: 'Billing webhook deliveries, by source and outcome (invalid: bad signature).',
+      labelNames: ['source', 'outcome'],
+      registers,
+    });
     this.configReloads = new Counter({
       name: METRIC_NAMES.configReloads,
       help: 'Config reload attempts, by result.',
@@ -248,6 +260,7 @@ export class Metrics {
     this.storeBreakerOpen.set(0);
     this.storeFull.inc(0);
     for (const op of STORE_OPERATIONS) this.storeErrors.inc({ operation: op }, 0);
+    for (const outcome of BILLING_OUTCOMES) this.billingEvents.inc({ source: 'stripe', outcome }, 0);
     for (const c of ALERT_CHANNELS) for (const r of ALERT_RESULTS) this.alertsSent.inc({ channel: c, result: r }, 0);
   }
 

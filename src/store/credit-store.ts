@@ -176,6 +176,27 @@ export interface AlertEvent {
   readonly createdAt: string;
 }
 
+/** One billing event (a Stripe webhook) to apply to one account at most once, in order. */
+export interface BillingEventMark {
+  /** The biller's event id (Stripe's evt_…): applied once while remembered. */
+  readonly id: string;
+  /** When the biller created the event (epoch seconds): an older one than the last applied is stale. */
+  readonly created: number;
+  /** Epoch ms. */
+  readonly now: number;
+  /** How long the id and the account's last `created` are remembered. */
+  readonly ttlMs: number;
+}
+
+export type BillingEventOutcome = 'applied' | 'duplicate' | 'stale';
+
+/**
+ * How long billing event ids are remembered: Stripe retries a delivery for
+ * up to 3 days, so a day more covers any redelivery; no event older than the
+ * last applied one can still arrive after that.
+ */
+export const BILLING_EVENT_TTL_MS = 96 * 3600 * 1000;
+
 export interface CreditStore {
   /** All-or-nothing check-and-charge (and release) of several pools of one account. */
   charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome>;
@@ -207,7 +228,14 @@ export interface CreditStore {
   ): Promise<GrantResult>;
   getAccount(account: string): Promise<AccountRecord | null>;
   putAccount(account: string, record: AccountRecord): Promise<void>;
-  /** Removes the record and every counter, grant and event of the account. */
+  /**
+   * Applies a billing event atomically, on any number of replicas: an id
+   * applied before → "duplicate"; a `created` older than the account's last
+   * applied event → "stale"; both change nothing. Otherwise the record is
+   * written (or removed, for null) and the id and `created` remembered.
+   */
+  applyBillingEvent(account: string, event: BillingEventMark, record: AccountRecord | null): Promise<BillingEventOutcome>;
+  /** Removes the record and every counter, grant, event and billing mark of the account. */
   deleteAccount(account: string): Promise<boolean>;
   /** Stores events for the feed, keeping the newest `keep`. */
   appendEvents(account: string, events: readonly AlertEvent[], keep: number): Promise<void>;

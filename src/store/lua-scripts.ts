@@ -17,6 +17,7 @@ export const LUA = {
   usage: readLua('usage'),
   refund: readLua('refund'),
   idempotency: readLua('idempotency'),
+  billing: readLua('billing'),
 } as const;
 
 /** The scripts as commands of a client. */
@@ -26,6 +27,7 @@ export interface CreditgateCommands {
   creditgateUsage(numKeys: number, ...args: (string | number)[]): Promise<Reply>;
   creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<number>;
   creditgateIdempotency(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  creditgateBilling(numKeys: number, ...args: (string | number)[]): Promise<string>;
 }
 
 /** Defines the scripts as commands on `c`, those it does not have yet. */
@@ -35,4 +37,5 @@ export function defineCommands(c: (Redis | Cluster) & Partial<CreditgateCommands
   if (typeof c.creditgateUsage !== 'function') c.defineCommand('creditgateUsage', { lua: LUA.usage });
   if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
   if (typeof c.creditgateIdempotency !== 'function') c.defineCommand('creditgateIdempotency', { lua: LUA.idempotency });
+  if (typeof c.creditgateBilling !== 'function') c.defineCommand('creditgateBilling', { lua: LUA.billing });
 }

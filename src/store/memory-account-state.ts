@@ -2,7 +2,7 @@
 // record, top-up grants, alert marks, idempotency keys and events feed, each
 // with its own expiry, and the sweep of that one account.
 
-import type { AccountRecord, AlertEvent, Grant, IdempotencyRecord } from './credit-store.js';
+import type { AccountRecord, AlertEvent, BillingEventMark, BillingEventOutcome, Grant, IdempotencyRecord } from './credit-store.js';
 
 export interface Expiring<T> {
   value: T;
@@ -40,6 +40,8 @@ export class AccountState {
   private appliedRefunds?: Map<string, Expiring<true>>;
   private requestClaims?: Map<string, Expiring<HeldRecord>>;
   private feed?: Expiring<AlertEvent[]>;
+  /** "id:<event id>" for each billing event applied, "last" for the `created` of the last one: as lua/billing.lua keeps them. */
+  private billingMarks?: Map<string, Expiring<number>>;
 
   /** type -> grant id -> grant. */
   get grants(): Map<string, Map<string, GrantData>> {
@@ -90,6 +92,21 @@ export class AccountState {
     return this.requestClaims;
   }
 
+  /** lua/billing.lua's rules: dedupe on the id, refuse an older `created`, then write (null: remove) the record. */
+  applyBillingEvent(event: BillingEventMark, record: AccountRecord | null): BillingEventOutcome {
+    this.billingMarks ??= new Map();
+    const marks = this.billingMarks;
+    if (live(marks.get(`id:${event.id}`), event.now)) return 'duplicate';
+    const last = marks.get('last');
+    if (live(last, event.now) && event.created < last.value) return 'stale';
+    if (record === null) this.record = undefined;
+    else this.record = { ...record };
+    const expireAt = event.now + event.ttlMs;
+    marks.set('last', { value: event.created, expireAt });
+    marks.set(`id:${event.id}`, { value: 1, expireAt });
+    return 'applied';
+  }
+
   /** Newest first; gone 90 days after the last append (as in Redis). */
   events(now: number): AlertEvent[] {
     return live(this.feed, now) ? this.feed.value : [];
@@ -121,6 +138,7 @@ export class AccountState {
     this.alertMarks = prune(this.alertMarks);
     this.topUpAnswers = prune(this.topUpAnswers);
     this.appliedRefunds = prune(this.appliedRefunds);
+    this.billingMarks = prune(this.billingMarks);
     this.requestClaims = prune(this.requestClaims, (r) => freed(r.response?.length ?? 0));
     for (const [type, byType] of this.grantsByType ?? []) {
       for (const [id, g] of byType) if (g.expiresAt <= now) byType.delete(id);
@@ -128,7 +146,16 @@ export class AccountState {
     }
     if (this.grantsByType?.size === 0) this.grantsByType = undefined;
     if (!live(this.feed, now)) this.feed = undefined;
-    return !this.record && !this.grantsByType && !this.alertMarks && !this.topUpAnswers && !this.appliedRefunds && !this.requestClaims && !this.feed;
+    return (
+      !this.record &&
+      !this.grantsByType &&
+      !this.alertMarks &&
+      !this.topUpAnswers &&
+      !this.appliedRefunds &&
+      !this.requestClaims &&
+      !this.feed &&
+      !this.billingMarks
+    );
   }
 }
 

@@ -10,6 +10,8 @@
 import type {
   AccountRecord,
   AlertEvent,
+  BillingEventMark,
+  BillingEventOutcome,
   ChargeContext,
   ChargedPool,
   ChargeOutcome,
@@ -229,6 +231,10 @@ export class MemoryStore extends MemoryAccounts implements CreditStore {
 
   async putAccount(account: string, record: AccountRecord): Promise<void> {
     this.stateOf(this.claim(account)).record = { ...record };
+  }
+
+  async applyBillingEvent(account: string, event: BillingEventMark, record: AccountRecord | null): Promise<BillingEventOutcome> {
+    return this.stateOf(this.claim(account)).applyBillingEvent(event, record);
   }
 
   async deleteAccount(account: string): Promise<boolean> {

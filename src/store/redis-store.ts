@@ -4,6 +4,8 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type {
   AccountRecord,
   AlertEvent,
+  BillingEventMark,
+  BillingEventOutcome,
   ChargeContext,
   ChargeOutcome,
   CreditStore,
@@ -185,6 +187,13 @@ export class RedisStore implements CreditStore {
 
   async putAccount(account: string, record: AccountRecord): Promise<void> {
     await this.call('put_account', () => this.client.set(this.keys.account(account), JSON.stringify(record)));
+  }
+
+  async applyBillingEvent(account: string, event: BillingEventMark, record: AccountRecord | null): Promise<BillingEventOutcome> {
+    const k = this.keys;
+    const keys = [k.account(account), k.billingLast(account), k.billingEvent(account, event.id), k.requestIdempotencyIndex(account)];
+    const args = [event.created, event.now, event.ttlMs, record === null ? '' : JSON.stringify(record)];
+    return (await this.call('billing_event', () => this.commands.creditgateBilling(keys.length, ...keys, ...args))) as BillingEventOutcome;
   }
 
   async deleteAccount(account: string): Promise<boolean> {

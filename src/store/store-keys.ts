@@ -11,7 +11,9 @@
 //   <prefix>:{<account>}:ti:<idempotency key>       top-up idempotency record
 //   <prefix>:{<account>}:ik:<key>                   request idempotency record (hash: state, fingerprint, claim, response)
 //   <prefix>:{<account>}:rf:<refund id>             a refund applied once (replays of it do nothing)
-//   <prefix>:{<account>}:iks                        live idempotency records and refund markers (zset key -> expiry ms)
+//   <prefix>:{<account>}:be:<event id>              a billing event applied once (redeliveries do nothing)
+//   <prefix>:{<account>}:bl                         `created` of the last billing event applied (older ones are stale)
+//   <prefix>:{<account>}:iks                        live idempotency records, refund and billing markers (zset key -> expiry ms)
 //   <prefix>:{<account>}:ev                         alert events, newest first (list)
 //   <prefix>:exhausted:<type>                       accounts whose pool is empty (zset, score = reset)
 //
@@ -90,6 +92,16 @@ export class StoreKeys {
   /** Marks a refund id as applied (refunds replayed after an unknown outcome apply once). */
   refundMarker(account: string, refundId: string): string {
     return `${this.tag(account)}:rf:${refundId}`;
+  }
+
+  /** Marks a billing event id as applied. */
+  billingEvent(account: string, eventId: string): string {
+    return `${this.tag(account)}:be:${eventId}`;
+  }
+
+  /** The `created` time of the account's last applied billing event. */
+  billingLast(account: string): string {
+    return `${this.tag(account)}:bl`;
   }
 
   /** The account's live idempotency records and refund markers (zset key -> expiry), for DELETE; pruned as it grows. */

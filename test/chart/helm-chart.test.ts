@@ -133,6 +133,26 @@ describe('Helm chart', () => {
     expect(byKind(docs, 'Deployment')[0]!.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('Stripe secrets: inline values go into the Secret, existing ones by reference, both as STRIPE_* env vars', async () => {
+    const docs = await render([
+      '--set',
+      'redis.url=redis://redis:6379',
+      '--set',
+      'stripeWebhookSecret.value=whsec_abc',
+      '--set',
+      'stripeApiKey.existingSecret=shop-stripe',
+    ]);
+    const secret = byKind(docs, 'Secret')[0]!;
+    expect(Buffer.from(secret.data!['stripe-webhook-secret']!, 'base64').toString()).toBe('whsec_abc');
+    expect(secret.data!['stripe-api-key']).toBeUndefined();
+    const env = byKind(docs, 'Deployment')[0]!.spec.template.spec.containers[0].env as {
+      name: string;
+      valueFrom?: { secretKeyRef: { name: string; key: string } };
+    }[];
+    expect(env.find((e) => e.name === 'STRIPE_WEBHOOK_SECRET')?.valueFrom?.secretKeyRef).toEqual({ name: secret.metadata.name, key: 'stripe-webhook-secret' });
+    expect(env.find((e) => e.name === 'STRIPE_API_KEY')?.valueFrom?.secretKeyRef).toEqual({ name: 'shop-stripe', key: 'stripe-api-key' });
+  });
+
   it('values.schema.json accepts values.yaml and the examples, and refuses bad values (helm too)', async () => {
     const ajv = new Ajv({ strict: false, allErrors: true });
     const validate = ajv.compile(JSON.parse(readFileSync(`${CHART}/values.schema.json`, 'utf8')));

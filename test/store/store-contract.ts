@@ -658,6 +658,51 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect(await store.deleteAccount(account('never-existed'))).toBe(false);
       });
 
+      describe('billing events', () => {
+        const rec = (plan: string): AccountRecord => ({ plan, billingAnchor: '2025-01-31T00:00:00Z', createdAt: 'x', updatedAt: 'x' });
+        const mark = (id: string, created: number) => ({ id, created, now: Date.now(), ttlMs: HOUR });
+
+        it('applies an event once: a redelivery changes nothing, even after another write', async () => {
+          const a = account('billing-dup');
+          expect(await store.applyBillingEvent(a, mark('evt_1', 100), rec('basic'))).toBe('applied');
+          expect((await store.getAccount(a))?.plan).toBe('basic');
+          await store.putAccount(a, rec('edited'));
+          expect(await store.applyBillingEvent(a, mark('evt_1', 100), rec('basic'))).toBe('duplicate');
+          expect((await store.getAccount(a))?.plan).toBe('edited');
+        });
+
+        it('an event older than the last applied one is stale; an equal or newer one applies; null removes the record', async () => {
+          const a = account('billing-order');
+          expect(await store.applyBillingEvent(a, mark('evt_new', 200), rec('scale'))).toBe('applied');
+          expect(await store.applyBillingEvent(a, mark('evt_old', 100), rec('basic'))).toBe('stale');
+          expect((await store.getAccount(a))?.plan).toBe('scale');
+          expect(await store.applyBillingEvent(a, mark('evt_same', 200), rec('basic'))).toBe('applied');
+          expect(await store.applyBillingEvent(a, mark('evt_del', 300), null)).toBe('applied');
+          expect(await store.getAccount(a)).toBeNull();
+          // The record went, the order stayed: an older event cannot bring it back.
+          expect(await store.applyBillingEvent(a, mark('evt_late', 250), rec('basic'))).toBe('stale');
+          expect(await store.getAccount(a)).toBeNull();
+        });
+
+        it('is applied once when sent concurrently over every connection', async () => {
+          const a = account('billing-race');
+          const outcomes = await Promise.all(
+            Array.from({ length: 20 }, (_, i) => fx.stores[i % fx.stores.length]!.applyBillingEvent(a, mark('evt_race', 100), rec('basic'))),
+          );
+          expect(outcomes.filter((o) => o === 'applied')).toHaveLength(1);
+          expect(outcomes.filter((o) => o === 'duplicate')).toHaveLength(19);
+        });
+
+        it('ids and the order are forgotten after their TTL, and by DELETE', async () => {
+          const a = account('billing-ttl');
+          expect(await store.applyBillingEvent(a, { ...mark('evt_1', 200), ttlMs: 50 }, rec('basic'))).toBe('applied');
+          await sleep(120);
+          expect(await store.applyBillingEvent(a, mark('evt_1', 100), rec('scale'))).toBe('applied');
+          expect(await store.deleteAccount(a)).toBe(true);
+          expect(await store.applyBillingEvent(a, mark('evt_1', 50), rec('basic'))).toBe('applied');
+        });
+      });
+
       it('ids that look like the key layout keep separate counters', async () => {
         const base = account('tricky');
         const ids = [base, `${base}:u:ai_tasks`, `${base}}`, `{${base}}`, `${base}{x}`, `${base}%7D`, `${base}%`];

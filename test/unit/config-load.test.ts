@@ -107,6 +107,27 @@ describe('config loading', () => {
     ]);
   });
 
+  it('billing.stripe: unknown plan ids, a bad accountFrom and a bad onCanceled are refused at their lines', () => {
+    const billing = `billing:
+  stripe:
+    webhookSecret: env:STRIPE_WEBHOOK_SECRET
+    accountFrom: metadata.account_id
+    plans:
+      price_basic_monthly: basic
+      price_scale_monthly: scale
+    onCanceled: { plan: gold }
+`;
+    const start = ISSUE_SHAPE.split('\n').length;
+    expect(errorsOf(ISSUE_SHAPE + billing)).toEqual([
+      `config.yaml:${start + 6} billing.stripe.plans.price_scale_monthly: unknown plan "scale" (declared: basic, unlimited)`,
+      `config.yaml:${start + 7} billing.stripe.onCanceled.plan: unknown plan "gold" (declared: basic, unlimited)`,
+    ]);
+    const other = editConfig(ISSUE_SHAPE + billing, ['metadata.account_id', 'email'], ['{ plan: gold }', 'archive']);
+    expect(errorsOf(other).map((e) => e.split(':')[1])).toContain(`${start + 3} billing.stripe.accountFrom`);
+    const ok = editConfig(ISSUE_SHAPE + billing, ['price_scale_monthly: scale', 'price_unlimited: unlimited'], ['{ plan: gold }', 'delete']);
+    expect(loadConfigText(ok, 'config.yaml').stripe).toMatchObject({ accountFrom: 'metadata.account_id', onCanceled: 'delete' });
+  });
+
   it('refuses a cost rule with two inputs, a negative quota, a duplicate route name and a bad path', () => {
     const bad = editConfig(
       ISSUE_SHAPE,

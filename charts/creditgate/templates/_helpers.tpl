@@ -87,6 +87,8 @@ the one this chart deploys as their dependency (redis.enabled), or theirs
     {{- include "creditgate.redisEnv" . | nindent 4 }}
     {{- include "creditgate.secretEnv" (list "CREDITGATE_ADMIN_TOKEN" .Values.adminToken .) | nindent 4 }}
     {{- include "creditgate.secretEnv" (list "CREDITGATE_WEBHOOK_SECRET" .Values.webhookSecret .) | nindent 4 }}
+    {{- include "creditgate.secretEnv" (list "STRIPE_WEBHOOK_SECRET" .Values.stripeWebhookSecret .) | nindent 4 }}
+    {{- include "creditgate.secretEnv" (list "STRIPE_API_KEY" .Values.stripeApiKey .) | nindent 4 }}
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
