@@ -203,7 +203,7 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
       })
       .then((outcome) => {
         if (outcome.kind === 'refuse') {
-          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl);
+          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl, outcome.route?.problemStyle ?? outcome.config.problemStyle);
           return;
         }
         if (outcome.kind === 'replay') {

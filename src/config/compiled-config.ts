@@ -10,6 +10,9 @@ import type { RefundCondition } from '../domain/refund-policy.js';
 import { RouteTable } from '../domain/route-table.js';
 import type { ParsedConfig, ParsedCostSpec } from './config-schema.js';
 
+/** How refusals are written: RFC 9457 problem+json, or OpenAI-compatible JSON for AI clients. */
+export type ProblemStyle = 'problem+json' | 'openai';
+
 /** What plain `onStoreError: allow` lets an account spend per pool and replica during an outage. */
 export const DEFAULT_OUTAGE_ALLOWANCE = 100;
 
@@ -65,6 +68,8 @@ export interface RouteDef {
   /** Statuses that confirm a release; undefined = any 2xx. */
   readonly releaseWhen?: { readonly status: readonly number[] } | undefined;
   readonly rateLimit?: { readonly points: number; readonly durationMs: number } | undefined;
+  /** How this route's refusals are written (its own problems.style, or the global one). */
+  readonly problemStyle: ProblemStyle;
 }
 
 export interface CompiledConfig {
@@ -96,6 +101,8 @@ export interface CompiledConfig {
   readonly maxJsonDepth: number;
   readonly storeTimeoutMs: number;
   readonly problemBaseUrl: string;
+  /** problems.style: how refusals outside any route are written. */
+  readonly problemStyle: ProblemStyle;
   readonly alerts: AlertsConfig;
   /** Epoch ms before which everything runs in shadow mode; null = from the start. */
   readonly enforceFrom: number | null;
@@ -182,6 +189,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
       chargeWhen: r.chargeWhen,
       releaseWhen: r.releaseWhen,
       rateLimit: r.rateLimit ? { points: r.rateLimit.points, durationMs: parseDuration(r.rateLimit.duration) } : undefined,
+      problemStyle: r.problems?.style ?? parsed.problems.style,
     };
   });
   const tables = new Map<boolean, RouteTable<RouteDef>>();
@@ -224,6 +232,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     maxJsonDepth: parsed.limits.maxJsonDepth,
     storeTimeoutMs: parsed.store.timeoutMs,
     problemBaseUrl: parsed.problems.baseUrl.endsWith('/') ? parsed.problems.baseUrl : `${parsed.problems.baseUrl}/`,
+    problemStyle: parsed.problems.style,
     alerts: { ...parsed.alerts, thresholds: [...parsed.alerts.thresholds].sort((a, b) => a - b) },
     enforceFrom: parsed.enforceFrom === undefined ? null : parseInstant(parsed.enforceFrom),
     upstreamTimeoutMs: parsed.upstream.timeoutMs,

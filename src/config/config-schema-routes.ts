@@ -48,6 +48,10 @@ const costRule = z
     if (rule.max !== undefined && rule.min > rule.max) ctx.addIssue({ code: 'custom', path: ['min'], message: 'min is above max' });
   });
 
+export const problemStyle = z
+  .enum(['problem+json', 'openai'])
+  .describe('How 402, 429 and invalid-cost refusals are written: RFC 9457 problem+json, or OpenAI-compatible {"error": {...}} JSON for AI clients.');
+
 export const COST_SPEC_MESSAGE = 'expected a number or a cost rule';
 
 export const costSpec = z.union([credits(1), costRule], {
@@ -91,6 +95,7 @@ export const route = z.strictObject({
     })
     .optional()
     .describe('A request-rate limit per account beside the credits (429 when exceeded; nothing charged).'),
+  problems: z.strictObject({ style: problemStyle }).optional().describe('Overrides problems.style for this route.'),
   charge: z.record(creditTypeId, costSpec).default({}).describe('Credits this route spends, per credit type: all or nothing.'),
   release: z.record(creditTypeId, costSpec).default({}).describe('Capacity this route gives back (disconnect): never below zero, never refused.'),
 });

@@ -57,7 +57,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           // Node discards an unread body before the next request on this
           // connection; one too large to read is not worth discarding.
           if (outcome.problem.status === 413) res.setHeader('connection', 'close');
-          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.url);
+          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.url, outcome.route?.problemStyle ?? outcome.config.problemStyle);
           return;
         case 'replay':
           routeLabel = outcome.route.name;
