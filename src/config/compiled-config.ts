@@ -3,7 +3,8 @@
 // one reference swap and requests in flight keep the config they started with.
 
 import { createHash } from 'node:crypto';
-import type { CostRule } from '../domain/cost-rules.js';
+import type { CostRule, CostSource } from '../domain/cost-rules.js';
+import type { SettleRule } from '../domain/settle-rule.js';
 import { parseInstant } from '../domain/billing-cycle.js';
 import { parseDuration } from '../domain/duration.js';
 import type { RefundCondition } from '../domain/refund-policy.js';
@@ -125,26 +126,37 @@ export function quotaOf(plan: PlanDef, creditType: string): Quota {
   return q === undefined ? 0 : q;
 }
 
+type ParsedRule = Exclude<ParsedCostSpec, number>;
+type ReadRule = Pick<ParsedRule, 'body' | 'bodyLength' | 'header' | 'query'>;
+
+function readSource(spec: ReadRule): CostSource {
+  if (spec.body !== undefined) return { from: 'body', field: spec.body };
+  if (spec.bodyLength !== undefined) return { from: 'bodyLength', field: spec.bodyLength };
+  if (spec.header !== undefined) return { from: 'header', name: spec.header.toLowerCase() };
+  return { from: 'query', name: spec.query! };
+}
+
+function toSettleRule(settle: NonNullable<ParsedRule['settle']>): SettleRule {
+  const { responseJson, ...rest } = settle;
+  return {
+    ...rest,
+    ...(settle.responseHeader === undefined ? {} : { responseHeader: settle.responseHeader.toLowerCase() }),
+    ...(settle.responseTrailer === undefined ? {} : { responseTrailer: settle.responseTrailer.toLowerCase() }),
+    ...(responseJson === undefined ? {} : { responseJson: typeof responseJson === 'string' ? [responseJson] : responseJson }),
+  };
+}
+
 function toCostRule(spec: ParsedCostSpec, maxCost: number): CostRule {
   if (typeof spec === 'number') return { source: { from: 'fixed', amount: spec }, min: spec, max: spec };
-  const source =
-    spec.body !== undefined
-      ? ({ from: 'body', field: spec.body } as const)
-      : spec.bodyLength !== undefined
-        ? ({ from: 'bodyLength', field: spec.bodyLength } as const)
-        : spec.header !== undefined
-          ? ({ from: 'header', name: spec.header.toLowerCase() } as const)
-          : spec.reserve !== undefined
-            ? ({ from: 'fixed', amount: spec.reserve } as const)
-            : ({ from: 'query', name: spec.query! } as const);
-  return {
-    source,
-    default: spec.default,
-    min: spec.min,
-    max: spec.max ?? maxCost,
-    settle: spec.settle,
+  const held = {
+    settle: spec.settle ? toSettleRule(spec.settle) : undefined,
     minReserve: spec.settle ? (spec.minReserve ?? 1) : undefined,
   };
+  // A hold sized from the request: its own input, default and bounds.
+  if (typeof spec.reserve === 'object')
+    return { source: readSource(spec.reserve), default: spec.reserve.default, min: spec.reserve.min, max: spec.reserve.max ?? maxCost, ...held };
+  const source: CostSource = spec.reserve !== undefined ? { from: 'fixed', amount: spec.reserve } : readSource(spec);
+  return { source, default: spec.default, min: spec.min, max: spec.max ?? maxCost, ...held };
 }
 
 export function compileConfig(parsed: ParsedConfig): CompiledConfig {
