@@ -237,7 +237,10 @@ export class UpstreamForwarder {
       if (clientGone) {
         // The upstream had the request and would do the work anyway: the charge stands.
         this.logger.info({ upstream: 'client_abort' }, 'client went away after its request was forwarded: upstream request closed');
-        void settle({ error: 'client_abort' }, {}).then(() => report(null));
+        void settle({ error: 'client_abort' }, {})
+          .then(() => options.atEnd?.()?.settle({ complete: false, reason: 'client_abort', values: new Map(), tooLarge: false, trailers: {} }))
+          .catch((err: unknown) => this.logger.error({ err }, 'settle after the client left failed'))
+          .then(() => report(null));
         return;
       }
       // Not a hang-up: the upstream failed (no status).

@@ -150,6 +150,30 @@ describe('metering AI calls (sidecar, Redis)', () => {
     });
   }
 
+  it('a client that leaves before the response headers, on an onIncomplete: release route, is charged nothing', async () => {
+    const a = account();
+    let closed!: () => void;
+    const upstreamClosed = new Promise<void>((resolve) => (closed = resolve));
+    let arrived!: () => void;
+    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+    h.upstream.respond = (_req, res) => {
+      res.on('close', () => closed());
+      arrived();
+    };
+    const abort = new AbortController();
+    const r = fetch(`${h.proxy}/release/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'x-account-id': a, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake', max_tokens: 400, messages }),
+      signal: abort.signal,
+    });
+    await requestArrived;
+    abort.abort();
+    await expect(r).rejects.toThrow();
+    await upstreamClosed;
+    await vi.waitFor(async () => expect(await used(a)).toBe(0), { timeout: 5000, interval: 50 });
+  });
+
   it('an upstream connection that fails mid-stream is settled by onIncomplete (hold: the hold is charged)', async () => {
     const a = account();
     h.upstream.respond = (_req, res) => {
