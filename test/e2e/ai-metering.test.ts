@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { anthropicEvents, chatChunk, chatCompletion, sleep, sse, usageChunk, writeStream } from '../helpers/ai-upstream.js';
@@ -105,17 +106,15 @@ describe('metering AI calls (sidecar, Redis)', () => {
     expect((await overage()) - before).toBe(15);
   });
 
-  it('Anthropic events: input tokens from message_start plus the last cumulative output_tokens', async () => {
+  it('Anthropic, through @anthropic-ai/sdk: a stream is charged message_start input tokens plus the last cumulative output_tokens', async () => {
     const a = account();
     h.upstream.respond = (_req, res) => void writeStream(res, anthropicEvents(25, [3, 9, 15]), 5);
-    const r = await fetch(`${h.proxy}/v1/messages`, {
-      method: 'POST',
-      headers: { 'x-account-id': a, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'fake', max_tokens: 1024, stream: true, messages }),
-    });
-    expect(r.status).toBe(200);
-    expect(await r.text()).toContain('event: message_stop');
-    expect(await used(a)).toBe(40);
+    const anthropic = new Anthropic({ baseURL: h.proxy, apiKey: 'sk-ant-test', maxRetries: 0, defaultHeaders: { 'x-account-id': a } });
+    const final = await anthropic.messages.stream({ model: 'fake', max_tokens: 1024, messages }).finalMessage();
+    expect(final.usage).toMatchObject({ input_tokens: 25, output_tokens: 15 });
+    expect(h.upstream.requests.at(-1)?.headers['creditgate-reserved']).toBe('ai_tokens=1024');
+    // The SDK may resolve at message_stop; the settle runs when the stream ends.
+    await vi.waitFor(async () => expect(await used(a)).toBe(40), { timeout: 5000, interval: 20 });
   });
 
   /** The upstream sends one chunk, then waits until its connection is closed. */
