@@ -10,6 +10,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { anthropicEvents, chatChunk, chatCompletion, sleep, sse, usageChunk, writeStream } from '../helpers/ai-upstream.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 import { metricsText } from '../helpers/checked-setup.js';
 import { startHarness, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
@@ -25,6 +26,7 @@ const chatRoute = (name: string, path: string, settle: string) => `  - name: ${n
 
 const CONFIG = `version: 1
 identity: { header: x-account-id }
+limits: { maxBodyBytes: 8192 }
 defaultPlan: tiny
 creditTypes:
   ai_tokens: { name: AI Tokens }
@@ -38,8 +40,9 @@ ${chatRoute('trailer', '/v1/trailer', '{ responseTrailer: x-usage-tokens }')}`;
 
 describe('metering AI calls (sidecar, Redis)', () => {
   let h: Harness;
+  const logs = captureLogger();
   beforeAll(async () => {
-    h = await startHarness({ config: CONFIG, redis: redisUrl(), keyPrefix: uniquePrefix('ai-metering') });
+    h = await startHarness({ config: CONFIG, redis: redisUrl(), keyPrefix: uniquePrefix('ai-metering'), logger: logs.logger });
   });
   afterAll(async () => h.close());
 
@@ -56,6 +59,8 @@ describe('metering AI calls (sidecar, Redis)', () => {
     const answer = await client(a).chat.completions.create({ model: 'fake', messages });
     expect(answer.usage?.total_tokens).toBe(57);
     expect(h.upstream.requests.at(-1)?.headers['creditgate-reserved']).toBe('ai_tokens=4096');
+    // Usage can only be read from an uncompressed body.
+    expect(h.upstream.requests.at(-1)?.headers['accept-encoding']).toBe('identity');
     expect(await used(a)).toBe(57);
     await client(a).chat.completions.create({ model: 'fake', messages, max_tokens: 300 });
     expect(h.upstream.requests.at(-1)?.headers['creditgate-reserved']).toBe('ai_tokens=300');
@@ -190,8 +195,9 @@ describe('metering AI calls (sidecar, Redis)', () => {
     await vi.waitFor(async () => expect(await used(a)).toBe(600), { timeout: 5000, interval: 50 });
   });
 
-  it('a complete answer without the usage path is settled by onIncomplete (hold)', async () => {
+  it('a complete answer without the usage path is settled by onIncomplete (hold), with a warning naming the path', async () => {
     const a = account();
+    const before = logs.lines.length;
     h.upstream.respond = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[]}');
     const r = await fetch(`${h.proxy}/v1/chat/completions`, {
       method: 'POST',
@@ -201,6 +207,22 @@ describe('metering AI calls (sidecar, Redis)', () => {
     expect(r.status).toBe(200);
     await r.text();
     expect(await used(a)).toBe(80);
+    const warning = logs.lines.slice(before).find((l) => l.msg === 'cannot settle from the response: hold');
+    expect(warning).toMatchObject({ route: 'chat', creditType: 'ai_tokens', held: 80, onIncomplete: 'hold' });
+    expect(warning?.reason).toContain('usage.total_tokens');
+  });
+
+  it('a JSON answer larger than limits.maxBodyBytes still reaches the client whole, and is settled by onIncomplete', async () => {
+    const a = account();
+    const big = JSON.stringify({ ...chatCompletion(5), padding: 'x'.repeat(10_000) });
+    h.upstream.respond = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(big);
+    const r = await fetch(`${h.proxy}/release/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'x-account-id': a, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake', max_tokens: 90, messages }),
+    });
+    expect(await r.text()).toBe(big);
+    expect(await used(a)).toBe(0);
   });
 
   it('trailers are forwarded to the client and settle the hold', async () => {
