@@ -15,9 +15,9 @@ import { metricsText } from '../helpers/checked-setup.js';
 import { startHarness, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const chatRoute = (name: string, path: string, settle: string) => `  - name: ${name}
+const chatRoute = (name: string, path: string, settle: string, extra = '') => `  - name: ${name}
     method: POST
-    path: ${path}
+    path: ${path}${extra}
     charge:
       ai_tokens:
         reserve: { body: max_tokens, default: 4096, max: 200000 }
@@ -35,7 +35,7 @@ plans:
 routes:
 ${chatRoute('chat', '/v1/chat/completions', '{ responseJson: usage.total_tokens }')}
 ${chatRoute('chat-release', '/release/v1/chat/completions', '{ responseJson: usage.total_tokens, onIncomplete: release }')}
-${chatRoute('messages', '/v1/messages', '{ responseJson: [message.usage.input_tokens, usage.output_tokens] }')}
+${chatRoute('messages', '/v1/messages', '{ responseJson: [message.usage.input_tokens, usage.output_tokens] }', '\n    chargeWhen: { status: [200] }')}
 ${chatRoute('trailer', '/v1/trailer', '{ responseTrailer: x-usage-tokens }')}`;
 
 describe('metering AI calls (sidecar, Redis)', () => {
@@ -120,6 +120,22 @@ describe('metering AI calls (sidecar, Redis)', () => {
     expect(h.upstream.requests.at(-1)?.headers['creditgate-reserved']).toBe('ai_tokens=1024');
     // The SDK may resolve at message_stop; the settle runs when the stream ends.
     await vi.waitFor(async () => expect(await used(a)).toBe(40), { timeout: 5000, interval: 20 });
+  });
+
+  it('with chargeWhen: { status: [200] }, an upstream error answer (no usage in it) is refunded, not settled by onIncomplete', async () => {
+    const a = account();
+    h.upstream.respond = (_req, res) =>
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: 'prompt is too long' } }));
+    const r = await fetch(`${h.proxy}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-account-id': a, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake', max_tokens: 1024, messages }),
+    });
+    expect(r.status).toBe(400);
+    expect((await r.json()).error.message).toBe('prompt is too long');
+    expect(await used(a)).toBe(0);
   });
 
   /** The upstream sends one chunk, then waits until its connection is closed. */
