@@ -36,6 +36,7 @@ routes:
 ${chatRoute('chat', '/v1/chat/completions', '{ responseJson: usage.total_tokens }')}
 ${chatRoute('chat-release', '/release/v1/chat/completions', '{ responseJson: usage.total_tokens, onIncomplete: release }')}
 ${chatRoute('messages', '/v1/messages', '{ responseJson: [message.usage.input_tokens, usage.output_tokens] }', '\n    chargeWhen: { status: [200] }')}
+${chatRoute('chat-refund', '/refund/v1/chat/completions', '{ responseJson: usage.total_tokens }', '\n    refundOn: [5xx, connection_error, timeout, client_abort]')}
 ${chatRoute('trailer', '/v1/trailer', '{ responseTrailer: x-usage-tokens }')}`;
 
 describe('metering AI calls (sidecar, Redis)', () => {
@@ -150,11 +151,12 @@ describe('metering AI calls (sidecar, Redis)', () => {
     return upstreamClosed;
   };
 
-  for (const [onIncomplete, base, charged] of [
-    ['hold', '/v1', 700],
-    ['release', '/release/v1', 0],
+  for (const [rule, base, charged] of [
+    ['onIncomplete: hold', '/v1', 700],
+    ['onIncomplete: release', '/release/v1', 0],
+    ['refundOn: [client_abort]', '/refund/v1', 0],
   ] as const) {
-    it(`a client that aborts mid-stream (onIncomplete: ${onIncomplete}) is charged ${charged}, and the upstream sees its connection closed`, async () => {
+    it(`a client that aborts mid-stream (${rule}) is charged ${charged}, and the upstream sees its connection closed`, async () => {
       const a = account();
       const upstreamClosed = stallAfterFirstChunk();
       const stream = await client(a, base).chat.completions.create({ model: 'fake', messages, max_tokens: 700, stream: true });
