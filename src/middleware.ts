@@ -9,8 +9,12 @@ import { loadConfigFile, loadConfigObject } from './config/index.js';
 import type { CreditEngine, PoolStatus } from './engine/credit-engine.js';
 import { jsonContentTypeProblem, readJsonBody, type BodyRead } from './http/json-body.js';
 import { sendProblem } from './http/send-problem.js';
+import { type BodyEnd, endOfBodySettle } from './http/settle-at-end.js';
+import { UsageReader } from './http/usage-reader.js';
+import type { UpstreamResult } from './domain/refund-policy.js';
 import { RequestGate, type AllowOutcome } from './http/request-gate.js';
-import { ResponseRecorder, sendReplay } from './http/stored-response.js';
+import { onEnd } from './http/response-tap.js';
+import { sendReplay } from './http/stored-response.js';
 import { requestIdOf } from './http/request-id.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { CreditStore } from './store/credit-store.js';
@@ -86,7 +90,8 @@ async function expressRawBody(req: Request, limit: number, depth: number): Promi
  * the handler settles or refunds, or its response (status and headers) does
  * when it ends. A client that leaves first changes nothing — the charge
  * stands and the handler's answer still settles it — unless the route lists
- * client_abort in refundOn. A kept charge with an idempotency key is then
+ * client_abort in refundOn, or its hold settles from the body (onIncomplete
+ * decides then, from what the handler had written). A kept charge with an idempotency key is then
  * completed, with the response as the app wrote it when the client got it.
  */
 function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, logger: Logger, requestId: string): ChargedRequest {
@@ -96,13 +101,34 @@ function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, lo
   const decide = (fn: () => Promise<boolean>): Promise<boolean> => (decided ??= receipt ? fn() : Promise.resolve(false));
   const failed = (what: string) => (err: unknown) => logger.error({ err, requestId }, what);
   let clientGone = false;
+  // Holds the body or a trailer settles: what the handler writes is read on its way, never held back.
+  const metering = endOfBodySettle(engine, logger, outcome);
+  let reader: UsageReader | undefined;
+  const tap = metering
+    ? (chunk: Buffer) => {
+        reader ??= new UsageReader(metering.paths, res.getHeader('content-type') as string | undefined, metering.maxBytes);
+        reader.add(chunk);
+      }
+    : undefined;
+  const trailers: Record<string, string> = {};
+  const bodyEnd = (complete: boolean): BodyEnd => ({
+    ...(reader?.end() ?? { values: new Map<string, number>(), tooLarge: false }),
+    complete,
+    ...(complete ? {} : { reason: 'client_abort' as const }),
+    trailers,
+  });
+  const finish = async (result: UpstreamResult, complete: boolean): Promise<boolean> => {
+    const finished = await gate.finish(outcome, result, res.getHeaders() as IncomingHttpHeaders);
+    if (finished.atEnd) await finished.atEnd.settle(bodyEnd(complete));
+    return finished.kept;
+  };
 
   const atEnd = async (body: Buffer | null): Promise<void> => {
     const status = res.statusCode;
     let explicit = true;
     const kept = await decide(async () => {
       explicit = false;
-      return (await gate.finish(outcome, { status }, res.getHeaders() as IncomingHttpHeaders)).kept;
+      return finish({ status }, true);
     });
     // A handler that settled itself still releases what its answer confirms.
     if (explicit && kept) await gate.confirmRelease(outcome, { status });
@@ -112,13 +138,19 @@ function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, lo
     res,
     receipt?.idempotency ? outcome.config.idempotency.maxResponseBytes : 0,
     (body) => void atEnd(body).catch(failed('refund, settle or idempotency record after the response failed')),
+    tap,
+    metering ? trailers : undefined,
   );
   res.once('close', () => {
     if (ended()) return;
     clientGone = true;
-    // The handler is still working: its answer decides, unless hang-ups are refunded on this route.
-    if (!outcome.route.refundOn.includes('client_abort')) return;
-    void decide(async () => (await gate.finish(outcome, { error: 'client_abort' })).kept).catch(failed('refund after the client left failed'));
+    if (outcome.route.refundOn.includes('client_abort')) {
+      void decide(async () => (await gate.finish(outcome, { error: 'client_abort' })).kept).catch(failed('refund after the client left failed'));
+      return;
+    }
+    // A body-settled hold is decided now, by what was read and onIncomplete.
+    if (metering) void decide(() => finish({ error: 'client_abort' }, false)).catch(failed('settle after the client left failed'));
+    // Otherwise the handler is still working: its answer decides.
   });
   return {
     account: outcome.accountId,
@@ -138,36 +170,6 @@ function trackCharge(gate: RequestGate, outcome: AllowOutcome, res: Response, lo
       });
     },
   };
-}
-
-/**
- * Calls `ended` once the app ends the response (right after its end() has
- * run, never holding it), with what it wrote when `recordUpTo` > 0 (null
- * when larger). Returns whether that has happened.
- */
-function onEnd(res: Response, recordUpTo: number, ended: (body: Buffer | null) => void): () => boolean {
-  const recorder = recordUpTo > 0 ? new ResponseRecorder(recordUpTo) : null;
-  let done = false;
-  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
-  const end = res.end.bind(res) as (...args: unknown[]) => Response;
-  const take = (chunk: unknown, encoding: unknown) => {
-    if (!recorder) return;
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) recorder.add(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined);
-    else if (chunk instanceof Uint8Array) recorder.add(Buffer.from(chunk));
-  };
-  res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    take(chunk, rest[0]);
-    return write(chunk, ...rest);
-  }) as Response['write'];
-  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-    if (done) return end(chunk, ...rest);
-    done = true;
-    if (chunk !== undefined && typeof chunk !== 'function') take(chunk, rest[0]);
-    const result = end(chunk, ...rest);
-    ended(recorder?.body() ?? null);
-    return result;
-  }) as Response['end'];
-  return () => done;
 }
 
 export async function creditGate(options: CreditGateOptions): Promise<CreditGateMiddleware> {
@@ -203,7 +205,7 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
       })
       .then((outcome) => {
         if (outcome.kind === 'refuse') {
-          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl);
+          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.originalUrl, outcome.route?.problemStyle ?? outcome.config.problemStyle);
           return;
         }
         if (outcome.kind === 'replay') {

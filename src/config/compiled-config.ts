@@ -3,13 +3,17 @@
 // one reference swap and requests in flight keep the config they started with.
 
 import { createHash } from 'node:crypto';
-import type { CostRule } from '../domain/cost-rules.js';
+import type { CostRule, CostSource } from '../domain/cost-rules.js';
+import type { SettleRule } from '../domain/settle-rule.js';
 import { parseInstant } from '../domain/billing-cycle.js';
 import { parseDuration } from '../domain/duration.js';
 import type { RefundCondition } from '../domain/refund-policy.js';
 import { RouteTable } from '../domain/route-table.js';
 import type { StripeBilling } from './config-schema-billing.js';
 import type { ParsedConfig, ParsedCostSpec } from './config-schema.js';
+
+/** How refusals are written: RFC 9457 problem+json, or OpenAI-compatible JSON for AI clients. */
+export type ProblemStyle = 'problem+json' | 'openai';
 
 /** What plain `onStoreError: allow` lets an account spend per pool and replica during an outage. */
 export const DEFAULT_OUTAGE_ALLOWANCE = 100;
@@ -66,6 +70,8 @@ export interface RouteDef {
   /** Statuses that confirm a release; undefined = any 2xx. */
   readonly releaseWhen?: { readonly status: readonly number[] } | undefined;
   readonly rateLimit?: { readonly points: number; readonly durationMs: number } | undefined;
+  /** How this route's refusals are written (its own problems.style, or the global one). */
+  readonly problemStyle: ProblemStyle;
 }
 
 export interface CompiledConfig {
@@ -97,6 +103,8 @@ export interface CompiledConfig {
   readonly maxJsonDepth: number;
   readonly storeTimeoutMs: number;
   readonly problemBaseUrl: string;
+  /** problems.style: how refusals outside any route are written. */
+  readonly problemStyle: ProblemStyle;
   readonly alerts: AlertsConfig;
   /** Epoch ms before which everything runs in shadow mode; null = from the start. */
   readonly enforceFrom: number | null;
@@ -121,26 +129,37 @@ export function quotaOf(plan: PlanDef, creditType: string): Quota {
   return q === undefined ? 0 : q;
 }
 
+type ParsedRule = Exclude<ParsedCostSpec, number>;
+type ReadRule = Pick<ParsedRule, 'body' | 'bodyLength' | 'header' | 'query'>;
+
+function readSource(spec: ReadRule): CostSource {
+  if (spec.body !== undefined) return { from: 'body', field: spec.body };
+  if (spec.bodyLength !== undefined) return { from: 'bodyLength', field: spec.bodyLength };
+  if (spec.header !== undefined) return { from: 'header', name: spec.header.toLowerCase() };
+  return { from: 'query', name: spec.query! };
+}
+
+function toSettleRule(settle: NonNullable<ParsedRule['settle']>): SettleRule {
+  const { responseJson, ...rest } = settle;
+  return {
+    ...rest,
+    ...(settle.responseHeader === undefined ? {} : { responseHeader: settle.responseHeader.toLowerCase() }),
+    ...(settle.responseTrailer === undefined ? {} : { responseTrailer: settle.responseTrailer.toLowerCase() }),
+    ...(responseJson === undefined ? {} : { responseJson: typeof responseJson === 'string' ? [responseJson] : responseJson }),
+  };
+}
+
 function toCostRule(spec: ParsedCostSpec, maxCost: number): CostRule {
   if (typeof spec === 'number') return { source: { from: 'fixed', amount: spec }, min: spec, max: spec };
-  const source =
-    spec.body !== undefined
-      ? ({ from: 'body', field: spec.body } as const)
-      : spec.bodyLength !== undefined
-        ? ({ from: 'bodyLength', field: spec.bodyLength } as const)
-        : spec.header !== undefined
-          ? ({ from: 'header', name: spec.header.toLowerCase() } as const)
-          : spec.reserve !== undefined
-            ? ({ from: 'fixed', amount: spec.reserve } as const)
-            : ({ from: 'query', name: spec.query! } as const);
-  return {
-    source,
-    default: spec.default,
-    min: spec.min,
-    max: spec.max ?? maxCost,
-    settle: spec.settle,
+  const held = {
+    settle: spec.settle ? toSettleRule(spec.settle) : undefined,
     minReserve: spec.settle ? (spec.minReserve ?? 1) : undefined,
   };
+  // A hold sized from the request: its own input, default and bounds.
+  if (typeof spec.reserve === 'object')
+    return { source: readSource(spec.reserve), default: spec.reserve.default, min: spec.reserve.min, max: spec.reserve.max ?? maxCost, ...held };
+  const source: CostSource = spec.reserve !== undefined ? { from: 'fixed', amount: spec.reserve } : readSource(spec);
+  return { source, default: spec.default, min: spec.min, max: spec.max ?? maxCost, ...held };
 }
 
 export function compileConfig(parsed: ParsedConfig): CompiledConfig {
@@ -185,6 +204,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
       chargeWhen: r.chargeWhen,
       releaseWhen: r.releaseWhen,
       rateLimit: r.rateLimit ? { points: r.rateLimit.points, durationMs: parseDuration(r.rateLimit.duration) } : undefined,
+      problemStyle: r.problems?.style ?? parsed.problems.style,
     };
   });
   const tables = new Map<boolean, RouteTable<RouteDef>>();
@@ -227,6 +247,7 @@ export function compileConfig(parsed: ParsedConfig): CompiledConfig {
     maxJsonDepth: parsed.limits.maxJsonDepth,
     storeTimeoutMs: parsed.store.timeoutMs,
     problemBaseUrl: parsed.problems.baseUrl.endsWith('/') ? parsed.problems.baseUrl : `${parsed.problems.baseUrl}/`,
+    problemStyle: parsed.problems.style,
     alerts: { ...parsed.alerts, thresholds: [...parsed.alerts.thresholds].sort((a, b) => a - b) },
     enforceFrom: parsed.enforceFrom === undefined ? null : parseInstant(parsed.enforceFrom),
     upstreamTimeoutMs: parsed.upstream.timeoutMs,

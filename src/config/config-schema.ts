@@ -6,7 +6,7 @@ import { parseInstant } from '../domain/billing-cycle.js';
 import { checkRoutePath } from '../domain/route-table.js';
 import { billing } from './config-schema-billing.js';
 import { alerts, credits, creditType, creditTypeId, HEADER_NAME, identity, instant, mode, plan } from './config-schema-parts.js';
-import { type costSpec, refundOn, route } from './config-schema-routes.js';
+import { type costSpec, problemStyle, refundOn, route } from './config-schema-routes.js';
 
 export { CREDIT_TYPE_ID } from './config-schema-parts.js';
 export { COST_SPEC_MESSAGE } from './config-schema-routes.js';
@@ -111,8 +111,9 @@ export const configSchema = z
     problems: z
       .strictObject({
         baseUrl: z.url().default('https://creditgate.dev/problems/').describe('Prefix of problem+json type URIs.'),
+        style: problemStyle.default('problem+json'),
       })
-      .default({ baseUrl: 'https://creditgate.dev/problems/' }),
+      .default({ baseUrl: 'https://creditgate.dev/problems/', style: 'problem+json' }),
     alerts: alerts.default({ thresholds: [0.8, 1.0], keepEvents: 100, queueSize: 10_000 }),
     creditTypes: z.record(creditTypeId, creditType),
     plans: z.record(z.string().regex(PLAN_ID, 'plan ids are letters, digits, _ . -'), plan),

@@ -1,7 +1,8 @@
 // The human summary `creditgate check-config` prints: credit types, the plan
 // matrix and the route table, as a platform team reviews them.
 
-import { describeCostSource } from '../domain/cost-rules.js';
+import { type CostRule, describeCostSource } from '../domain/cost-rules.js';
+import type { SettleRule } from '../domain/settle-rule.js';
 import { textTable } from '../text-table.js';
 import type { CompiledConfig, RouteDef } from './compiled-config.js';
 
@@ -9,6 +10,28 @@ const table = (rows: string[][]) => textTable(rows);
 
 function methods(route: RouteDef): string {
   return route.methods === '*' ? '*' : route.methods.join(',');
+}
+
+function describeSettle(settle: SettleRule): string {
+  const from =
+    settle.responseHeader !== undefined
+      ? `header ${settle.responseHeader}`
+      : settle.responseTrailer !== undefined
+        ? `trailer ${settle.responseTrailer}`
+        : `JSON ${settle.responseJson!.join(' + ')}`;
+  const scale = settle.divideBy === 1 ? '' : ` / ${settle.divideBy} rounded ${settle.round}`;
+  // A header is read with the status; only a body or trailer can be cut short.
+  const incomplete = settle.responseHeader === undefined ? `, onIncomplete ${settle.onIncomplete}` : '';
+  return `settle from ${from}${scale}${incomplete}`;
+}
+
+/** A charge as the route table shows it: a plain amount or input, or a hold and how it settles. */
+export function describeCharge(rule: CostRule): string {
+  if (!rule.settle) return describeCostSource(rule.source);
+  // What a hold may come to matters for review: its default and its largest size.
+  const bounds = rule.source.from === 'fixed' ? [] : [...(rule.default === undefined ? [] : [`default ${rule.default}`]), `max ${rule.max}`];
+  const input = `${describeCostSource(rule.source)}${bounds.length > 0 ? ` (${bounds.join(', ')})` : ''}`;
+  return `hold ${input}, ${describeSettle(rule.settle)}`;
 }
 
 export function summarizeConfig(config: CompiledConfig): string {
@@ -44,7 +67,7 @@ export function summarizeConfig(config: CompiledConfig): string {
           `  ${r.name}`,
           methods(r),
           r.path,
-          r.charges.map((c) => `${c.op === 'release' ? 'release ' : ''}${c.creditType} = ${describeCostSource(c.rule.source)}`).join('; '),
+          r.charges.map((c) => `${c.op === 'release' ? 'release ' : ''}${c.creditType} = ${describeCharge(c.rule)}`).join('; '),
         ]),
       ]),
     );

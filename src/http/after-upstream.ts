@@ -1,7 +1,8 @@
 // After the upstream answered (or failed): capacity released when the answer
 // confirms it, the charge refunded when the answer says it is not owed, held
-// pools settled from the response, and the idempotency key completed with
-// the response a replay will get.
+// pools settled from the response headers (or, for a body or trailer, handed
+// the settle that runs when the body ends), and the idempotency key completed
+// with the response a replay will get.
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { refundReason, releaseConfirmed, type UpstreamResult } from '../domain/refund-policy.js';
@@ -9,6 +10,7 @@ import { settledAmount } from '../domain/settle-rule.js';
 import type { CreditEngine } from '../engine/credit-engine.js';
 import type { Logger } from '../logger.js';
 import type { AllowOutcome, FinishResult } from './gate-types.js';
+import { endOfBodySettle } from './settle-at-end.js';
 import { rateLimitHeaders } from './ratelimit-headers.js';
 import { encodeResponse, keepable, type SentResponse } from './stored-response.js';
 
@@ -49,7 +51,8 @@ export class AfterUpstream {
     }
     const actuals = new Map<string, number>();
     for (const line of receipt.lines) {
-      if (!line.settle) continue;
+      // A body or trailer settles when the body ends (settleAtEnd).
+      if (!line.settle?.responseHeader) continue;
       const settled = settledAmount(line.settle, responseHeaders[line.settle.responseHeader.toLowerCase()]);
       if (settled.ok) actuals.set(line.creditType, settled.amount);
       else
@@ -67,9 +70,14 @@ export class AfterUpstream {
         );
       }
     }
-    if (settled.size === 0) return { headers: { ...allow.headers }, kept: true };
+    const atEnd = endOfBodySettle(this.engine, this.logger, allow);
+    if (settled.size === 0) return { headers: { ...allow.headers }, kept: true, atEnd };
     const held = new Map(receipt.lines.map((l) => [l.creditType, l.charged]));
-    return { headers: this.headersAfterReturning(allow, new Map([...settled].map(([type, s]) => [type, (held.get(type) ?? 0) - s.charged]))), kept: true };
+    return {
+      headers: this.headersAfterReturning(allow, new Map([...settled].map(([type, s]) => [type, (held.get(type) ?? 0) - s.charged]))),
+      kept: true,
+      atEnd,
+    };
   }
 
   /** Gives back the capacity the request released when the upstream's answer confirms it (releaseWhen). */

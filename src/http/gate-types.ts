@@ -1,6 +1,7 @@
 // What the request gate takes from an adapter and what it answers: the
 // framework-neutral shape of a request, and pass / refuse / replay / allow.
 
+import type { EndOfBodySettle } from './settle-at-end.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
 import type { ChargeReceipt, PoolStatus } from '../engine/types.js';
@@ -63,6 +64,8 @@ export interface FinishResult {
   readonly headers: Record<string, string>;
   /** The charge stands: a request with an idempotency key is completed once its response has been sent. */
   readonly kept: boolean;
+  /** A kept charge with holds the body or a trailer settles: read the body and settle when it ends. */
+  readonly atEnd?: EndOfBodySettle | undefined;
 }
 
 /** Where decisions are counted (the Prometheus metrics, in practice). */

@@ -9,6 +9,7 @@ import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
 import { evaluateCost } from '../domain/cost-rules.js';
 import { normalizePath } from '../domain/normalize-path.js';
 import type { UpstreamResult } from '../domain/refund-policy.js';
+import { settlesAtEnd } from '../domain/settle-rule.js';
 import { candidateMethods, splitUrl } from '../domain/request-target.js';
 import type { CreditEngine } from '../engine/credit-engine.js';
 import type { ChargeDecision, CostLine, RequestIdempotency } from '../engine/types.js';
@@ -261,6 +262,8 @@ export class RequestGate {
     // With a verified token, the upstream learns the account from creditgate, not from the client.
     if (config.identity.jwt) upstreamHeaders[config.identityHeader] = account;
     if (held.length > 0) upstreamHeaders[RESERVED_HEADER] = held.map((l) => `${l.creditType}=${l.charged}`).join(', ');
+    // Usage is read from the body on its way to the client: ask for it uncompressed.
+    if (held.some((l) => l.settle && settlesAtEnd(l.settle))) upstreamHeaders['accept-encoding'] = 'identity';
     if (charged.length > 0) upstreamHeaders[CHARGED_HEADER] = charged.map((l) => `${l.creditType}=${l.charged}`).join(', ');
     return {
       kind: 'allow',

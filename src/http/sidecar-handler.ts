@@ -9,6 +9,7 @@ import { problem } from './problem-details.js';
 import type { RequestGate } from './request-gate.js';
 import { requestIdOf } from './request-id.js';
 import { sendProblem } from './send-problem.js';
+import type { EndOfBodySettle } from './settle-at-end.js';
 import { sendReplay } from './stored-response.js';
 import type { UpstreamForwarder } from './upstream-forwarder.js';
 
@@ -57,7 +58,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           // Node discards an unread body before the next request on this
           // connection; one too large to read is not worth discarding.
           if (outcome.problem.status === 413) res.setHeader('connection', 'close');
-          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.url);
+          sendProblem(res, outcome.problem, outcome.config.problemBaseUrl, req.url, outcome.route?.problemStyle ?? outcome.config.problemStyle);
           return;
         case 'replay':
           routeLabel = outcome.route.name;
@@ -67,6 +68,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           routeLabel = outcome.route.name;
           // Whether the charge stood once the upstream answered: only then is the response kept for replays.
           let kept = false;
+          let atEnd: EndOfBodySettle | undefined;
           const idempotent = outcome.receipt?.idempotency !== undefined;
           forwarder.forward(req, res, {
             path: outcome.forwardUrl,
@@ -78,8 +80,10 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
             beforeRespond: async (result, headers) => {
               const finished = await gate.finish(outcome, result, headers);
               kept = finished.kept;
+              atEnd = finished.atEnd;
               return finished.headers;
             },
+            atEnd: () => atEnd,
             ...(idempotent
               ? {
                   recordUpTo: outcome.config.idempotency.maxResponseBytes,

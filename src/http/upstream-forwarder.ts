@@ -8,6 +8,8 @@ import type { Logger } from '../logger.js';
 import type { UpstreamResult } from '../domain/refund-policy.js';
 import { problem } from './problem-details.js';
 import { sendProblem } from './send-problem.js';
+import type { EndOfBodySettle } from './settle-at-end.js';
+import { UsageReader } from './usage-reader.js';
 import { ResponseRecorder, type SentResponse } from './stored-response.js';
 
 const HOP_BY_HOP = new Set([
@@ -72,6 +74,12 @@ export interface ForwardOptions {
    */
   readonly afterResponse?: (response: SentResponse | null) => Promise<void>;
   readonly recordUpTo?: number;
+  /**
+   * Called once `beforeRespond` has run: when it gives a settle, the body is
+   * read on its way to the client and the settle runs when it ends (or ends
+   * early), before the client's response ends.
+   */
+  readonly atEnd?: () => EndOfBodySettle | undefined;
 }
 
 export class UpstreamForwarder {
@@ -144,36 +152,79 @@ export class UpstreamForwarder {
       clearTimeout(timer);
       options.onUpstream?.(up.statusCode, elapsed());
       void settle({ status: up.statusCode ?? 502 }, up.headers).then((extra) => {
+        const metering = options.atEnd?.();
+        const reader = metering ? new UsageReader(metering.paths, up.headers['content-type'], metering.maxBytes) : undefined;
+        let settledAtEnd = false;
+        const settleAtEnd = async (complete: boolean, reason?: 'client_abort' | 'connection_error'): Promise<void> => {
+          if (!metering || !reader || settledAtEnd) return;
+          settledAtEnd = true;
+          await metering
+            .settle({ ...reader.end(), complete, ...(reason ? { reason } : {}), trailers: up.trailers })
+            .catch((err: unknown) => this.logger.error({ err }, 'settle at the end of the response failed'));
+        };
         if (res.destroyed) {
           up.destroy();
+          void settleAtEnd(false, 'client_abort');
           void report(null);
           return;
         }
         const status = up.statusCode ?? 502;
         const out = withoutHopByHop(up.headers);
+        // Trailers are forwarded (below), so the field announcing them is too.
+        if (up.headers.trailer !== undefined) out.trailer = up.headers.trailer;
         Object.assign(out, extra);
         res.writeHead(status, up.statusMessage, out);
-        up.on('error', () => res.destroy());
-        if (!options.afterResponse) {
+        let upstreamFailed = false;
+        const upstreamBroke = () => {
+          if (clientGone) return;
+          upstreamFailed = true;
+          res.destroy();
+        };
+        up.on('error', upstreamBroke);
+        // An upstream connection that closes mid-body need not say so with an error.
+        up.once('close', () => {
+          if (!up.complete) upstreamBroke();
+        });
+        const forwardTrailers = () => {
+          if (Object.keys(up.trailers).length > 0) res.addTrailers(up.trailers);
+        };
+        if (!options.afterResponse && !metering) {
+          up.once('end', forwardTrailers);
           up.pipe(res);
           return;
         }
-        // The last chunk waits for the after-response step (an idempotency
-        // record): a client that has the whole answer can replay it at once.
+        // An event stream goes out chunk by chunk. Any other body's last chunk
+        // waits for the after-response steps (the settle, an idempotency
+        // record): a client that has the whole answer sees final numbers and
+        // can replay it at once.
+        const streaming = reader?.stream ?? false;
         const recorder = options.recordUpTo === undefined ? null : new ResponseRecorder(options.recordUpTo);
         let held: Buffer | undefined;
-        res.once('close', () => void report(null));
-        up.on('data', (chunk: Buffer) => {
-          recorder?.add(chunk);
-          if (held && !res.write(held)) {
+        let ended = false;
+        res.once('close', () => {
+          if (!ended) void settleAtEnd(false, upstreamFailed ? 'connection_error' : 'client_abort');
+          void report(null);
+        });
+        const send = (chunk: Buffer) => {
+          if (!res.write(chunk)) {
             up.pause();
             res.once('drain', () => up.resume());
           }
+        };
+        up.on('data', (chunk: Buffer) => {
+          recorder?.add(chunk);
+          reader?.add(chunk);
+          if (streaming) return send(chunk);
+          if (held) send(held);
           held = chunk;
         });
         up.once('end', () => {
+          ended = true;
+          forwardTrailers();
           const body = recorder?.body() ?? null;
-          void report(body ? { status, headers: out, body } : null).then(() => res.end(held));
+          void settleAtEnd(true)
+            .then(() => report(body ? { status, headers: out, body } : null))
+            .then(() => res.end(held));
         });
       });
     });
@@ -184,11 +235,15 @@ export class UpstreamForwarder {
         return;
       }
       if (clientGone) {
-        // The upstream had the request and would do the work anyway: the charge stands.
         // Forwarded whole, the upstream had the request; cut off mid-request, it had nothing to work on.
         const whole = outgoing.writableFinished;
         this.logger.info({ upstream: whole ? 'client_abort' : 'not_forwarded' }, 'client went away: upstream request closed');
-        void settle({ error: whole ? 'client_abort' : 'not_forwarded' }, {}).then(() => report(null));
+        void settle({ error: whole ? 'client_abort' : 'not_forwarded' }, {})
+          .then(() =>
+            whole ? options.atEnd?.()?.settle({ complete: false, reason: 'client_abort', values: new Map(), tooLarge: false, trailers: {} }) : undefined,
+          )
+          .catch((err: unknown) => this.logger.error({ err }, 'settle after the client left failed'))
+          .then(() => report(null));
         return;
       }
       // Not a hang-up: the upstream failed (no status).

@@ -45,6 +45,20 @@ describe('creditgate check-config', () => {
     expect(r.stdout).toMatch(/enrich-contact\s+POST\s+\/v1\/contacts\/:id\/enrich\s+database = 1; email_verification = 1/);
   });
 
+  it('shows holds and how they settle in the route table', () => {
+    const file = writeConfig(
+      editConfig(TEST_CONFIG, [
+        'charge: { ai_tasks: { header: x-task-count } }',
+        'charge: { ai_tasks: { reserve: { body: max_tokens, default: 4096, max: 200000 }, settle: { responseJson: [message.usage.input_tokens, usage.output_tokens], onIncomplete: release } } }',
+      ]),
+    );
+    const r = run(['check-config', file]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(
+      /by-header\s+POST\s+\/v1\/ai\/custom\s+ai_tasks = hold body field "max_tokens" \(default 4096, max 200000\), settle from JSON message\.usage\.input_tokens \+ usage\.output_tokens, onIncomplete release/,
+    );
+  });
+
   it('exits 1 and prints each error as file:line field: message', () => {
     const file = writeConfig(editConfig(TEST_CONFIG, ['charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }']));
     const r = run(['check-config', file]);

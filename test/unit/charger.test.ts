@@ -78,7 +78,7 @@ describe('the charge path (memory store)', () => {
     const { engine } = engineOn();
     await engine.saveAccount('a', { plan: 'big' });
     await engine.charge('a', [{ creditType: 'voice_minutes', amount: 50 }]);
-    const settle = { responseHeader: 'x-minutes', divideBy: 1, round: 'up' as const };
+    const settle = { responseHeader: 'x-minutes', divideBy: 1, round: 'up' as const, onIncomplete: 'hold' as const };
     const d = await engine.charge('a', [{ creditType: 'voice_minutes', amount: 15, hold: { minAmount: 5, settle } }]);
     expect(d.allowed).toBe(true);
     if (!d.allowed) return;

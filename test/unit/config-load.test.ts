@@ -143,6 +143,26 @@ describe('config loading', () => {
     expect(errors.some((e) => e.startsWith('config.yaml:24 routes[2].path:'))).toBe(true);
   });
 
+  it('compiles a hold sized from the request and settled from the response body, and refuses ambiguous ones', () => {
+    const ok = editConfig(ISSUE_SHAPE, [
+      '{ ai_tasks: { body: count } }',
+      '{ ai_tasks: { reserve: { body: max_tokens, default: 4096, max: 200000 }, settle: { responseJson: [message.usage.input_tokens, usage.output_tokens], onIncomplete: release } } }',
+    ]);
+    const rule = loadConfigText(ok, 'config.yaml').routes.match('POST', '/v1/ai/followups')!.route.charges[0]!.rule;
+    expect(rule).toMatchObject({ source: { from: 'body', field: 'max_tokens' }, default: 4096, min: 1, max: 200000, minReserve: 1 });
+    expect(rule.settle).toEqual({ responseJson: ['message.usage.input_tokens', 'usage.output_tokens'], divideBy: 1, round: 'up', onIncomplete: 'release' });
+    const bad = editConfig(ISSUE_SHAPE, [
+      '{ ai_tasks: { body: count } }',
+      '{ ai_tasks: { reserve: { body: max_tokens, header: x-max }, max: 5, settle: { responseJson: usage.total_tokens, responseTrailer: x-usage } } }',
+    ]);
+    const errors = errorsOf(bad);
+    expect(errors).toContain('config.yaml:17 routes[0].charge.ai_tasks.reserve: a reserve rule takes one input, got body and header');
+    expect(errors).toContain('config.yaml:17 routes[0].charge.ai_tasks.reserve: a reserve rule carries its own default, min and max: move them into reserve');
+    expect(errors).toContain(
+      'config.yaml:17 routes[0].charge.ai_tasks.settle: settle takes one of responseHeader, responseJson, responseTrailer, got responseJson and responseTrailer',
+    );
+  });
+
   it('refuses any amount above MAX_CREDITS (10^12) at its line: quotas, fixed costs, reserves, rule bounds, maxCost', () => {
     const over = '1000000000001';
     const bad = editConfig(

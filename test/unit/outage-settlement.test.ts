@@ -65,7 +65,7 @@ describe('outage charges settled after the store is back', () => {
     const { store, state } = switchableStore();
     const engine = new CreditEngine({ store, config: () => config, probeIntervalMs: 5 });
     state.down = true;
-    const settle = { responseHeader: 'x-minutes', divideBy: 1, round: 'up' as const };
+    const settle = { responseHeader: 'x-minutes', divideBy: 1, round: 'up' as const, onIncomplete: 'hold' as const };
     const d = await engine.charge('a', [{ creditType: 'voice_minutes', amount: 15, hold: { minAmount: 1, settle } }]);
     state.down = false;
     await waitReplayed(engine);

@@ -24,7 +24,7 @@ const state = (planUsed: number, grantTotal = 0, grantUsed = 0) => ({ creditType
 
 describe('mergeCosts', () => {
   it('adds lines of one pool and op, keeps first-seen order, keeps a hold', () => {
-    const settle = { responseHeader: 'x', divideBy: 1, round: 'up' as const };
+    const settle = { responseHeader: 'x', divideBy: 1, round: 'up' as const, onIncomplete: 'hold' as const };
     expect(
       mergeCosts([
         { creditType: 'b', amount: 1 },
@@ -72,7 +72,7 @@ describe('poolCharge', () => {
       limit: 2,
     });
     expect(poolCharge(config, big, cycle, { creditType: 'ai_tasks', op: 'charge', amount: 1 }, false).limit).toBeNull();
-    const settle = { responseHeader: 'x', divideBy: 1, round: 'up' as const };
+    const settle = { responseHeader: 'x', divideBy: 1, round: 'up' as const, onIncomplete: 'hold' as const };
     expect(poolCharge(config, basic, cycle, { creditType: 'ai_tasks', op: 'charge', amount: 3, hold: { minAmount: 5, settle } }, false).minAmount).toBe(3);
     expect(pendingRelease({ creditType: 'mailboxes', op: 'release', amount: 1 })).toEqual({
       creditType: 'mailboxes',
