@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../logger.js';
 import { compileConfig, type CompiledConfig } from './compiled-config.js';
+import { diffConfigs } from './config-diff.js';
 import { ConfigError, formatIssue } from './config-error.js';
 import { parseConfigText, readConfigFile } from './load-config.js';
 
@@ -109,7 +110,11 @@ export class ConfigReloader {
       return 'unchanged';
     }
     const hash = sha256(text);
-    if (hash === this.textHash) return 'unchanged';
+    if (hash === this.textHash) {
+      // The poll finds nothing every second; only asked-for reloads say so.
+      if (reason !== 'poll') logger.debug({ reason, configHash: this.config.hash }, 'config unchanged');
+      return 'unchanged';
+    }
     let next: CompiledConfig;
     try {
       next = compileConfig(parseConfigText(text, path));
@@ -126,11 +131,17 @@ export class ConfigReloader {
     }
     this.textHash = hash;
     this.failedHash = undefined;
+    const changes = diffConfigs(this.config.parsed, next.parsed);
+    if (changes.length === 0) {
+      // A comment or a reformat: the same config, nothing to swap.
+      logger.debug({ reason, configHash: this.config.hash }, 'config unchanged');
+      return 'unchanged';
+    }
     const previous = this.config.hash;
     this.config = next;
     this.options.onSwap?.(next);
     this.options.onResult?.('success');
-    logger.info({ reason, previous, configHash: next.hash }, 'config reloaded');
+    logger.info({ reason, previous, configHash: next.hash, changes }, 'config reloaded');
     return 'success';
   }
 

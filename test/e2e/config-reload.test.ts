@@ -202,3 +202,33 @@ describe('SIGHUP', () => {
     }
   });
 });
+
+describe('what a reload logs', () => {
+  it('names exactly the changes, logs "config unchanged" for a no-op, and /metrics shows only the current hash', async () => {
+    const log = captureLogger('debug');
+    h = await startHarness({ config: WITH_QUOTA(10), configPollMs: 60_000, logger: log.logger });
+    const hashOf = async () => {
+      const text = await (await fetch(`${h!.admin}/metrics`)).text();
+      return [...text.matchAll(/^creditgate_config_info\{config_hash="([0-9a-f]+)"\} (\d+)$/gm)].map((m) => [m[1], m[2]]);
+    };
+    const before = await hashOf();
+    expect(before).toHaveLength(1);
+    // Nothing changed: SIGHUP's reload says so, at debug.
+    expect(await h.sidecar.reload()).toBe('unchanged');
+    expect(log.lines.filter((l) => l.msg === 'config unchanged' && l.reason === 'SIGHUP')).toHaveLength(1);
+    const route = '  - name: export-contacts\n    method: POST\n    path: /v1/contacts/export\n    charge: { database: 1 }\n';
+    writeFileSync(h.configPath, `${WITH_QUOTA(20)}${route}`);
+    expect(await h.sidecar.reload()).toBe('success');
+    const reloaded = log.lines.filter((l) => l.msg === 'config reloaded');
+    expect(reloaded).toHaveLength(1);
+    expect(reloaded[0]!.changes).toEqual(['plans.tiny.ai_tasks: 10 → 20', 'routes + export-contacts']);
+    const after = await hashOf();
+    expect(after).toEqual([[reloaded[0]!.configHash, '1']]);
+    expect(after[0]![0]).not.toBe(before[0]![0]);
+    // A comment alone: the same config, not a reload.
+    writeFileSync(h.configPath, `# edited\n${WITH_QUOTA(20)}${route}`);
+    expect(await h.sidecar.reload()).toBe('unchanged');
+    expect(log.lines.filter((l) => l.msg === 'config reloaded')).toHaveLength(1);
+    expect(log.lines.filter((l) => l.msg === 'config unchanged' && l.reason === 'SIGHUP')).toHaveLength(2);
+  });
+});
