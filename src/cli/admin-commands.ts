@@ -82,10 +82,20 @@ export async function usageCommand(args: string[], env: NodeJS.ProcessEnv, out: 
     out(JSON.stringify(u));
     return;
   }
-  const rows = Object.entries(u.pools).map(([type, p]) => [type, num(p.used), num(p.allowance), num(p.remaining), day(p.resetsAt)]);
+  // The forecast: the cycle's pace, and when the pool runs out at it ("-": it lasts, or no pace yet).
+  const pace = (r: number | null | undefined) => (r === null || r === undefined ? '-' : r.toLocaleString('en-US', { maximumFractionDigits: 2 }));
+  const rows = Object.entries(u.pools).map(([type, p]) => [
+    type,
+    num(p.used),
+    num(p.allowance),
+    num(p.remaining),
+    day(p.resetsAt),
+    pace(p.forecast?.ratePerDay),
+    day(p.forecast?.exhaustsAt ?? null),
+  ]);
   out(
     `account ${u.account}, plan ${u.plan}${u.known ? '' : ' (no record: default plan)'}, cycle ${day(u.cycle.start)} → ${day(u.cycle.end)}\n` +
-      textTable([['credit type', 'used', 'allowance', 'remaining', 'resets'], ...rows], { alignRight: [1, 2, 3] }),
+      textTable([['credit type', 'used', 'allowance', 'remaining', 'resets', 'per day', 'runs out'], ...rows], { alignRight: [1, 2, 3, 5] }),
   );
 }
 

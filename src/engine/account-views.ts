@@ -5,6 +5,7 @@
 import type { CompiledConfig } from '../config/compiled-config.js';
 import { quotaOf } from '../config/compiled-config.js';
 import { cycleContaining } from '../domain/billing-cycle.js';
+import { forecast } from '../domain/forecast.js';
 import type { AccountRecord, AlertEvent, CreditStore, Grant } from '../store/credit-store.js';
 import type { AccountDirectory } from './account-directory.js';
 import { isCapacity, poolStatus } from './pool-status.js';
@@ -37,16 +38,25 @@ export class AccountViews {
       const state = states[i]!;
       if (quotaOf(resolved.plan, t) === 0 && state.grantTotal === 0) return;
       const s = poolStatus(config, resolved.plan, cycle, { creditType: t, amount: 0, op: 'charge' }, state);
+      const kind = config.creditTypes.get(t)?.kind ?? 'consumable';
+      const f = kind === 'consumable' ? forecast({ used: s.used, remaining: s.remaining, cycleStart: cycle.start, resetsAt: cycle.end, now }) : null;
       pools[t] = {
         used: s.used,
         allowance: s.allowance,
         remaining: s.remaining,
         resetsAt: s.resetsAt === null ? null : new Date(s.resetsAt).toISOString(),
         name: s.name,
-        kind: config.creditTypes.get(t)?.kind ?? 'consumable',
+        kind,
         planAllowance: quotaOf(resolved.plan, t),
         topUpRemaining: state.grantTotal - state.grantUsed,
         topUp: s.topUp,
+        ...(f && {
+          forecast: {
+            // Two decimals: a pace, not an accounting figure.
+            ratePerDay: f.ratePerDay === null ? null : Math.round(f.ratePerDay * 100) / 100,
+            exhaustsAt: f.exhaustsAt === null ? null : new Date(f.exhaustsAt).toISOString(),
+          },
+        }),
       };
     });
     return {

@@ -113,6 +113,8 @@ export interface PoolUsageView {
   /** Credits left on active top-ups. */
   readonly topUpRemaining: number;
   readonly topUp: TopUpInfo | null;
+  /** Consumable pools: the cycle's pace and when the pool runs out at it (see domain/forecast.ts). */
+  readonly forecast?: { readonly ratePerDay: number | null; readonly exhaustsAt: string | null };
 }
 
 export interface UsageView {

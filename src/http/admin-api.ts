@@ -198,6 +198,8 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     if (!usage) throw new ProblemError(problem('not-found', 'no account record for this id and no default plan'));
     const [topUps, events] = await Promise.all([engine.listTopUps(id, config), engine.events(id, 20)]);
     const creditTypeNames = new Map([...config.creditTypes.values()].map((t) => [t.id, t.name]));
+    // Types the plan lacks (and no top-up brings in): shown so a customer sees what more there is.
+    const notInPlan = [...config.creditTypes.values()].filter((t) => !(t.id in usage.pools)).map((t) => ({ id: t.id, name: t.name, topUp: t.topUp }));
     res
       .status(200)
       .set({
@@ -205,7 +207,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
         'cache-control': 'no-store',
         'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
       })
-      .send(renderUsagePage({ usage, topUps, events, creditTypeNames }));
+      .send(renderUsagePage({ usage, topUps, events, creditTypeNames, notInPlan }));
   });
 
   app.use((req, res) => {

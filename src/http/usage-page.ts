@@ -2,6 +2,8 @@
 // reset date, active top-ups and recent alerts. Server-rendered, no script,
 // no external assets; readable on a phone.
 
+import type { TopUpInfo } from '../config/compiled-config.js';
+import { daysBeforeReset } from '../domain/forecast.js';
 import type { TopUpView, UsageView } from '../engine/credit-engine.js';
 import type { AlertEvent } from '../store/credit-store.js';
 
@@ -13,6 +15,24 @@ const date = (iso: string) => new Date(iso).toLocaleDateString('en-GB', { day: '
 
 const dateTime = (iso: string) =>
   `${new Date(iso).toLocaleString('en-GB', { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZone: 'UTC' })} UTC`;
+
+const dayMonth = (iso: string) => new Date(iso).toLocaleDateString('en-GB', { day: 'numeric', month: 'long', timeZone: 'UTC' });
+
+/** How more is had: a link to buy it, or a mailto: link to the contact (a URL contact stays a URL). */
+function moreLink(topUp: TopUpInfo, label: string): string {
+  if ('url' in topUp) return `<a class="more" href="${esc(topUp.url)}">${label}</a>`;
+  const href = /^[a-z][a-z0-9+.-]*:/i.test(topUp.contact) ? topUp.contact : `mailto:${topUp.contact}`;
+  return `<a class="more" href="${esc(href)}">Contact ${esc(topUp.contact)}</a>`;
+}
+
+/** "At this pace, runs out on 3 December — 9 days before it resets", or nothing when it lasts. */
+function forecastLine(p: UsageView['pools'][string]): string {
+  const at = p.forecast?.exhaustsAt;
+  if (!at || !p.resetsAt) return '';
+  const days = daysBeforeReset(Date.parse(at), Date.parse(p.resetsAt));
+  const before = days >= 1 ? ` — ${days} day${days === 1 ? '' : 's'} before it resets` : '';
+  return `\n<p class="forecast">At this pace, runs out on ${dayMonth(at)}${before}</p>`;
+}
 
 function level(fraction: number): 'ok' | 'warn' | 'full' {
   return fraction >= 1 ? 'full' : fraction >= 0.8 ? 'warn' : 'ok';
@@ -39,29 +59,35 @@ function poolCard(id: string, p: UsageView['pools'][string]): string {
     if (p.resetsAt) parts.push(`resets on ${date(p.resetsAt)}`);
     if (p.topUpRemaining > 0) parts.push(`includes ${n(p.topUpRemaining)} from top-ups`);
   }
-  const more =
-    fraction >= 0.8 && p.topUp
-      ? 'url' in p.topUp
-        ? ` <a class="more" href="${esc(p.topUp.url)}">Buy more</a>`
-        : ` <span class="more">Need more? Contact ${esc(p.topUp.contact)}</span>`
-      : '';
+  const more = fraction >= 0.8 && p.topUp ? ` ${'url' in p.topUp ? '' : 'Need more? '}${moreLink(p.topUp, 'Buy more')}` : '';
   return `<section class="pool ${level(fraction)}" data-credit-type="${esc(id)}"><h2>${name}</h2>
 <p class="figures">${figures}</p>
-<div class="bar" role="progressbar" aria-label="${name}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"><span style="width:${pct}%"></span></div>
+<div class="bar" role="progressbar" aria-label="${name}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"><span style="width:${pct}%"></span></div>${forecastLine(p)}
 <p class="note">${parts.join(' · ')}${more}</p></section>`;
+}
+
+function notInPlanCard(t: NotInPlan): string {
+  return `<section class="pool absent" data-credit-type="${esc(t.id)}"><h2>${esc(t.name)}</h2>
+<p class="figures">Not in your plan</p>${t.topUp ? `\n<p class="note">${moreLink(t.topUp, 'Add it')}</p>` : ''}</section>`;
+}
+
+export interface NotInPlan {
+  readonly id: string;
+  readonly name: string;
+  readonly topUp: TopUpInfo | null;
 }
 
 export interface UsagePageData {
   readonly usage: UsageView;
+  /** Credit types the plan lacks, shown as plain cards after the pools. */
+  readonly notInPlan?: readonly NotInPlan[];
   readonly topUps: readonly TopUpView[];
   readonly events: readonly AlertEvent[];
   readonly creditTypeNames: ReadonlyMap<string, string>;
 }
 
-export function renderUsagePage({ usage, topUps, events, creditTypeNames }: UsagePageData): string {
-  const pools = Object.entries(usage.pools)
-    .map(([id, p]) => poolCard(id, p))
-    .join('\n');
+export function renderUsagePage({ usage, topUps, events, creditTypeNames, notInPlan = [] }: UsagePageData): string {
+  const pools = [...Object.entries(usage.pools).map(([id, p]) => poolCard(id, p)), ...notInPlan.map(notInPlanCard)].join('\n');
   const topUpRows = topUps
     .map(
       (t) =>
@@ -70,7 +96,12 @@ export function renderUsagePage({ usage, topUps, events, creditTypeNames }: Usag
     .join('');
   const eventItems = events
     .map((e) => {
-      const what = e.type === 'exhausted' ? `All ${esc(e.creditType.name)} used` : `${Math.round(e.threshold * 100)} % of ${esc(e.creditType.name)} used`;
+      const what =
+        e.type === 'exhausted'
+          ? `All ${esc(e.creditType.name)} used`
+          : e.type === 'forecast' && e.exhaustsAt
+            ? `${esc(e.creditType.name)} on pace to run out on ${dayMonth(e.exhaustsAt)}`
+            : `${Math.round(e.threshold * 100)} % of ${esc(e.creditType.name)} used`;
       return `<li><span>${what}</span><time datetime="${esc(e.createdAt)}">${dateTime(e.createdAt)}</time></li>`;
     })
     .join('');
@@ -94,6 +125,9 @@ header p { margin: 0 0 16px; color: #5b6475; }
 .full .bar span { background: #c23b3b; }
 .note { margin: 8px 0 0; color: #5b6475; font-size: .9rem; }
 .more { font-weight: 600; color: #1f5fbf; }
+.forecast { margin: 8px 0 0; font-size: .9rem; color: #8a5a00; }
+.absent { background: #fafbfc; }
+.absent .figures { color: #5b6475; }
 h3 { margin: 24px 0 8px; font-size: 1.05rem; }
 table { width: 100%; border-collapse: separate; border-spacing: 0; overflow: hidden; background: #fff; border: 1px solid #e1e4ea; border-radius: 10px; }
 td, th { padding: 8px 12px; text-align: left; border-bottom: 1px solid #eef0f4; font-size: .95rem; }

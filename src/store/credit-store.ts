@@ -165,7 +165,7 @@ export interface GrantResult {
 /** A threshold alert as stored for the events feed and sent to receivers. */
 export interface AlertEvent {
   readonly id: string;
-  readonly type: 'threshold_reached' | 'exhausted';
+  readonly type: 'threshold_reached' | 'exhausted' | 'forecast';
   readonly account: string;
   readonly creditType: { readonly id: string; readonly name: string };
   readonly used: number;
@@ -174,6 +174,8 @@ export interface AlertEvent {
   readonly resetsAt: string;
   readonly topUp: { readonly url?: string; readonly contact?: string } | null;
   readonly createdAt: string;
+  /** `forecast` events: when the pool runs out at the cycle's pace (ISO). */
+  readonly exhaustsAt?: string;
 }
 
 /** One billing event (a Stripe webhook) to apply to one account at most once, in order. */

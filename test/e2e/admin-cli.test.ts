@@ -37,10 +37,21 @@ describe('creditgate admin CLI', () => {
     expect(usage.status).toBe(0);
     const lines = usage.stdout.trim().split('\n');
     expect(lines[0]).toMatch(new RegExp(`^account ${id}, plan big, cycle \\S+ → \\S+$`));
-    expect(lines[1]).toMatch(/^credit type\s+used\s+allowance\s+remaining\s+resets$/);
+    expect(lines[1]).toMatch(/^credit type\s+used\s+allowance\s+remaining\s+resets\s+per day\s+runs out$/);
     expect(usage.stdout).toMatch(/database\s+1\s+1,250\s+1,249\s+\d{4}-\d{2}-\d{2}T09:00:00Z/);
     expect(usage.stdout).toMatch(/ai_tasks\s+0\s+unlimited\s+unlimited/);
     expect(usage.stdout).toMatch(/mailboxes\s+0\s+5\s+5\s+-/);
+
+    // Anchored 10 days ago with half of ai_tasks used: 0.5 a day, runs out 10 days from now; unused pools last.
+    const paced = `cli-${randomUUID().slice(0, 8)}`;
+    const anchor = new Date(Math.floor((Date.now() - 10 * 86_400_000) / 1000) * 1000).toISOString();
+    expect((await cli(['accounts', 'set', paced, '--plan', 'tiny', '--anchor', anchor])).status).toBe(0);
+    await (await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': paced, 'x-task-count': '5' } })).arrayBuffer();
+    const pacedOut = (await cli(['usage', paced])).stdout;
+    const m = /^ai_tasks\s+5\s+10\s+5\s+\S+\s+0\.5\s+(\S+)$/m.exec(pacedOut);
+    expect(m, pacedOut).not.toBeNull();
+    expect(Math.abs(Date.parse(m![1]!) - (Date.now() + 10 * 86_400_000))).toBeLessThan(60_000);
+    expect(pacedOut).toMatch(/^database\s+0\s+5\s+5\s+\S+\s+0\s+-$/m);
 
     const json = JSON.parse((await cli(['usage', id, '--json'])).stdout);
     expect(json.pools.database).toMatchObject({ used: 1, allowance: 1250 });

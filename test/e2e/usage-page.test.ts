@@ -10,14 +10,20 @@ import { ADMIN_TOKEN, startHarness, TEST_CONFIG, type Harness } from '../helpers
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const DAY = 86_400_000;
 
 describe('usage page in Chromium', () => {
   let h: Harness;
   let browser: Browser;
   const account = `acme-${randomUUID().slice(0, 6)}`;
+  const paced = `paced-${randomUUID().slice(0, 6)}`;
 
   beforeAll(async () => {
-    const config = editConfig(TEST_CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nalerts: { thresholds: [0.5, 0.8, 1.0] }']);
+    const config = editConfig(
+      TEST_CONFIG,
+      ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nalerts: { thresholds: [0.5, 0.8, 1.0] }'],
+      ['voice_minutes: { name: AI Voice Agent Minutes }', 'voice_minutes: { name: AI Voice Agent Minutes, topUp: { contact: sales@example.com } }'],
+    );
     h = await startHarness({ config, redis: redisUrl(), keyPrefix: uniquePrefix('ui') });
     await h.adminFetch(`/v1/accounts/${account}`, { method: 'PUT', body: JSON.stringify({ plan: 'tiny', billingAnchor: '2025-01-31T09:00:00Z' }) });
     await h.adminFetch(`/v1/accounts/${account}/topups`, { method: 'POST', body: JSON.stringify({ creditType: 'database', amount: 20 }) });
@@ -25,6 +31,10 @@ describe('usage page in Chromium', () => {
     await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': account, 'x-task-count': '9' } });
     await fetch(`${h.proxy}/v1/contacts/1/enrich`, { method: 'POST', headers: { 'x-account-id': account } });
     await fetch(`${h.proxy}/v1/mailboxes`, { method: 'POST', headers: { 'x-account-id': account } });
+    // Anchored 10 days ago (whole seconds) with half of ai_tasks used: runs out 10 days from now.
+    const anchor = new Date(Math.floor((Date.now() - 10 * DAY) / 1000) * 1000).toISOString();
+    await h.adminFetch(`/v1/accounts/${paced}`, { method: 'PUT', body: JSON.stringify({ plan: 'tiny', billingAnchor: anchor }) });
+    await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': paced, 'x-task-count': '5' } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -82,6 +92,29 @@ describe('usage page in Chromium', () => {
     await page.screenshot({ path: 'test-results/usage-page-phone.png', fullPage: true });
     await page.setViewportSize({ width: 1200, height: 900 });
     await page.screenshot({ path: 'test-results/usage-page-desktop.png', fullPage: true });
+    await context.close();
+  });
+
+  it('shows when a pool runs out at the pace of the cycle, and a plain card for what the plan lacks', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, extraHTTPHeaders: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const page = await context.newPage();
+    expect((await page.goto(`${h.admin}/ui/accounts/${paced}`))?.status()).toBe(200);
+    const usage = await (await h.adminFetch(`/v1/accounts/${paced}/usage`)).json();
+    const at = new Date(usage.pools.ai_tasks.forecast.exhaustsAt);
+    expect(Math.abs(at.getTime() - (Date.now() + 10 * DAY))).toBeLessThan(60_000);
+    const days = Math.floor((Date.parse(usage.pools.ai_tasks.resetsAt) - at.getTime()) / DAY);
+    const month = at.toLocaleDateString('en-GB', { month: 'long', timeZone: 'UTC' });
+    const card = (type: string) => page.locator(`section.pool[data-credit-type="${type}"]`);
+    expect(await card('ai_tasks').locator('.forecast').innerText()).toBe(
+      `At this pace, runs out on ${at.getUTCDate()} ${month} — ${days} days before it resets`,
+    );
+    // Unused pools last: no forecast line.
+    expect(await card('database').locator('.forecast').count()).toBe(0);
+    // voice_minutes is not in the tiny plan: a plain card with a mailto: link to the contact.
+    expect(await card('voice_minutes').locator('.figures').innerText()).toBe('Not in your plan');
+    expect(await card('voice_minutes').locator('.bar').count()).toBe(0);
+    expect(await card('voice_minutes').locator('a.more').getAttribute('href')).toBe('mailto:sales@example.com');
+    await page.screenshot({ path: 'test-results/usage-page-forecast.png', fullPage: true });
     await context.close();
   });
 
