@@ -19,7 +19,12 @@ export function alertEmail(event: AlertEvent, subjectTemplate?: string): EmailCo
   const percent = Math.round(event.threshold * 100);
   const name = event.creditType.name;
   const reset = formatResetDate(event.resetsAt);
-  const headline = event.type === 'exhausted' ? `You have used all of your ${name}.` : `You have used ${percent} % of your ${name}.`;
+  const headline =
+    event.type === 'exhausted'
+      ? `You have used all of your ${name}.`
+      : event.type === 'forecast' && event.exhaustsAt
+        ? `At this pace, your ${name} run out on ${formatResetDate(event.exhaustsAt)} (${percent} % used so far).`
+        : `You have used ${percent} % of your ${name}.`;
   const pause = event.type === 'exhausted' ? ` Requests that need them are paused until then.` : '';
   const url = event.topUp?.url;
   const contact = event.topUp?.contact;

@@ -40,6 +40,8 @@ export interface AlertsConfig {
   readonly queueSize: number;
   readonly webhook?: { readonly url: string; readonly secret?: string | undefined; readonly timeoutMs: number; readonly maxAttempts: number };
   readonly email?: { readonly smtp: string; readonly from: string; readonly subject?: string | undefined; readonly maxAttempts: number };
+  /** Forecast alert: on pace to run out at least this many days before the reset. */
+  readonly forecast?: { readonly daysBeforeReset: number } | undefined;
 }
 
 /** A plan's quota for one credit type: a number, null for unlimited, 0 when not in plan. */

@@ -82,6 +82,17 @@ export const alerts = z.strictObject({
     })
     .optional(),
   queueSize: z.number().int().min(1).default(10_000).describe('Deliveries waiting at most; beyond it the oldest are dropped.'),
+  forecast: z
+    .strictObject({
+      daysBeforeReset: z
+        .number()
+        .int()
+        .min(1)
+        .max(31)
+        .describe('Fire when a charge puts the pool on pace to run out at least this many days before its reset.'),
+    })
+    .optional()
+    .describe('One "forecast" event per account, pool and cycle when usage is on pace to run out early.'),
 });
 
 const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'] as const;

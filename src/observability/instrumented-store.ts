@@ -39,6 +39,7 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
     markExhausted: timed('exhausted', store.markExhausted.bind(store)),
     clearExhausted: timed('exhausted', store.clearExhausted.bind(store)),
     countExhausted: timed('exhausted', store.countExhausted.bind(store)),
+    markAlert: timed('mark_alert', store.markAlert.bind(store)),
     publishInvalidation: timed('invalidate', store.publishInvalidation.bind(store)),
     subscribeInvalidations: (fn, onListening) => store.subscribeInvalidations(fn, onListening),
     ping: timed('ping', store.ping.bind(store)),

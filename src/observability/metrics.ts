@@ -64,6 +64,7 @@ export const STORE_OPERATIONS = [
   'append_events',
   'list_events',
   'exhausted',
+  'mark_alert',
   'billing_event',
   'invalidate',
   'ping',

@@ -247,6 +247,12 @@ export interface CreditStore {
   markExhausted(account: string, creditType: string, until: number): Promise<void>;
   /** The pool has room again (top-up, plan change): forget the mark, and let a new "emptied" fire this cycle. */
   clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void>;
+  /**
+   * Sets an alert mark (e.g. "forecast") of the pool's cycle, kept with the
+   * threshold marks until `expireAt`. True only for the one call, across
+   * every replica, that set it: that caller sends the alert.
+   */
+  markAlert(account: string, creditType: string, cycleStart: number, mark: string, expireAt: number, now: number): Promise<boolean>;
   /** Accounts marked exhausted whose mark is still current, per credit type. */
   countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>>;
   /** Tells every replica (itself included) to forget what it cached about this account. */

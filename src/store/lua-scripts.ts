@@ -18,6 +18,7 @@ export const LUA = {
   refund: readLua('refund'),
   idempotency: readLua('idempotency'),
   billing: readLua('billing'),
+  mark: readLua('mark'),
 } as const;
 
 /** The scripts as commands of a client. */
@@ -28,6 +29,7 @@ export interface CreditgateCommands {
   creditgateRefund(numKeys: number, ...args: (string | number)[]): Promise<number>;
   creditgateIdempotency(numKeys: number, ...args: (string | number)[]): Promise<number>;
   creditgateBilling(numKeys: number, ...args: (string | number)[]): Promise<string>;
+  creditgateMark(numKeys: number, ...args: (string | number)[]): Promise<number>;
 }
 
 /** Defines the scripts as commands on `c`, those it does not have yet. */
@@ -38,4 +40,5 @@ export function defineCommands(c: (Redis | Cluster) & Partial<CreditgateCommands
   if (typeof c.creditgateRefund !== 'function') c.defineCommand('creditgateRefund', { lua: LUA.refund });
   if (typeof c.creditgateIdempotency !== 'function') c.defineCommand('creditgateIdempotency', { lua: LUA.idempotency });
   if (typeof c.creditgateBilling !== 'function') c.defineCommand('creditgateBilling', { lua: LUA.billing });
+  if (typeof c.creditgateMark !== 'function') c.defineCommand('creditgateMark', { lua: LUA.mark });
 }

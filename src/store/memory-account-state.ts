@@ -35,7 +35,7 @@ export const live = <T>(e: Expiring<T> | undefined, now: number): e is Expiring<
 export class AccountState {
   record?: AccountRecord;
   private grantsByType?: Map<string, Map<string, GrantData>>;
-  private alertMarks?: Map<string, Expiring<Set<number | 'empty'>>>;
+  private alertMarks?: Map<string, Expiring<Set<number | string>>>;
   private topUpAnswers?: Map<string, Expiring<Grant>>;
   private appliedRefunds?: Map<string, Expiring<true>>;
   private requestClaims?: Map<string, Expiring<HeldRecord>>;
@@ -65,13 +65,13 @@ export class AccountState {
   }
 
   /** "<type>:<cycleStart>" -> thresholds alerted (and "empty"). */
-  get alerted(): Map<string, Expiring<Set<number | 'empty'>>> {
+  get alerted(): Map<string, Expiring<Set<number | string>>> {
     this.alertMarks ??= new Map();
     return this.alertMarks;
   }
 
   /** The alert marks of one pool and cycle, if any (reading makes no map). */
-  marks(key: string): Expiring<Set<number | 'empty'>> | undefined {
+  marks(key: string): Expiring<Set<number | string>> | undefined {
     return this.alertMarks?.get(key);
   }
 

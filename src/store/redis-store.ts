@@ -247,6 +247,13 @@ export class RedisStore implements CreditStore {
     );
   }
 
+  async markAlert(account: string, creditType: string, cycleStart: number, mark: string, expireAt: number, now: number): Promise<boolean> {
+    const set = await this.call('mark_alert', () =>
+      this.commands.creditgateMark(2, this.keys.index(account), this.keys.alerts(account, creditType, cycleStart), mark, now, expireAt),
+    );
+    return set === 1;
+  }
+
   async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {
     const counts = await this.call('exhausted', () =>
       Promise.all(

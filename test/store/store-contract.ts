@@ -380,6 +380,44 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
       });
     });
 
+    describe('alert marks (forecast)', () => {
+      it('a mark is set once per pool and cycle, apart from the threshold marks, and forgotten by DELETE', async () => {
+        const a = account('mark');
+        const now = Date.now();
+        const mark = (creditType: string, cycleStart = CYCLE) => store.markAlert(a, creditType, cycleStart, 'forecast', now + HOUR, now);
+        expect(await mark('ai_tasks')).toBe(true);
+        expect(await mark('ai_tasks')).toBe(false);
+        // Another pool, another cycle: their own marks.
+        expect(await mark('database')).toBe(true);
+        expect(await mark('ai_tasks', CYCLE + 1000)).toBe(true);
+        // The threshold marks of the same cycle still fire, and do not reset the mark.
+        expect((await store.charge(a, [pool('ai_tasks', 90, 100)], ctx({ thresholds: [0.8] }))).pools[0]!.fired).toEqual([0.8]);
+        expect(await mark('ai_tasks')).toBe(false);
+        expect(await store.deleteAccount(a)).toBe(true);
+        expect(await mark('ai_tasks')).toBe(true);
+      });
+
+      it('a mark made before threshold marks leaves them to fire; it expires with the cycle', async () => {
+        const a = account('mark-first');
+        const now = Date.now();
+        expect(await store.markAlert(a, 'ai_tasks', CYCLE, 'forecast', now + HOUR, now)).toBe(true);
+        expect((await store.charge(a, [pool('ai_tasks', 100, 100)], ctx({ thresholds: [0.8, 1] }))).pools[0]!.fired).toEqual([0.8, 1]);
+        const b = account('mark-expiry');
+        expect(await store.markAlert(b, 'ai_tasks', CYCLE, 'forecast', Date.now() + 300, Date.now())).toBe(true);
+        await sleep(400);
+        expect(await store.markAlert(b, 'ai_tasks', CYCLE, 'forecast', Date.now() + HOUR, Date.now())).toBe(true);
+      });
+
+      it('200 concurrent marks of one pool and cycle, over every connection: exactly one is set', async () => {
+        const a = account('mark-race');
+        const now = Date.now();
+        const results = await Promise.all(
+          Array.from({ length: 200 }, (_, i) => fx.stores[i % fx.stores.length]!.markAlert(a, 'ai_tasks', CYCLE, 'forecast', now + HOUR, now)),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+    });
+
     describe('holds, refunds and idempotency', () => {
       it('a hold takes what remains when that is at least the minimum, else refuses', async () => {
         const a = account('hold');
