@@ -75,6 +75,18 @@ export class AccountState {
     return this.alertMarks?.get(key);
   }
 
+  /** Sets one mark of a pool's cycle (as lua/mark.lua): true only when it was not set yet. */
+  markOnce(key: string, mark: string, expireAt: number, now: number): boolean {
+    const marks = this.marks(key);
+    if (!live(marks, now)) {
+      this.alerted.set(key, { value: new Set([mark]), expireAt });
+      return true;
+    }
+    if (marks.value.has(mark)) return false;
+    marks.value.add(mark);
+    return true;
+  }
+
   /** Refund ids applied (a replayed refund gives nothing back twice). */
   get refundIds(): Map<string, Expiring<true>> {
     this.appliedRefunds ??= new Map();

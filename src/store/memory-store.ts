@@ -273,16 +273,7 @@ export class MemoryStore extends MemoryAccounts implements CreditStore {
   }
 
   async markAlert(account: string, creditType: string, cycleStart: number, mark: string, expireAt: number, now: number): Promise<boolean> {
-    const state = this.stateOf(this.claim(account));
-    const key = `${creditType}:${cycleKey(cycleStart)}`;
-    const marks = state.marks(key);
-    if (live(marks, now)) {
-      if (marks!.value.has(mark)) return false;
-      marks!.value.add(mark);
-      return true;
-    }
-    state.alerted.set(key, { value: new Set([mark]), expireAt });
-    return true;
+    return this.stateOf(this.claim(account)).markOnce(`${creditType}:${cycleKey(cycleStart)}`, mark, expireAt, now);
   }
 
   async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {
