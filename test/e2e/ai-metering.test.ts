@@ -27,6 +27,8 @@ const chatRoute = (name: string, path: string, settle: string, extra = '') => ` 
 const CONFIG = `version: 1
 identity: { header: x-account-id }
 limits: { maxBodyBytes: 8192 }
+# A busy 2-core test machine: store calls may take longer than the 50 ms default.
+store: { timeoutMs: 2000 }
 defaultPlan: tiny
 creditTypes:
   ai_tokens: { name: AI Tokens }

@@ -10,6 +10,7 @@ import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
 const CONFIG = `version: 1
 identity: { header: x-account-id }
+store: { timeoutMs: 2000 }
 defaultPlan: tiny
 problems: { style: openai }
 creditTypes:
