@@ -12,7 +12,7 @@ function methods(route: RouteDef): string {
   return route.methods === '*' ? '*' : route.methods.join(',');
 }
 
-function describeSettle(settle: SettleRule): string {
+export function describeSettle(settle: SettleRule): string {
   const from =
     settle.responseHeader !== undefined
       ? `header ${settle.responseHeader}`
