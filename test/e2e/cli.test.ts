@@ -59,6 +59,29 @@ describe('creditgate check-config', () => {
     );
   });
 
+  it('warns about a route an earlier one makes unreachable, naming both with file:line; --strict exits 1', () => {
+    const file = writeConfig(
+      editConfig(TEST_CONFIG, [
+        '  - name: disconnect-mailbox',
+        '  - name: any-mailbox\n    method: "*"\n    path: /v1/MAILBOXES/:id\n    charge: { mailboxes: 1 }\n  - name: disconnect-mailbox',
+      ]),
+    );
+    const r = run(['check-config', file]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`${file}: OK`);
+    // An unlimited quota reads as such in the plan matrix (it used to read as "-", not in plan).
+    expect(r.stdout).toMatch(/ai_tasks\s+10\s+unlimited\n/);
+    const warning = `${file}:47 routes[8] "disconnect-mailbox" is never reached for DELETE /v1/mailboxes/sample: routes[7] "any-mailbox" (${file}:43) matches it first`;
+    expect(r.stdout).toMatch(/\nwarnings \(1\):\n {2}/);
+    expect(r.stdout).toContain(warning);
+    const strict = run(['check-config', '--strict', file]);
+    expect(strict.status).toBe(1);
+    expect(strict.stdout).toContain(warning);
+    expect(strict.stderr).toContain('1 warning, and --strict');
+    // The example config has no shadowed route.
+    expect(run(['check-config', '--strict', 'config/credits.example.yaml']).status).toBe(0);
+  });
+
   it('exits 1 and prints each error as file:line field: message', () => {
     const file = writeConfig(editConfig(TEST_CONFIG, ['charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }']));
     const r = run(['check-config', file]);
