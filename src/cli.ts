@@ -7,6 +7,7 @@ import { accountsCommand, eventsCommand, topUpCommand, topUpsCommand, usageComma
 import { importCommand } from './cli/accounts-import.js';
 import { CliError } from './cli/cli-errors.js';
 import { explainCommand } from './cli/explain.js';
+import { asksForHelp, SUBCOMMAND_HELP } from './cli/help.js';
 import { stripeCommand } from './cli/stripe-sync.js';
 import { checkConfigCommand, demoCommand, sampleUpstreamCommand, schemaCommand, serveCommand } from './cli/server-commands.js';
 
@@ -47,6 +48,7 @@ Billing (docs/billing-sync.md):
                                    key from billing.stripe.apiKey, STRIPE_API_BASE for another host
 
   creditgate --version
+  creditgate COMMAND --help        a command's options
 `;
 
 const out = (text: string): void => {
@@ -55,6 +57,9 @@ const out = (text: string): void => {
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const [command, ...rest] = argv;
+  // Every subcommand answers --help with its own options, and runs nothing.
+  const help = command === undefined ? undefined : SUBCOMMAND_HELP[command];
+  if (help !== undefined && asksForHelp(rest)) return out(help);
   switch (command) {
     case 'serve':
       return serveCommand(rest, env);

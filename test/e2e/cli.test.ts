@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { editConfig } from '../helpers/edit-config.js';
 import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
+import { runCli } from '../helpers/run-cli.js';
 import { TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
 import { redisUrl, withoutRedisUrl } from '../helpers/test-redis.js';
 
@@ -88,6 +89,37 @@ describe('creditgate check-config', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${file}:30 routes[3].charge.ai_tasks: expected a number or a cost rule`);
     expect(r.stderr).toContain('1 error');
+  });
+});
+
+describe('creditgate COMMAND --help', () => {
+  // Each subcommand and an option its help must name; none of them may start anything.
+  const COMMANDS: Record<string, string> = {
+    serve: '--upstream',
+    demo: 'CREDITGATE_ADMIN_TOKEN',
+    'sample-upstream': '--port',
+    'check-config': '--strict',
+    schema: 'JSON Schema',
+    explain: '--body',
+    accounts: '--plan',
+    usage: '--admin-url',
+    topup: '--amount',
+    topups: '--admin-url',
+    events: '--limit',
+    stripe: '--dry-run',
+    version: '--version',
+  };
+  it('prints its usage and options and exits 0, for every subcommand', async () => {
+    const results = await Promise.all(Object.keys(COMMANDS).map((c) => runCli([c, '--help'], { CREDITGATE_CONFIG: '', CREDITGATE_UPSTREAM: '' })));
+    Object.keys(COMMANDS).forEach((c, i) => {
+      const r = results[i]!;
+      expect({ c, status: r.status, stderr: r.stderr }).toEqual({ c, status: 0, stderr: '' });
+      expect(r.stdout.startsWith(`usage: creditgate ${c === 'version' ? '--version' : c}`)).toBe(true);
+      expect(r.stdout).toContain(COMMANDS[c]);
+    });
+    // Also after other arguments, and for a nested subcommand.
+    expect((await runCli(['accounts', 'set', 'acme', '--help'])).status).toBe(0);
+    expect((await runCli(['serve', '--config', 'x.yaml', '-h'])).stdout).toContain('--redis URL');
   });
 });
 
