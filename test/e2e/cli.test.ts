@@ -221,6 +221,35 @@ describe('creditgate serve', () => {
     expect(await exited(child)).toBe(0);
   });
 
+  it('says where Redis was looked for and why it cannot be reached, never with its password', async () => {
+    const deadPort = await freePort();
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'],
+      { env: { ...process.env, REDIS_URL: `redis://default:s3cret-pw@127.0.0.1:${deadPort}/0`, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const look = () => {
+          const found = output.split('\n').find((l) => l.includes('not reachable'));
+          if (found) resolve(found);
+          else if (child.exitCode !== null) reject(new Error(`creditgate exited: ${output}`));
+          else setTimeout(look, 50);
+        };
+        look();
+      });
+      expect(JSON.parse(line)).toMatchObject({ level: 50, redis: `127.0.0.1:${deadPort}`, cause: expect.stringContaining('ECONNREFUSED') });
+      expect(JSON.parse(line).msg).toContain(`Redis at 127.0.0.1:${deadPort} is not reachable`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    await exited(child);
+    expect(output).not.toContain('s3cret-pw');
+  });
+
   it('refuses to start when REDIS_URL is set but empty (a missing Secret value must not become per-process counting)', async () => {
     const child = spawn(
       process.execPath,
