@@ -15,6 +15,8 @@ export interface PoolVerdict {
   readonly refuse?: 'exhausted' | 'not-in-plan';
   /** A refusal that shadow mode would only log. */
   readonly shadow?: true;
+  /** A hold that would be cut to what remains (at least its minReserve). */
+  readonly heldOnly?: number;
 }
 
 export interface Verdict {
@@ -39,12 +41,14 @@ export function judgeAgainstUsage(config: CompiledConfig, e: Explanation, usage:
     else if (!pool || pool.allowance === 0) refuse = 'not-in-plan';
     else if (remaining < needed) refuse = 'exhausted';
     const shadow = refuse !== undefined && isShadow(config, route, c.creditType, now);
+    const cut = c.hold === true && refuse === undefined && pool !== undefined && pool.remaining !== null && pool.remaining < c.amount;
     pools.push({
       creditType: c.creditType,
       required: c.amount,
       remaining: pool?.remaining ?? 0,
       ...(refuse ? { refuse } : {}),
       ...(shadow ? { shadow: true as const } : {}),
+      ...(cut ? { heldOnly: remaining } : {}),
     });
   }
   const refusing = pools.filter((p) => p.refuse && !p.shadow);

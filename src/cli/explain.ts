@@ -128,6 +128,8 @@ function text(e: Explanation, verdict: Verdict | undefined): string {
     lines.push(
       verdict.pass ? `now     passes for ${verdict.account} (plan ${verdict.plan})` : `now     refused (402) for ${verdict.account}: ${verdict.reason}`,
     );
+    for (const p of verdict.pools.filter((x) => x.heldOnly !== undefined))
+      lines.push(`        ${p.creditType}: holds ${p.heldOnly} of ${p.required} (what remains)`);
     for (const p of verdict.pools.filter((x) => x.shadow)) lines.push(`        shadow mode: ${p.creditType} would be ${p.refuse}, logged and let through`);
   }
   return lines.join('\n');

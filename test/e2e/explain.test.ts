@@ -2,7 +2,8 @@
 // route of the example config the dry run names the route and the amounts the
 // sidecar really charges; and each outcome it can report.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { editConfig } from '../helpers/edit-config.js';
@@ -142,6 +143,16 @@ describe('creditgate explain outcomes', () => {
     expect(deep).toMatchObject({ outcome: 'bad-request', reason: 'request body nests deeper than 4 levels' });
   });
 
+  it('reads the body from a file and adds --query to the path', async () => {
+    const bodyFile = join(dirname(writeConfig('')), 'body.json');
+    writeFileSync(bodyFile, JSON.stringify({ pages: ['a', 'b'] }));
+    const fromFile = await explain(['explain', '--config', EXAMPLE, 'POST', '/v1/knowledge/pages', '--body', `@${bodyFile}`, '--json']);
+    expect(fromFile).toMatchObject({ outcome: 'charge', charges: [{ creditType: 'knowledge_pages', amount: 2 }] });
+    const byQuery = writeConfig(editConfig(exampleText, ['charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: { query: n } }']));
+    const q = await explain(['explain', '--config', byQuery, 'POST', '/v1/ai/custom?x=1', '--query', 'n=9', '--json']);
+    expect(q).toMatchObject({ forwardUrl: '/v1/ai/custom?x=1&n=9', charges: [{ creditType: 'ai_tasks', amount: 9 }] });
+  });
+
   it('normalises the path and honours a method override as the sidecar does', async () => {
     const e = await explain(explainArgs({ method: 'GET', path: '//v1/x/../ai/%63ustom', headers: { 'x-http-method-override': 'POST', 'x-task-count': '3' } }));
     expect(e).toMatchObject({ route: { name: 'ai-custom' }, outcome: 'charge', forwardUrl: '/v1/ai/custom', charges: [{ creditType: 'ai_tasks', amount: 3 }] });
@@ -160,7 +171,8 @@ describe('creditgate explain outcomes', () => {
 describe('creditgate explain --account', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ config: exampleText });
+    // basic with 10 voice minutes: less than the call's hold of 15.
+    h = await startHarness({ config: editConfig(exampleText, ['    voice_minutes: 0\n', '    voice_minutes: 10\n']) });
   });
   afterAll(async () => h.close());
   const env = () => ({ CREDITGATE_ADMIN_TOKEN: ADMIN_TOKEN });
@@ -171,9 +183,12 @@ describe('creditgate explain --account', () => {
     expect(ok.status).toBe(0);
     expect(JSON.parse(ok.stdout).now).toMatchObject({ account: 'acct-basic', plan: 'basic', pass: true });
 
-    // basic has no voice minutes.
-    const notInPlan = JSON.parse((await runCli(args(SAMPLES['voice-call']!), env())).stdout).now;
-    expect(notInPlan).toMatchObject({ pass: false, reason: 'voice_minutes not-in-plan (needs 15, 0 left)' });
+    // basic has no website intel.
+    const notInPlan = JSON.parse((await runCli(args(SAMPLES['website-intel']!), env())).stdout).now;
+    expect(notInPlan).toMatchObject({ pass: false, reason: 'website_intel not-in-plan (needs 2, 0 left)' });
+    // A hold takes what remains, down to its minReserve.
+    const held = JSON.parse((await runCli(args(SAMPLES['voice-call']!), env())).stdout).now;
+    expect(held).toMatchObject({ pass: true, pools: [{ creditType: 'voice_minutes', required: 15, remaining: 10, heldOnly: 10 }] });
 
     // Spend 995 of basic's 1000 AI tasks: 10 more would exhaust the pool, 5 would not.
     const spend = await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': 'acct-basic', 'x-task-count': '995' } });
