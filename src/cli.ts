@@ -6,6 +6,8 @@ import { ConfigError, formatIssue } from './config/config-error.js';
 import { accountsCommand, eventsCommand, topUpCommand, topUpsCommand, usageCommand } from './cli/admin-commands.js';
 import { importCommand } from './cli/accounts-import.js';
 import { CliError } from './cli/cli-errors.js';
+import { explainCommand } from './cli/explain.js';
+import { asksForHelp, SUBCOMMAND_HELP } from './cli/help.js';
 import { stripeCommand } from './cli/stripe-sync.js';
 import { checkConfigCommand, demoCommand, sampleUpstreamCommand, schemaCommand, serveCommand } from './cli/server-commands.js';
 
@@ -23,6 +25,9 @@ Run:
 Config:
   creditgate check-config FILE     validate a config; print its summary or its errors
   creditgate schema                print the config's JSON Schema
+  creditgate explain --config FILE METHOD PATH [--header 'n: v'] [--query Q] [--body JSON|@FILE]
+                     [--json] [--account ID --admin URL]
+                                   dry run: the route and charge a request would get
 
 Accounts (admin API at --admin-url or CREDITGATE_ADMIN_URL, default http://127.0.0.1:9090;
 token from CREDITGATE_ADMIN_TOKEN; --json for machine-readable output):
@@ -43,6 +48,7 @@ Billing (docs/billing-sync.md):
                                    key from billing.stripe.apiKey, STRIPE_API_BASE for another host
 
   creditgate --version
+  creditgate COMMAND --help        a command's options
 `;
 
 const out = (text: string): void => {
@@ -51,6 +57,9 @@ const out = (text: string): void => {
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const [command, ...rest] = argv;
+  // Every subcommand answers --help with its own options, and runs nothing.
+  const help = command === undefined ? undefined : SUBCOMMAND_HELP[command];
+  if (help !== undefined && asksForHelp(rest)) return out(help);
   switch (command) {
     case 'serve':
       return serveCommand(rest, env);
@@ -62,6 +71,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
       return checkConfigCommand(rest, out);
     case 'schema':
       return schemaCommand(out);
+    case 'explain':
+      return explainCommand(rest, env, out);
     case 'accounts':
       return rest[0] === 'import' ? importCommand(rest.slice(1), env, out) : accountsCommand(rest, env, out);
     case 'stripe':

@@ -124,7 +124,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     metrics,
     burst,
     async start() {
-      if (raw instanceof RedisStore && !(await raw.ready())) options.logger.error('Redis is not reachable yet: following onStoreError until it is');
+      if (raw instanceof RedisStore && !(await raw.ready())) {
+        // Where and why, so that a wrong host, port, password or TLS setting is plain from the log (the URL's password never is).
+        const cause = raw.connectionError() ?? 'no answer yet';
+        const at = raw.target ? ` at ${raw.target}` : '';
+        options.logger.error({ redis: raw.target, cause }, `Redis${at} is not reachable (${cause}): following onStoreError until it is`);
+      }
       await engine.start();
     },
     async close(graceMs) {

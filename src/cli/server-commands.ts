@@ -4,7 +4,9 @@ import { parseArgs } from 'node:util';
 import { ConfigError, formatIssue } from '../config/config-error.js';
 import { configJsonSchema } from '../config/config-schema.js';
 import { summarizeConfig } from '../config/config-summary.js';
-import { loadConfigFile } from '../config/index.js';
+import { compileConfig } from '../config/compiled-config.js';
+import { configWarnings } from '../config/config-warnings.js';
+import { readConfigFile } from '../config/load-config.js';
 import { createLogger } from '../logger.js';
 import { startSampleUpstream } from '../sample-upstream.js';
 import { startSidecar, type RunningSidecar } from '../sidecar.js';
@@ -79,11 +81,20 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   );
 }
 
+export const CHECK_CONFIG_HELP = `usage: creditgate check-config FILE [--strict]
+  validate a config; print its summary (credit types, plans, routes with holds and settle rules)
+  and warnings (routes an earlier route makes unreachable), or its errors (exit 1)
+  --strict   warnings fail the check too (exit 1)`;
+
 export async function checkConfigCommand(args: string[], out: Out): Promise<void> {
-  const file = args[0];
-  if (!file) throw usageError('check-config needs a FILE');
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { strict: { type: 'boolean' } } });
+  const file = positionals[0];
+  if (!file || positionals.length > 1) throw usageError(`check-config takes one FILE\n${CHECK_CONFIG_HELP}`);
+  let warnings: string[];
   try {
-    const config = await loadConfigFile(file);
+    const { parsed, text } = await readConfigFile(file);
+    const config = compileConfig(parsed);
+    warnings = configWarnings(config, file, text);
     out(`${file}: OK (config hash ${config.hash})\n\n${summarizeConfig(config)}`);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -91,6 +102,9 @@ export async function checkConfigCommand(args: string[], out: Out): Promise<void
     lines.push(`${file}: ${err.issues.length} error${err.issues.length === 1 ? '' : 's'}`);
     throw new CliError(lines.join('\n'));
   }
+  if (warnings.length === 0) return;
+  out(`\nwarnings (${warnings.length}):\n${warnings.map((w) => `  ${w}`).join('\n')}`);
+  if (values.strict) throw new CliError(`${file}: ${warnings.length} warning${warnings.length === 1 ? '' : 's'}, and --strict`);
 }
 
 export function schemaCommand(out: Out): void {

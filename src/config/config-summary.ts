@@ -4,7 +4,7 @@
 import { type CostRule, describeCostSource } from '../domain/cost-rules.js';
 import type { SettleRule } from '../domain/settle-rule.js';
 import { textTable } from '../text-table.js';
-import type { CompiledConfig, RouteDef } from './compiled-config.js';
+import { quotaOf, type CompiledConfig, type RouteDef } from './compiled-config.js';
 
 const table = (rows: string[][]) => textTable(rows);
 
@@ -12,7 +12,7 @@ function methods(route: RouteDef): string {
   return route.methods === '*' ? '*' : route.methods.join(',');
 }
 
-function describeSettle(settle: SettleRule): string {
+export function describeSettle(settle: SettleRule): string {
   const from =
     settle.responseHeader !== undefined
       ? `header ${settle.responseHeader}`
@@ -51,7 +51,7 @@ export function summarizeConfig(config: CompiledConfig): string {
       ...types.map((t) => [
         `  ${t.id}`,
         ...plans.map((p) => {
-          const q = p.quotas.get(t.id) ?? 0;
+          const q = quotaOf(p, t.id);
           return q === null ? 'unlimited' : q === 0 ? '-' : String(q);
         }),
       ]),

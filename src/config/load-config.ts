@@ -47,6 +47,13 @@ export function parseConfigText(text: string, file: string): ParsedConfig {
   return validateConfigValue(value, file, (path) => locate(doc, lineCounter, path));
 }
 
+/** The line of each route in the config text (1-based; undefined where it cannot be told), for messages about routes. */
+export function routeLines(text: string, count: number): (number | undefined)[] {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  return Array.from({ length: count }, (_, i) => locate(doc, lineCounter, ['routes', i])?.line);
+}
+
 type Locator = (path: readonly PropertyKey[]) => { line: number; column: number } | undefined;
 
 export function validateConfigValue(value: unknown, file: string, locateField?: Locator): ParsedConfig {

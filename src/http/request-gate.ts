@@ -6,11 +6,8 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledConfig, RouteDef } from '../config/compiled-config.js';
-import { evaluateCost } from '../domain/cost-rules.js';
-import { normalizePath } from '../domain/normalize-path.js';
 import type { UpstreamResult } from '../domain/refund-policy.js';
 import { settlesAtEnd } from '../domain/settle-rule.js';
-import { candidateMethods, splitUrl } from '../domain/request-target.js';
 import type { CreditEngine } from '../engine/credit-engine.js';
 import type { ChargeDecision, CostLine, RequestIdempotency } from '../engine/types.js';
 import type { Logger } from '../logger.js';
@@ -27,6 +24,7 @@ import {
   storeProblem,
 } from './gate-problems.js';
 import { CHARGED_HEADER, RESERVED_HEADER, type AllowOutcome, type FinishResult, type GateObserver, type GateOutcome, type GateRequest } from './gate-types.js';
+import { costsOf, lookupRoute } from './gate-steps.js';
 import { IdentityVerifier } from './identity.js';
 import type { BodyRead } from './json-body.js';
 import { problem, type Problem } from './problem-details.js';
@@ -88,7 +86,7 @@ export class RequestGate {
     if (!limited.ok) return refuse(limited);
     const read = await this.readCostBody(found);
     if (!read.ok) return refuse(read);
-    const costs = costsOf(found, read.value);
+    const costs = costsFor(found, read.value);
     if (!costs.ok) return refuse(costs);
     const keyed = await this.bindIdempotencyKey(found, costs.value, read.value);
     if (!keyed.ok) return refuse(keyed);
@@ -111,29 +109,15 @@ export class RequestGate {
     return this.after.complete(allow, response);
   }
 
-  /** Normalises the path and finds the first route for the request's method (or its override). */
+  /** Normalises the path and finds the first route for the request's method (or its override): see gate-steps. */
   private matchRoute(req: GateRequest, config: CompiledConfig): Matched | GateOutcome {
-    const { pathname: rawPath, search, query } = splitUrl(req.url);
-    const normalized = normalizePath(rawPath);
-    if (!normalized.ok) {
-      this.observer?.decision(UNMATCHED_ROUTE, NO_CREDIT_TYPE, 'bad_request');
-      this.logger.info({ requestId: req.requestId, outcome: 'bad_request', reason: normalized.reason }, 'path refused');
-      return { kind: 'refuse', config, problem: problem('invalid-path', normalized.reason) };
-    }
-    const forwardUrl = normalized.path + search;
-    const methods = candidateMethods(req.method.toUpperCase(), req.headers);
-    if (!methods) {
-      this.observer?.decision(UNMATCHED_ROUTE, NO_CREDIT_TYPE, 'bad_request');
-      return { kind: 'refuse', config, problem: problem('invalid-request', 'method-override headers disagree or name an unknown method') };
-    }
-    const routes = config.caseSensitive === undefined && req.caseSensitive !== undefined ? config.routesFor(req.caseSensitive) : config.routes;
-    for (const m of methods) {
-      const matched = routes.match(m, normalized.path);
-      if (matched) return { req, config, route: matched.route, forwardUrl, query };
-    }
-    if (config.unmatched === 'reject')
-      return { kind: 'refuse', config, problem: problem('route-not-found', `no route matches ${req.method} ${normalized.path}`) };
-    return { kind: 'pass', config, forwardUrl };
+    const found = lookupRoute(config, req.method, req.url, req.headers, req.caseSensitive);
+    if (found.kind === 'matched') return { req, config, route: found.route, forwardUrl: found.forwardUrl, query: found.query };
+    if (found.kind === 'unmatched')
+      return found.problem ? { kind: 'refuse', config, problem: found.problem } : { kind: 'pass', config, forwardUrl: found.forwardUrl };
+    this.observer?.decision(UNMATCHED_ROUTE, NO_CREDIT_TYPE, 'bad_request');
+    if (found.why === 'path') this.logger.info({ requestId: req.requestId, outcome: 'bad_request', reason: found.problem.detail }, 'path refused');
+    return { kind: 'refuse', config, problem: found.problem };
   }
 
   /** A request-level refusal: counted once, logged once. */
@@ -293,15 +277,8 @@ export class RequestGate {
   }
 }
 
-/** The request's cost per pool, from the route's rules and what the request carries. */
-function costsOf({ req, route, query }: Matched, body: ReadBody | undefined): Step<CostLine[]> {
-  const inputs = { headers: req.headers, query, body: body?.value };
-  const costs: CostLine[] = [];
-  for (const charge of route.charges) {
-    const result = evaluateCost(charge.rule, inputs);
-    if (!result.ok) return stop(problem('invalid-cost', `${charge.creditType}: ${result.message}`, { extensions: { creditType: charge.creditType } }));
-    const { settle, minReserve } = charge.rule;
-    costs.push({ creditType: charge.creditType, amount: result.amount, op: charge.op, ...(settle ? { hold: { minAmount: minReserve ?? 1, settle } } : {}) });
-  }
-  return pass(costs);
+/** The request's cost per pool: see gate-steps. */
+function costsFor({ req, route, query }: Matched, body: ReadBody | undefined): Step<CostLine[]> {
+  const result = costsOf(route, { headers: req.headers, query, body: body?.value });
+  return result.ok ? pass(result.costs) : stop(result.problem);
 }

@@ -27,6 +27,32 @@ function parseMultiHost(url: string): { user?: string; password?: string; hosts:
   };
 }
 
+/**
+ * Where a Redis URL points, for logs: host:port (a list for Cluster and
+ * Sentinel), never the user or password.
+ */
+export function redisTarget(url: string): string {
+  try {
+    if (/^rediss?\+(cluster|sentinel):\/\//.test(url)) {
+      const parts = parseMultiHost(url);
+      const list = hosts(parts.hosts)
+        .map((h) => `${h.host}:${h.port}`)
+        .join(',');
+      return url.includes('+sentinel') ? `sentinels ${list}` : list;
+    }
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 6379}`;
+  } catch {
+    return 'an unparsable Redis URL';
+  }
+}
+
+/** Why a connection failed, in a few words: the system error code, or the message. */
+export function connectionCause(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  return e.code && e.message && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : (e.message ?? e.code ?? String(err));
+}
+
 export function createRedisClient(url: string, options: RedisOptions): Redis | Cluster {
   if (url.startsWith('redis+cluster://') || url.startsWith('rediss+cluster://')) {
     const parts = parseMultiHost(url);
@@ -69,6 +95,14 @@ export function whenReady(client: Redis & { status: string }, timeoutMs: number)
   });
 }
 
+const lastErrors = new WeakMap<Redis | Cluster, Error>();
+
+/** Why the clients' connections are down, as far as they have said (the last error of the first that has one). */
+export function lastConnectionError(clients: readonly (Redis | Cluster)[]): string | undefined {
+  const err = clients.map((c) => lastErrors.get(c)).find((e) => e !== undefined);
+  return err ? connectionCause(err) : undefined;
+}
+
 /** A client the store opens (and owns) for `url`. */
 export function openStoreClient(url: string, timeoutMs: number, redisOptions?: RedisOptions): Redis | Cluster {
   const c = createRedisClient(url, {
@@ -83,7 +117,8 @@ export function openStoreClient(url: string, timeoutMs: number, redisOptions?: R
     ...redisOptions,
   });
   // Connection errors surface as failed commands (StoreError); without a
-  // listener ioredis would also print each reconnect attempt.
-  c.on('error', () => {});
+  // listener ioredis would also print each reconnect attempt. The last one is
+  // kept for the log line that says Redis cannot be reached.
+  c.on('error', (err: Error) => lastErrors.set(c, err));
   return c;
 }

@@ -20,7 +20,7 @@ import type {
 } from './credit-store.js';
 import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from './credit-store.js';
 import { defineCommands, type CreditgateCommands } from './lua-scripts.js';
-import { openStoreClient, whenReady } from './redis-connection.js';
+import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './redis-connection.js';
 import { subscribeToInvalidations } from './redis-invalidations.js';
 import { chargeOutcome, grantResult, idempotencyRecord, poolUsages } from './redis-replies.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
@@ -59,6 +59,8 @@ export class RedisStore implements CreditStore {
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
   private readonly extraClients: RedisClient[] = [];
+  /** host:port of the URL the store opened (never its password); undefined for a caller's client. */
+  readonly target: string | undefined = undefined;
 
   constructor(options: RedisStoreOptions) {
     if (options.client) {
@@ -70,6 +72,7 @@ export class RedisStore implements CreditStore {
       this.client = open();
       this.extraClients = Array.from({ length: Math.max(1, options.connections ?? 2) - 1 }, open);
       this.ownsClient = true;
+      this.target = redisTarget(url);
     } else {
       throw new TypeError('RedisStore needs a url or a client');
     }
@@ -281,6 +284,11 @@ export class RedisStore implements CreditStore {
   async ready(timeoutMs = 5000): Promise<boolean> {
     const all = await Promise.all([this.client, ...this.extraClients].map((c) => whenReady(c as Redis & { status: string }, timeoutMs)));
     return all.every(Boolean);
+  }
+
+  /** Why the connection is down, as far as the client has said. */
+  connectionError(): string | undefined {
+    return lastConnectionError([this.client, ...this.extraClients]);
   }
 
   async ping(): Promise<void> {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { editConfig } from '../helpers/edit-config.js';
 import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
+import { runCli } from '../helpers/run-cli.js';
 import { TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
 import { redisUrl, withoutRedisUrl } from '../helpers/test-redis.js';
 
@@ -59,12 +60,66 @@ describe('creditgate check-config', () => {
     );
   });
 
+  it('warns about a route an earlier one makes unreachable, naming both with file:line; --strict exits 1', () => {
+    const file = writeConfig(
+      editConfig(TEST_CONFIG, [
+        '  - name: disconnect-mailbox',
+        '  - name: any-mailbox\n    method: "*"\n    path: /v1/MAILBOXES/:id\n    charge: { mailboxes: 1 }\n  - name: disconnect-mailbox',
+      ]),
+    );
+    const r = run(['check-config', file]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`${file}: OK`);
+    // An unlimited quota reads as such in the plan matrix (it used to read as "-", not in plan).
+    expect(r.stdout).toMatch(/ai_tasks\s+10\s+unlimited\n/);
+    const warning = `${file}:47 routes[8] "disconnect-mailbox" is never reached for DELETE /v1/mailboxes/sample: routes[7] "any-mailbox" (${file}:43) matches it first`;
+    expect(r.stdout).toMatch(/\nwarnings \(1\):\n {2}/);
+    expect(r.stdout).toContain(warning);
+    const strict = run(['check-config', '--strict', file]);
+    expect(strict.status).toBe(1);
+    expect(strict.stdout).toContain(warning);
+    expect(strict.stderr).toContain('1 warning, and --strict');
+    // The example config has no shadowed route.
+    expect(run(['check-config', '--strict', 'config/credits.example.yaml']).status).toBe(0);
+  });
+
   it('exits 1 and prints each error as file:line field: message', () => {
     const file = writeConfig(editConfig(TEST_CONFIG, ['charge: { ai_tasks: { header: x-task-count } }', 'charge: { ai_tasks: "lots" }']));
     const r = run(['check-config', file]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${file}:30 routes[3].charge.ai_tasks: expected a number or a cost rule`);
     expect(r.stderr).toContain('1 error');
+  });
+});
+
+describe('creditgate COMMAND --help', () => {
+  // Each subcommand and an option its help must name; none of them may start anything.
+  const COMMANDS: Record<string, string> = {
+    serve: '--upstream',
+    demo: 'CREDITGATE_ADMIN_TOKEN',
+    'sample-upstream': '--port',
+    'check-config': '--strict',
+    schema: 'JSON Schema',
+    explain: '--body',
+    accounts: '--plan',
+    usage: '--admin-url',
+    topup: '--amount',
+    topups: '--admin-url',
+    events: '--limit',
+    stripe: '--dry-run',
+    version: '--version',
+  };
+  it('prints its usage and options and exits 0, for every subcommand', async () => {
+    const results = await Promise.all(Object.keys(COMMANDS).map((c) => runCli([c, '--help'], { CREDITGATE_CONFIG: '', CREDITGATE_UPSTREAM: '' })));
+    Object.keys(COMMANDS).forEach((c, i) => {
+      const r = results[i]!;
+      expect({ c, status: r.status, stderr: r.stderr }).toEqual({ c, status: 0, stderr: '' });
+      expect(r.stdout.startsWith(`usage: creditgate ${c === 'version' ? '--version' : c}`)).toBe(true);
+      expect(r.stdout).toContain(COMMANDS[c]);
+    });
+    // Also after other arguments, and for a nested subcommand.
+    expect((await runCli(['accounts', 'set', 'acme', '--help'])).status).toBe(0);
+    expect((await runCli(['serve', '--config', 'x.yaml', '-h'])).stdout).toContain('--redis URL');
   });
 });
 
@@ -164,6 +219,35 @@ describe('creditgate serve', () => {
       child.kill('SIGTERM');
     }
     expect(await exited(child)).toBe(0);
+  });
+
+  it('says where Redis was looked for and why it cannot be reached, never with its password', async () => {
+    const deadPort = await freePort();
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--config', writeConfig(TEST_CONFIG), '--upstream', upstream.url, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'],
+      { env: { ...process.env, REDIS_URL: `redis://default:s3cret-pw@127.0.0.1:${deadPort}/0`, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const look = () => {
+          const found = output.split('\n').find((l) => l.includes('not reachable'));
+          if (found) resolve(found);
+          else if (child.exitCode !== null) reject(new Error(`creditgate exited: ${output}`));
+          else setTimeout(look, 50);
+        };
+        look();
+      });
+      expect(JSON.parse(line)).toMatchObject({ level: 50, redis: `127.0.0.1:${deadPort}`, cause: expect.stringContaining('ECONNREFUSED') });
+      expect(JSON.parse(line).msg).toContain(`Redis at 127.0.0.1:${deadPort} is not reachable`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    await exited(child);
+    expect(output).not.toContain('s3cret-pw');
   });
 
   it('refuses to start when REDIS_URL is set but empty (a missing Secret value must not become per-process counting)', async () => {
