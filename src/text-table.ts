@@ -10,7 +10,8 @@ export function textTable(rows: readonly (readonly string[])[], options: { inden
       (r) =>
         indent +
         r
-          .map((cell, c) => (right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+          // A field missing from an unexpected answer prints empty rather than crashing the command.
+          .map((cell, c) => (right.has(c) ? String(cell ?? '').padStart(widths[c]!) : String(cell ?? '').padEnd(widths[c]!)))
           .join('  ')
           .trimEnd(),
     )

@@ -2,7 +2,6 @@
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/redis-server.js';
 import { runCli } from '../helpers/run-cli.js';
 import { ADMIN_TOKEN, startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
@@ -82,7 +81,9 @@ describe('creditgate admin CLI', () => {
   });
 
   it('an unreachable server is a clear error, exit 1', async () => {
-    const port = await freePort();
+    // Port 2 on loopback: a privileged port nothing listens on (and not one fetch refuses to use), while a
+    // "free" port may be taken by a parallel test in between.
+    const port = 2;
     const r = await cli(['accounts', 'get', 'x', '--admin-url', `http://127.0.0.1:${port}`]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED)`);
