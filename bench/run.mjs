@@ -109,7 +109,7 @@ async function measureRow(name, url, opts) {
 
 // Sequential requests on one keep-alive connection, timed with hrtime: the
 // latency a single request sees, to the microsecond.
-async function unloadedLatency(port, path, headers, n = 2000) {
+async function unloadedLatency(port, path, headers, n = 5200) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const times = [];
   for (let i = 0; i < n; i++) {
@@ -155,7 +155,7 @@ async function engineRate(store, inFlight, seconds, accounts) {
 async function main() {
   const started = Date.now();
   const redis = await startRedis();
-  const [upPort, cgPort, cgAdmin, memPort, memAdmin, erlPort, rlfPort, exPort] = await Promise.all(Array.from({ length: 8 }, freePort));
+  const [upPort, cgPort, cgAdmin, memPort, memAdmin, erlPort, rlfPort, exPort, minPort] = await Promise.all(Array.from({ length: 9 }, freePort));
   const dir = mkdtempSync(join(tmpdir(), 'cg-bench-'));
   const configPath = join(dir, 'credits.yaml');
   writeFileSync(configPath, CONFIG);
@@ -187,8 +187,11 @@ async function main() {
   startChild(['bench/servers.mjs', 'peer-erl', String(erlPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'peer-rlf', String(rlfPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'express-bare', String(exPort), String(upPort)]);
+  startChild(['bench/servers.mjs', 'minimal', String(minPort), String(upPort)]);
   await Promise.all(
-    [upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort].map((p) => waitFor(`http://127.0.0.1:${p}/${p === cgAdmin || p === memAdmin ? 'healthz' : ''}`)),
+    [upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort, minPort].map((p) =>
+      waitFor(`http://127.0.0.1:${p}/${p === cgAdmin || p === memAdmin ? 'healthz' : ''}`),
+    ),
   );
 
   // 1,000 accounts whose pool is empty: every request of the refusals row is a 402.
@@ -204,6 +207,7 @@ async function main() {
   const ACCOUNTS = 10_000;
   const rows = [];
   rows.push(await measureRow('upstream direct', `http://127.0.0.1:${upPort}`, { requests: requestsFor(ACCOUNTS, 'u-') }));
+  rows.push(await measureRow('minimal Node proxy', `http://127.0.0.1:${minPort}`, { requests: requestsFor(ACCOUNTS, 'n-') }));
   rows.push(await measureRow('bare proxy', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'b-').map((r) => ({ ...r, path: '/v1/plain' })) }));
   rows.push(await measureRow('creditgate (Redis)', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'r-') }));
   rows.push({
@@ -217,12 +221,17 @@ async function main() {
   rows.push(await measureRow('peer: rate-limiter-flexible RateLimiterRedis', `http://127.0.0.1:${rlfPort}`, { requests: requestsFor(ACCOUNTS, 'f-') }));
   rows.push(await measureRow("peers' baseline: the same Express app, no limiter", `http://127.0.0.1:${exPort}`, { requests: requestsFor(ACCOUNTS, 'x-') }));
   const bare = rows.find((r) => r.row === 'bare proxy');
-  for (const r of rows) r.vsBareProxy = Number((r.rps / bare.rps).toFixed(2));
+  const minimal = rows.find((r) => r.row === 'minimal Node proxy');
+  for (const r of rows) {
+    r.vsMinimalProxy = Number((r.rps / minimal.rps).toFixed(2));
+    r.vsBareProxy = Number((r.rps / bare.rps).toFixed(2));
+  }
 
   // Latency creditgate adds over a bare proxy hop, one connection, unloaded.
   const acct = (p) => (i) => ({ 'x-account-id': `${p}${i % 100}`, 'x-task-count': '1' });
   const single = {
     upstreamDirect: await unloadedLatency(upPort, '/v1/ai/custom', acct('lu-')),
+    minimalProxy: await unloadedLatency(minPort, '/v1/ai/custom', acct('ln-')),
     bareProxy: await unloadedLatency(cgPort, '/v1/plain', acct('lb-')),
     creditgateRedis: await unloadedLatency(cgPort, '/v1/ai/custom', acct('lr-')),
     creditgateMemory: await unloadedLatency(memPort, '/v1/ai/custom', acct('lm-')),
@@ -232,6 +241,10 @@ async function main() {
   const added = {
     p50: Number((single.creditgateRedis.p50 - single.bareProxy.p50).toFixed(3)),
     p99: Number((single.creditgateRedis.p99 - single.bareProxy.p99).toFixed(3)),
+  };
+  const addedOverMinimal = {
+    p50: Number((single.creditgateRedis.p50 - single.minimalProxy.p50).toFixed(3)),
+    p99: Number((single.creditgateRedis.p99 - single.minimalProxy.p99).toFixed(3)),
   };
 
   // The memory store with a million accounts on two pools each (a fresh process), checked exactly.
@@ -298,7 +311,7 @@ async function main() {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
     settings: { runs: RUNS, secondsPerRun: DURATION, connections: CONNECTIONS },
     http: rows,
-    unloadedLatencyMs: { ...single, addedOverBareProxy: added },
+    unloadedLatencyMs: { samples: 5000, ...single, addedOverBareProxy: added, addedOverMinimalProxy: addedOverMinimal },
     memoryStoreMillionAccounts: rss,
     engine: {
       rows: engine,
@@ -317,10 +330,12 @@ async function main() {
   const pad = (s, n) => String(s).padEnd(n);
   const padl = (s, n) => String(s).padStart(n);
   console.log(`\nHTTP, ${CONNECTIONS} connections, median of ${RUNS} × ${DURATION}s after a 2 s warm-up`);
-  console.log(`${pad('row', 64)}${padl('req/s', 9)}${padl('p50 ms', 8)}${padl('p99 ms', 8)}${padl('×bare', 7)}`);
-  for (const r of rows) console.log(`${pad(r.row, 64)}${padl(r.rps, 9)}${padl(r.p50, 8)}${padl(r.p99, 8)}${padl(r.vsBareProxy, 7)}`);
+  console.log(`${pad('row', 64)}${padl('req/s', 9)}${padl('p50 ms', 8)}${padl('p99 ms', 8)}${padl('×min', 7)}${padl('×bare', 7)}`);
+  for (const r of rows)
+    console.log(`${pad(r.row, 64)}${padl(r.rps, 9)}${padl(r.p50, 8)}${padl(r.p99, 8)}${padl(r.vsMinimalProxy, 7)}${padl(r.vsBareProxy, 7)}`);
   console.log(`\nOne connection, unloaded (ms, p50 / p99):`);
   for (const [k, v] of Object.entries(single)) console.log(`  ${pad(k, 26)}${padl(v.p50, 8)} /${padl(v.p99, 7)}`);
+  console.log(`  creditgate (Redis) adds over the minimal proxy: p50 ${addedOverMinimal.p50} ms, p99 ${addedOverMinimal.p99} ms`);
   console.log(`  creditgate (Redis) adds over the bare proxy: p50 ${added.p50} ms, p99 ${added.p99} ms`);
   console.log(
     `Memory store, ${rss.accounts} accounts × 2 pools, all held, ${rss.sampled} checked exactly: RSS ${rss.rssMB} MB ` +

@@ -4,6 +4,8 @@
 //   peer-erl   — express-rate-limit + rate-limit-redis in an Express app that forwards
 //   peer-rlf   — rate-limiter-flexible RateLimiterRedis in an Express app that forwards
 //   express-bare — the same Express app forwarding with no limiter (the peers' baseline)
+//   minimal    — the minimal Node proxy: node:http server, keep-alive http.Agent,
+//                hop-by-hop headers dropped, nothing else (the yardstick)
 // Usage: node bench/servers.mjs <kind> <port> [upstream-port] [redis-url]
 
 import http from 'node:http';
@@ -49,6 +51,31 @@ async function main() {
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
           res.end(body);
         });
+      })
+      .listen(port, '127.0.0.1', () => process.send?.('ready'));
+    return;
+  }
+  if (kind === 'minimal') {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256 });
+    const strip = (h) => {
+      const out = {};
+      for (const k in h) if (!HOP_BY_HOP.has(k)) out[k] = h[k];
+      return out;
+    };
+    http
+      .createServer((req, res) => {
+        const out = http.request(
+          { host: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers: strip(req.headers), agent },
+          (up) => {
+            res.writeHead(up.statusCode ?? 502, strip(up.headers));
+            up.pipe(res);
+          },
+        );
+        out.on('error', () => {
+          if (!res.headersSent) res.writeHead(502);
+          res.end();
+        });
+        req.pipe(out);
       })
       .listen(port, '127.0.0.1', () => process.send?.('ready'));
     return;
