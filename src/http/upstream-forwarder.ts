@@ -24,25 +24,37 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-function withoutHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+/** The fields a Connection header names, or null when it names none (the usual case: no allocation). */
+function namedByConnection(connection: string | string[] | undefined): Set<string> | null {
+  if (connection === undefined) return null;
+  const list = String(connection);
+  if (list === '' || list === 'keep-alive' || list === 'close') return null;
   const named = new Set(
-    String(headers.connection ?? '')
+    list
       .split(',')
       .map((h) => h.trim().toLowerCase())
       .filter(Boolean),
   );
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
+  return named.size > 0 ? named : null;
 }
 
-/** creditgate-* request headers are creditgate's to set: a client's are dropped, never trusted upstream. */
-function withoutOwnHeaders(headers: http.OutgoingHttpHeaders): http.OutgoingHttpHeaders {
-  for (const name of Object.keys(headers)) if (name.startsWith('creditgate-')) delete headers[name];
-  return headers;
+/**
+ * One pass over a message's headers: hop-by-hop fields (and those its
+ * Connection header names) dropped; with `ownToo`, creditgate-* fields as well
+ * (a client's are never trusted upstream) and the `drop` list.
+ */
+function forwardable(headers: http.IncomingHttpHeaders, ownToo: boolean, drop?: readonly string[]): http.OutgoingHttpHeaders {
+  const named = namedByConnection(headers.connection);
+  const out: http.OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (named?.has(name)) continue;
+    if (ownToo && name.startsWith('creditgate-')) continue;
+    out[name] = value;
+  }
+  if (drop) for (const name of drop) delete out[name];
+  return out;
 }
 
 export interface ForwardOptions {
@@ -103,8 +115,7 @@ export class UpstreamForwarder {
       void options.beforeRespond?.({ error: 'not_forwarded' }, {}).catch((err: unknown) => this.logger.error({ err }, 'refund after the client left failed'));
       return;
     }
-    const headers = withoutOwnHeaders(withoutHopByHop(req.headers));
-    for (const name of options.dropHeaders ?? []) delete headers[name];
+    const headers = forwardable(req.headers, true, options.dropHeaders);
     const peer = req.socket.remoteAddress;
     if (peer) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${req.headers['x-forwarded-for']}, ${peer}` : peer;
     headers['x-forwarded-proto'] ??= 'encrypted' in req.socket ? 'https' : 'http';
@@ -169,7 +180,7 @@ export class UpstreamForwarder {
           return;
         }
         const status = up.statusCode ?? 502;
-        const out = withoutHopByHop(up.headers);
+        const out = forwardable(up.headers, false);
         // Trailers are forwarded (below), so the field announcing them is too.
         if (up.headers.trailer !== undefined) out.trailer = up.headers.trailer;
         Object.assign(out, extra);
