@@ -91,7 +91,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     alerts,
     ...(options.probeIntervalMs === undefined ? {} : { probeIntervalMs: options.probeIntervalMs }),
     observer: {
-      creditsCharged: (creditType, plan, amount) => metrics.creditsCharged.inc({ credit_type: creditType, plan }, amount),
+      creditsCharged: (creditType, plan, amount) => metrics.countCharged(creditType, plan, amount),
       creditsRefunded: (creditType, reason, amount) => metrics.creditsRefunded.inc({ credit_type: creditType, reason }, amount),
       unbilledOverage: (creditType, amount) => metrics.unbilledOverage.inc({ credit_type: creditType }, amount),
       journal: (size, replayed, dropped) => {

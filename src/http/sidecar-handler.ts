@@ -20,11 +20,9 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
     res.setHeader('x-request-id', requestId);
     let routeLabel = UNMATCHED_ROUTE;
     if (metrics) {
-      res.once('close', () => metrics.httpRequests.inc({ route: routeLabel, status_class: res.headersSent ? statusClass(res.statusCode) : 'error' }));
+      res.once('close', () => metrics.countRequest(routeLabel, res.headersSent ? statusClass(res.statusCode) : 'error'));
     }
-    const onUpstream = metrics
-      ? (status: number | undefined, seconds: number) => metrics.upstreamDuration.observe({ route: routeLabel, status_class: statusClass(status) }, seconds)
-      : undefined;
+    const onUpstream = metrics ? (status: number | undefined, seconds: number) => metrics.observeUpstream(routeLabel, statusClass(status), seconds) : undefined;
     const baseUrl = gate.engine.currentConfig().problemBaseUrl;
     // RFC 9112 §6.3: a request whose transfer coding does not end in chunked
     // has no knowable length; servers disagree on it, so it is refused.

@@ -10,7 +10,7 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
   const timed =
     <A extends unknown[], R>(operation: Operation, fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
-      const end = metrics.storeDuration.startTimer({ operation });
+      const started = process.hrtime.bigint();
       try {
         return await fn(...args);
       } catch (err) {
@@ -19,7 +19,7 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
         else metrics.storeErrors.inc({ operation });
         throw err;
       } finally {
-        end();
+        metrics.observeStore(operation, Number(process.hrtime.bigint() - started) / 1e9);
       }
     };
   return {
