@@ -50,10 +50,9 @@ function forwardable(headers: http.IncomingHttpHeaders, ownToo: boolean, drop?: 
     const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
     if (named?.has(name)) continue;
-    if (ownToo && name.startsWith('creditgate-')) continue;
+    if (ownToo && (name.startsWith('creditgate-') || (drop !== undefined && drop.length > 0 && drop.includes(name)))) continue;
     out[name] = value;
   }
-  if (drop) for (const name of drop) delete out[name];
   return out;
 }
 
@@ -98,6 +97,8 @@ export class UpstreamForwarder {
   private readonly agent: http.Agent;
   private readonly client: typeof http | typeof https;
   private readonly basePath: string;
+  private readonly hostname: string;
+  private readonly port: number | undefined;
 
   constructor(
     readonly upstream: URL,
@@ -107,6 +108,8 @@ export class UpstreamForwarder {
     this.client = secure ? https : http;
     this.agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256 });
     this.basePath = upstream.pathname.replace(/\/$/, '');
+    this.hostname = upstream.hostname;
+    this.port = upstream.port === '' ? undefined : Number(upstream.port);
   }
 
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
@@ -126,9 +129,8 @@ export class UpstreamForwarder {
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     const outgoing = this.client.request({
-      protocol: this.upstream.protocol,
-      hostname: this.upstream.hostname,
-      port: this.upstream.port,
+      hostname: this.hostname,
+      ...(this.port === undefined ? {} : { port: this.port }),
       method: req.method,
       path: this.basePath + options.path,
       headers,
