@@ -104,7 +104,15 @@ export class IdentityVerifier {
   async identify(headers: IncomingHttpHeaders): Promise<IdentityResult> {
     const jwt = this.config.identity.jwt;
     if (jwt) return this.fromToken(jwt, headers);
+    return this.fromHeaders(headers);
+  }
 
+  /** The identity at once, when no token needs verifying (no JWT configured); otherwise undefined: call identify. */
+  identifyNow(headers: IncomingHttpHeaders): IdentityResult | undefined {
+    return this.config.identity.jwt ? undefined : this.fromHeaders(headers);
+  }
+
+  private fromHeaders(headers: IncomingHttpHeaders): IdentityResult {
     if (this.hopSecret.isSet) {
       if (!this.hopSecret.matches(headerValue(headers, this.config.identity.trustedHopHeader))) {
         return { ok: false, problem: problem('unauthenticated', 'this request did not come through the trusted hop') };

@@ -80,15 +80,20 @@ export class RequestGate {
     if ('kind' in found) return found;
     const refuse = (s: { problem: Problem; log?: Record<string, unknown> }) => this.refuse(found, s.problem, s.log);
 
-    const identity = await this.verifierFor(config).identify(req.headers);
+    // Steps with nothing to wait for are not awaited: no promise, no extra turn.
+    const verifier = this.verifierFor(config);
+    const identity = verifier.identifyNow(req.headers) ?? (await verifier.identify(req.headers));
     if (!identity.ok) return refuse(identity);
-    const limited = await this.burstLimit(found.route, identity.account);
-    if (!limited.ok) return refuse(limited);
-    const read = await this.readCostBody(found);
+    if (found.route.rateLimit && this.burst) {
+      const limited = await this.burstLimit(found.route, identity.account);
+      if (!limited.ok) return refuse(limited);
+    }
+    const read = found.route.readsBody ? await this.readCostBody(found) : pass(undefined);
     if (!read.ok) return refuse(read);
     const costs = costsFor(found, read.value);
     if (!costs.ok) return refuse(costs);
-    const keyed = await this.bindIdempotencyKey(found, costs.value, read.value);
+    const keyed: Step<{ idempotency?: RequestIdempotency; body?: ReadBody }> =
+      this.idempotencyKeyOf(found) === undefined ? pass(read.value ? { body: read.value } : {}) : await this.bindIdempotencyKey(found, costs.value, read.value);
     if (!keyed.ok) return refuse(keyed);
     const body = keyed.value.body;
     const decision = await this.charge(found, identity.account, costs.value, keyed.value.idempotency, identity.plan);
@@ -142,6 +147,11 @@ export class RequestGate {
     return read.ok ? pass(read) : stop(read.problem);
   }
 
+  private idempotencyKeyOf({ req, config }: Matched): string | undefined {
+    const header = req.headers[config.idempotency.header];
+    return typeof header === 'string' && header !== '' ? header : undefined;
+  }
+
   /** An Idempotency-Key is bound to the whole request, body included: read it now if the cost did not. */
   private async bindIdempotencyKey(
     m: Matched,
@@ -149,8 +159,7 @@ export class RequestGate {
     body: ReadBody | undefined,
   ): Promise<Step<{ idempotency?: RequestIdempotency; body?: ReadBody }>> {
     const { req, config } = m;
-    const header = req.headers[config.idempotency.header];
-    const key = typeof header === 'string' && header !== '' ? header : undefined;
+    const key = this.idempotencyKeyOf(m);
     if (key === undefined) return pass(body ? { body } : {});
     if (!/^[\x21-\x7e]{1,255}$/.test(key)) return stop(problem('invalid-request', `${config.idempotency.header} must be 1–255 visible ASCII characters`));
     let whole = body;
