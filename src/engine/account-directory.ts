@@ -54,7 +54,16 @@ export class AccountDirectory {
    * from the record, or calendar months without one.
    */
   async resolve(accountId: string, config: CompiledConfig, planOverride?: string): Promise<Resolution> {
-    const record = await this.record(accountId, config);
+    return this.resolution(accountId, config, await this.record(accountId, config), planOverride);
+  }
+
+  /** What `resolve` gives, when the cache holds the account's record; otherwise undefined (no store call). */
+  resolveCached(accountId: string, config: CompiledConfig, planOverride?: string): Resolution | undefined {
+    const cached = this.cacheFor(config).record(accountId);
+    return cached === undefined ? undefined : this.resolution(accountId, config, cached, planOverride);
+  }
+
+  private resolution(accountId: string, config: CompiledConfig, record: AccountRecord | null, planOverride: string | undefined): Resolution {
     if (planOverride !== undefined) {
       const plan = config.plans.get(planOverride);
       if (!plan) return { unknown: 'plan', plan: planOverride };

@@ -54,7 +54,10 @@ export class Charger {
   private async inStore(accountId: string, costs: readonly CostLine[], options: ChargeOptions): Promise<ChargeDecision> {
     const { config } = options;
     const cache = this.p.directory.cacheFor(config);
-    const resolved = await this.p.guard.run(() => this.p.directory.resolve(accountId, config, options.plan));
+    // A cached account needs no store call (nor its promise), unless the store is down: then the outage policy decides, as before.
+    const resolved =
+      (this.p.guard.isOpen ? undefined : this.p.directory.resolveCached(accountId, config, options.plan)) ??
+      (await this.p.guard.run(() => this.p.directory.resolve(accountId, config, options.plan)));
     if ('unknown' in resolved) {
       return resolved.unknown === 'account'
         ? { allowed: false, reason: 'unknown-account', accountId }
