@@ -17,7 +17,9 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = requestIdOf(req.headers);
     req.headers['x-request-id'] = requestId;
-    res.setHeader('x-request-id', requestId);
+    // Set on the response only where creditgate answers itself; a forwarded
+    // response carries it in the head written once (no merge of set fields).
+    const ownAnswer = () => res.setHeader('x-request-id', requestId);
     let routeLabel = UNMATCHED_ROUTE;
     if (metrics) {
       res.once('close', () => metrics.countRequest(routeLabel, res.headersSent ? statusClass(res.statusCode) : 'error'));
@@ -28,6 +30,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
     // has no knowable length; servers disagree on it, so it is refused.
     const te = req.headers['transfer-encoding'];
     if (te !== undefined && !/(^|,)\s*chunked\s*$/i.test(te)) {
+      ownAnswer();
       res.setHeader('connection', 'close');
       sendProblem(res, problem('invalid-request', 'Transfer-Encoding must end with chunked'), baseUrl);
       return;
@@ -48,10 +51,12 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
             problemBaseUrl: outcome.config.problemBaseUrl,
             timeoutMs: outcome.config.upstreamTimeoutMs,
             dropHeaders: outcome.config.dropHeaders,
+            requestId,
             ...(onUpstream ? { onUpstream } : {}),
           });
           return;
         case 'refuse':
+          ownAnswer();
           if (outcome.route) routeLabel = outcome.route.name;
           // Node discards an unread body before the next request on this
           // connection; one too large to read is not worth discarding.
@@ -60,6 +65,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
           return;
         case 'replay':
           routeLabel = outcome.route.name;
+          ownAnswer();
           sendReplay(res, outcome.response);
           return;
         case 'allow': {
@@ -73,6 +79,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
             problemBaseUrl: outcome.config.problemBaseUrl,
             timeoutMs: outcome.config.upstreamTimeoutMs,
             dropHeaders: outcome.config.dropHeaders,
+            requestId,
             responseHeaders: outcome.headers,
             upstreamHeaders: outcome.upstreamHeaders,
             beforeRespond: async (result, headers) => {
@@ -102,6 +109,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
         res.destroy();
         return;
       }
+      ownAnswer();
       res.setHeader('connection', 'close');
       sendProblem(res, problem('internal-error', 'creditgate failed to handle this request'), baseUrl);
     }

@@ -59,6 +59,8 @@ function forwardable(headers: http.IncomingHttpHeaders, ownToo: boolean, drop?: 
 export interface ForwardOptions {
   /** The request target to send: the normalised path and the query. */
   readonly path: string;
+  /** The request's x-request-id, added to the response unless the upstream sent its own. */
+  readonly requestId?: string;
   /** Request headers to drop before forwarding (the trusted-hop secret…). */
   readonly dropHeaders?: readonly string[];
   /** Response headers to add (RateLimit…), when there is no `beforeRespond`. */
@@ -164,7 +166,7 @@ export class UpstreamForwarder {
     outgoing.on('response', (up) => {
       clearTimeout(timer);
       options.onUpstream?.(up.statusCode, elapsed());
-      void settle({ status: up.statusCode ?? 502 }, up.headers).then((extra) => {
+      const respond = (extra: Record<string, string>): void => {
         const metering = options.atEnd?.();
         const reader = metering ? new UsageReader(metering.paths, up.headers['content-type'], metering.maxBytes) : undefined;
         let settledAtEnd = false;
@@ -185,6 +187,7 @@ export class UpstreamForwarder {
         const out = forwardable(up.headers, false);
         // Trailers are forwarded (below), so the field announcing them is too.
         if (up.headers.trailer !== undefined) out.trailer = up.headers.trailer;
+        if (options.requestId !== undefined && out['x-request-id'] === undefined) out['x-request-id'] = options.requestId;
         Object.assign(out, extra);
         res.writeHead(status, up.statusMessage, out);
         let upstreamFailed = false;
@@ -239,7 +242,10 @@ export class UpstreamForwarder {
             .then(() => report(body ? { status, headers: out, body } : null))
             .then(() => res.end(held));
         });
-      });
+      };
+      // With nothing to settle, the head goes out now (no promise, no extra turn).
+      if (options.beforeRespond) void settle({ status: up.statusCode ?? 502 }, up.headers).then(respond);
+      else respond({ ...options.responseHeaders });
     });
     outgoing.on('error', (err) => {
       clearTimeout(timer);
@@ -268,6 +274,7 @@ export class UpstreamForwarder {
         const p = timedOut
           ? problem('upstream-timeout', `the upstream service did not answer within ${options.timeoutMs} ms`, { headers: extra })
           : problem('upstream-unavailable', 'the upstream service did not answer', { headers: extra });
+        if (options.requestId !== undefined) res.setHeader('x-request-id', options.requestId);
         sendProblem(res, p, options.problemBaseUrl);
         void report(null);
       });
