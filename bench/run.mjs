@@ -79,6 +79,10 @@ routes:
     method: POST
     path: /v1/ai/custom
     charge: { ai_tasks: { header: x-task-count } }
+  - name: stream
+    method: POST
+    path: /v1/ai/stream
+    charge: { ai_tasks: { header: x-task-count } }
 `;
 
 function requestsFor(accounts, prefix) {
@@ -128,6 +132,50 @@ async function unloadedLatency(port, path, headers, n = 5200) {
   times.sort((a, b) => a - b);
   const at = (q) => Number(times[Math.floor(q * (times.length - 1))].toFixed(3));
   return { p50: at(0.5), p99: at(0.99) };
+}
+
+// Server-sent events, one stream at a time: how long after the upstream sent
+// each of a stream's 20 chunks it reached this process (the upstream stamps
+// each chunk; one machine, one clock).
+async function streamLatency(port, streams = 100) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const lags = [];
+  for (let i = 0; i < streams; i++) {
+    await new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/ai/stream',
+          method: 'POST',
+          agent,
+          headers: { 'x-account-id': `sse-${i % 50}`, 'x-task-count': '1', 'content-length': '0' },
+        },
+        (res) => {
+          let buf = '';
+          res.setEncoding('utf8');
+          res.on('data', (text) => {
+            const at = performance.timeOrigin + performance.now();
+            buf += text;
+            let cut = buf.indexOf('\n\n');
+            while (cut >= 0) {
+              const sent = Number(buf.slice(6, cut));
+              if (i >= 10) lags.push(at - sent);
+              buf = buf.slice(cut + 2);
+              cut = buf.indexOf('\n\n');
+            }
+          });
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  agent.destroy();
+  lags.sort((a, b) => a - b);
+  const at = (q) => Number(lags[Math.floor(q * (lags.length - 1))].toFixed(3));
+  return { chunks: lags.length, p50: at(0.5), p99: at(0.99) };
 }
 
 async function engineRate(store, inFlight, seconds, accounts) {
@@ -242,6 +290,8 @@ async function main() {
     p50: Number((single.creditgateRedis.p50 - single.bareProxy.p50).toFixed(3)),
     p99: Number((single.creditgateRedis.p99 - single.bareProxy.p99).toFixed(3)),
   };
+  const sse = { direct: await streamLatency(upPort), minimalProxy: await streamLatency(minPort), creditgateRedis: await streamLatency(cgPort) };
+  sse.addedOverDirectP99 = Number((sse.creditgateRedis.p99 - sse.direct.p99).toFixed(3));
   const addedOverMinimal = {
     p50: Number((single.creditgateRedis.p50 - single.minimalProxy.p50).toFixed(3)),
     p99: Number((single.creditgateRedis.p99 - single.minimalProxy.p99).toFixed(3)),
@@ -312,6 +362,7 @@ async function main() {
     settings: { runs: RUNS, secondsPerRun: DURATION, connections: CONNECTIONS },
     http: rows,
     unloadedLatencyMs: { samples: 5000, ...single, addedOverBareProxy: added, addedOverMinimalProxy: addedOverMinimal },
+    sseChunkLagMs: sse,
     memoryStoreMillionAccounts: rss,
     engine: {
       rows: engine,
@@ -337,6 +388,9 @@ async function main() {
   for (const [k, v] of Object.entries(single)) console.log(`  ${pad(k, 26)}${padl(v.p50, 8)} /${padl(v.p99, 7)}`);
   console.log(`  creditgate (Redis) adds over the minimal proxy: p50 ${addedOverMinimal.p50} ms, p99 ${addedOverMinimal.p99} ms`);
   console.log(`  creditgate (Redis) adds over the bare proxy: p50 ${added.p50} ms, p99 ${added.p99} ms`);
+  console.log(`\nSSE, 20 chunks a stream, ${sse.direct.chunks} chunks: lag after the upstream sent each (ms, p50 / p99)`);
+  for (const k of ['direct', 'minimalProxy', 'creditgateRedis']) console.log(`  ${pad(k, 26)}${padl(sse[k].p50, 8)} /${padl(sse[k].p99, 7)}`);
+  console.log(`  creditgate (Redis, charged) adds at p99: ${sse.addedOverDirectP99} ms`);
   console.log(
     `Memory store, ${rss.accounts} accounts × 2 pools, all held, ${rss.sampled} checked exactly: RSS ${rss.rssMB} MB ` +
       `(V8 young generation ${rss.youngGenerationMB} MB of it; ${rss.rssAfterMemoryReducingGcMB} MB after a memory-reducing GC), ${rss.bytesPerAccount} bytes per account`,

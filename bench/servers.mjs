@@ -47,6 +47,19 @@ async function main() {
     http
       .createServer((req, res) => {
         req.resume();
+        // An event stream of 20 chunks 1 ms apart, each stamped with when it was sent.
+        if (req.url.startsWith('/v1/ai/stream')) {
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+          let n = 0;
+          const tick = setInterval(() => {
+            res.write(`data: ${performance.timeOrigin + performance.now()}\n\n`);
+            if (++n === 20) {
+              clearInterval(tick);
+              res.end();
+            }
+          }, 1);
+          return;
+        }
         req.on('end', () => {
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
           res.end(body);
