@@ -39,7 +39,8 @@ export class AfterUpstream {
   private async decide(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders): Promise<FinishResult> {
     const { receipt, route } = allow;
     if (!receipt) return { headers: { ...allow.headers }, kept: false };
-    await this.confirmRelease(allow, result);
+    // Only a request that released capacity has a release to confirm (no promise otherwise).
+    if (receipt.lines.some((l) => l.op === 'release')) await this.confirmRelease(allow, result);
     const reason = refundReason(result, route.refundOn, route.chargeWhen);
     if (reason) {
       await this.engine.refund(receipt, reason);
