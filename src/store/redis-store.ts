@@ -56,7 +56,6 @@ export class RedisStore implements CreditStore {
   /** Connections that take turns carrying charges (the first is `client`). */
   private readonly chargeClients: (RedisClient & CreditgateCommands)[];
   private turn = 0;
-  private chargesInFlight = 0;
   private pendingCharges: { keys: string[]; args: (string | number)[]; resolve: (reply: Reply) => void; reject: (err: unknown) => void }[] = [];
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
@@ -303,31 +302,16 @@ export class RedisStore implements CreditStore {
   }
 
   /**
-   * A charge goes out at once when none is in flight (an unloaded replica
-   * waits for nothing); under load, charges are sent once per turn of the
-   * event loop (setImmediate), a batch on one connection (connections take
-   * turns by batch): the requests that arrived in one poll of the sockets
-   * share one write to Redis instead of one each. Each command still has its
-   * own reply, timeout and error.
+   * Charges are sent once per turn of the event loop (setImmediate), all on
+   * one connection (connections take turns by batch): the requests that
+   * arrived in one poll of the sockets share one write to Redis instead of
+   * one each. Each command still has its own reply, timeout and error.
    */
   private batched(keys: string[], args: (string | number)[]): Promise<Reply> {
-    if (this.chargesInFlight === 0 && this.pendingCharges.length === 0) {
-      const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
-      return this.track(conn.creditgateCharge(keys.length, ...keys, ...args));
-    }
     return new Promise((resolve, reject) => {
       this.pendingCharges.push({ keys, args, resolve, reject });
       if (this.pendingCharges.length === 1) setImmediate(this.sendCharges);
     });
-  }
-
-  private track(reply: Promise<Reply>): Promise<Reply> {
-    this.chargesInFlight += 1;
-    const done = () => {
-      this.chargesInFlight -= 1;
-    };
-    reply.then(done, done);
-    return reply;
   }
 
   private readonly sendCharges = (): void => {
@@ -336,7 +320,7 @@ export class RedisStore implements CreditStore {
     const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
     for (const c of batch) {
       try {
-        this.track(conn.creditgateCharge(c.keys.length, ...c.keys, ...c.args)).then(c.resolve, c.reject);
+        conn.creditgateCharge(c.keys.length, ...c.keys, ...c.args).then(c.resolve, c.reject);
       } catch (err) {
         c.reject(err);
       }
