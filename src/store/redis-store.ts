@@ -22,7 +22,7 @@ import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from 
 import { defineCommands, type CreditgateCommands } from './lua-scripts.js';
 import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './redis-connection.js';
 import { subscribeToInvalidations } from './redis-invalidations.js';
-import { chargeOutcome, grantResult, idempotencyRecord, poolUsages, type Reply } from './redis-replies.js';
+import { chargeOutcome, grantResult, idempotencyRecord, poolUsages } from './redis-replies.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
 
 type RedisClient = Redis | Cluster;
@@ -56,7 +56,6 @@ export class RedisStore implements CreditStore {
   /** Connections that take turns carrying charges (the first is `client`). */
   private readonly chargeClients: (RedisClient & CreditgateCommands)[];
   private turn = 0;
-  private pendingCharges: { keys: string[]; args: (string | number)[]; resolve: (reply: Reply) => void; reject: (err: unknown) => void }[] = [];
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
   private readonly extraClients: RedisClient[] = [];
@@ -111,7 +110,8 @@ export class RedisStore implements CreditStore {
         p.minAmount ?? p.amount,
       );
     }
-    const reply = await this.call('charge', () => this.batched(keys, args));
+    const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
+    const reply = await this.call('charge', () => conn.creditgateCharge(keys.length, ...keys, ...args));
     return chargeOutcome(reply, pools);
   }
 
@@ -300,32 +300,6 @@ export class RedisStore implements CreditStore {
       await Promise.all([this.client, ...this.extraClients].map((c) => c.quit().catch(() => c.disconnect())));
     }
   }
-
-  /**
-   * Charges are sent once per turn of the event loop (setImmediate), all on
-   * one connection (connections take turns by batch): the requests that
-   * arrived in one poll of the sockets share one write to Redis instead of
-   * one each. Each command still has its own reply, timeout and error.
-   */
-  private batched(keys: string[], args: (string | number)[]): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      this.pendingCharges.push({ keys, args, resolve, reject });
-      if (this.pendingCharges.length === 1) setImmediate(this.sendCharges);
-    });
-  }
-
-  private readonly sendCharges = (): void => {
-    const batch = this.pendingCharges;
-    this.pendingCharges = [];
-    const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
-    for (const c of batch) {
-      try {
-        conn.creditgateCharge(c.keys.length, ...c.keys, ...c.args).then(c.resolve, c.reject);
-      } catch (err) {
-        c.reject(err);
-      }
-    }
-  };
 
   private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     try {
