@@ -23,22 +23,8 @@ import {
   type Outcome,
 } from './metric-names.js';
 
-export {
-  METRIC_NAMES,
-  OUTCOMES,
-  JOURNAL_KINDS,
-  REFUND_REASONS,
-  STORE_OPERATIONS,
-  STATUS_CLASSES,
-  RELOAD_RESULTS,
-  ALERT_CHANNELS,
-  ALERT_RESULTS,
-  BILLING_OUTCOMES,
-  UNMATCHED_ROUTE,
-  NO_CREDIT_TYPE,
-  statusClass,
-} from './metric-names.js';
-export type { BillingOutcome, Outcome } from './metric-names.js';
+// Callers import names and label sets from here, with the metrics.
+export * from './metric-names.js';
 
 export interface MetricsOptions {
   /** Node process metrics (CPU, memory, event loop, GC). Default true. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { editConfig } from '../helpers/edit-config.js';
 import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
-import { runCli } from '../helpers/run-cli.js';
+import { runCli, serveArgs } from '../helpers/run-cli.js';
 import { TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
 import { redisUrl, withoutRedisUrl } from '../helpers/test-redis.js';
 
@@ -158,26 +158,10 @@ describe('creditgate serve', () => {
 
   it('serves from flags against Redis: charges, refuses, then exits 0 on SIGTERM', async () => {
     const [port, adminPort] = [await freePort(), await freePort()];
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'serve',
-        '--config',
-        writeConfig(TEST_CONFIG),
-        '--upstream',
-        upstream.url,
-        '--port',
-        String(port),
-        '--admin-port',
-        String(adminPort),
-        '--host',
-        '127.0.0.1',
-        '--redis',
-        redisUrl(),
-      ],
-      { env: { ...process.env, CREDITGATE_ADMIN_TOKEN: 't0ken', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, serveArgs({ config: writeConfig(TEST_CONFIG), upstream: upstream.url, port, adminPort, redis: redisUrl() }), {
+      env: { ...process.env, CREDITGATE_ADMIN_TOKEN: 't0ken', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       await waitHealthy(`http://127.0.0.1:${adminPort}/healthz`, child);
       const a = `cli-${randomUUID()}`;

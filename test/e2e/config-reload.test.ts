@@ -16,6 +16,7 @@ import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
 import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
 import { withoutRedisUrl } from '../helpers/test-redis.js';
+import { serveArgs } from '../helpers/run-cli.js';
 
 const WITH_QUOTA = (n: number) => editConfig(TEST_CONFIG, ['tiny: { ai_tasks: 10,', `tiny: { ai_tasks: ${n},`]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -164,24 +165,10 @@ describe('SIGHUP', () => {
     symlinkSync(join(real, 'credits.yaml'), join(mount, 'credits.yaml'));
     const upstream = await startRecordingUpstream();
     const [port, adminPort] = [await freePort(), await freePort()];
-    const child = spawn(
-      process.execPath,
-      [
-        'dist/cli.js',
-        'serve',
-        '--config',
-        join(mount, 'credits.yaml'),
-        '--upstream',
-        upstream.url,
-        '--port',
-        String(port),
-        '--admin-port',
-        String(adminPort),
-        '--host',
-        '127.0.0.1',
-      ],
-      { env: { ...withoutRedisUrl(), CREDITGATE_CONFIG_POLL_MS: '600000' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, serveArgs({ config: join(mount, 'credits.yaml'), upstream: upstream.url, port, adminPort }), {
+      env: { ...withoutRedisUrl(), CREDITGATE_CONFIG_POLL_MS: '600000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {

@@ -8,6 +8,7 @@ import { freePort } from '../helpers/redis-server.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
 import { TEST_CONFIG, writeConfig } from '../helpers/sidecar-harness.js';
 import { redisUrl } from '../helpers/test-redis.js';
+import { serveArgs } from '../helpers/run-cli.js';
 
 describe('graceful shutdown', () => {
   it('finishes the request in flight, refuses new connections, closes idle keep-alive ones and exits 0', async () => {
@@ -26,22 +27,7 @@ describe('graceful shutdown', () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const child = spawn(
       process.execPath,
-      [
-        'dist/cli.js',
-        'serve',
-        '--config',
-        writeConfig(TEST_CONFIG),
-        '--upstream',
-        upstream.url,
-        '--port',
-        String(port),
-        '--admin-port',
-        String(adminPort),
-        '--host',
-        '127.0.0.1',
-        '--redis',
-        redisUrl(),
-      ],
+      serveArgs({ config: writeConfig(TEST_CONFIG), upstream: upstream.url, port, adminPort, redis: redisUrl() }),
       // A grace period far longer than the test: exiting early proves it did not wait for it.
       { env: { ...process.env, CREDITGATE_SHUTDOWN_GRACE_MS: '600000' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -24,3 +24,22 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
     });
   });
 }
+
+/** The built command's `serve` arguments for a loopback sidecar (spawned by the caller, who keeps the child). */
+export function serveArgs(o: { config: string; upstream: string; port: number; adminPort: number; redis?: string }): string[] {
+  const args = [
+    'dist/cli.js',
+    'serve',
+    '--config',
+    o.config,
+    '--upstream',
+    o.upstream,
+    '--port',
+    String(o.port),
+    '--admin-port',
+    String(o.adminPort),
+    '--host',
+    '127.0.0.1',
+  ];
+  return o.redis === undefined ? args : [...args, '--redis', o.redis];
+}
