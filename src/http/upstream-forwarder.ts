@@ -1,60 +1,17 @@
-// Forwards a request to the upstream and streams the answer back, over
-// keep-alive connections. Hop-by-hop headers (RFC 9110 §7.6.1) stay on their
-// own hop; everything else passes through untouched.
+// Forwards a request to the upstream and streams the answer back, over a pool
+// of keep-alive connections (undici's Pool through its dispatch API: no
+// ClientRequest or IncomingMessage per request, the cost a profile showed).
 
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
-import type { Logger } from '../logger.js';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { type Dispatcher, Pool } from 'undici';
 import type { UpstreamResult } from '../domain/refund-policy.js';
+import type { Logger } from '../logger.js';
+import { forwardable } from './forwarded-headers.js';
 import { problem } from './problem-details.js';
 import { sendProblem } from './send-problem.js';
 import type { EndOfBodySettle } from './settle-at-end.js';
-import { UsageReader } from './usage-reader.js';
 import { ResponseRecorder, type SentResponse } from './stored-response.js';
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-/** The fields a Connection header names, or null when it names none (the usual case: no allocation). */
-function namedByConnection(connection: string | string[] | undefined): Set<string> | null {
-  if (connection === undefined) return null;
-  const list = String(connection);
-  if (list === '' || list === 'keep-alive' || list === 'close') return null;
-  const named = new Set(
-    list
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  return named.size > 0 ? named : null;
-}
-
-/**
- * One pass over a message's headers: hop-by-hop fields (and those its
- * Connection header names) dropped; with `ownToo`, creditgate-* fields as well
- * (a client's are never trusted upstream) and the `drop` list.
- */
-function forwardable(headers: http.IncomingHttpHeaders, ownToo: boolean, drop?: readonly string[]): http.OutgoingHttpHeaders {
-  const named = namedByConnection(headers.connection);
-  const out: http.OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name)) continue;
-    if (named?.has(name)) continue;
-    if (ownToo && (name.startsWith('creditgate-') || (drop !== undefined && drop.length > 0 && drop.includes(name)))) continue;
-    out[name] = value;
-  }
-  return out;
-}
+import { UsageReader } from './usage-reader.js';
 
 export interface ForwardOptions {
   /** The request target to send: the normalised path and the query. */
@@ -78,7 +35,7 @@ export interface ForwardOptions {
    * Runs after the upstream answered or failed and before the client sees a
    * status (refund, settle); returns the response headers to add.
    */
-  readonly beforeRespond?: (result: UpstreamResult, headers: http.IncomingHttpHeaders) => Promise<Record<string, string>>;
+  readonly beforeRespond?: (result: UpstreamResult, headers: IncomingHttpHeaders) => Promise<Record<string, string>>;
   /**
    * Called once after `beforeRespond`: with the response (body up to
    * `recordUpTo` bytes) once the upstream's body is complete — the client's
@@ -96,22 +53,17 @@ export interface ForwardOptions {
 }
 
 export class UpstreamForwarder {
-  private readonly agent: http.Agent;
-  private readonly client: typeof http | typeof https;
+  private readonly pool: Pool;
   private readonly basePath: string;
-  private readonly hostname: string;
-  private readonly port: number | undefined;
 
   constructor(
     readonly upstream: URL,
     private readonly logger: Logger,
   ) {
-    const secure = upstream.protocol === 'https:';
-    this.client = secure ? https : http;
-    this.agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256 });
+    // Pipelining off: one request per connection at a time, as with any proxy
+    // an upstream expects. No body timeout: an event stream may pause for long.
+    this.pool = new Pool(upstream.origin, { connections: 512, pipelining: 1, bodyTimeout: 0 });
     this.basePath = upstream.pathname.replace(/\/$/, '');
-    this.hostname = upstream.hostname;
-    this.port = upstream.port === '' ? undefined : Number(upstream.port);
   }
 
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
@@ -125,173 +77,273 @@ export class UpstreamForwarder {
     if (peer) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${req.headers['x-forwarded-for']}, ${peer}` : peer;
     headers['x-forwarded-proto'] ??= 'encrypted' in req.socket ? 'https' : 'http';
     if (req.headers.host) headers['x-forwarded-host'] ??= req.headers.host;
-    Object.assign(headers, options.upstreamHeaders);
-    if (options.body) headers['content-length'] = String(options.body.length);
-
-    const started = process.hrtime.bigint();
-    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
-    const outgoing = this.client.request({
-      hostname: this.hostname,
-      ...(this.port === undefined ? {} : { port: this.port }),
-      method: req.method,
-      path: this.basePath + options.path,
-      headers,
-      agent: this.agent,
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      outgoing.destroy(new Error(`upstream did not answer within ${options.timeoutMs} ms`));
-    }, options.timeoutMs);
-    timer.unref();
-
-    const settle = async (result: UpstreamResult, upHeaders: http.IncomingHttpHeaders): Promise<Record<string, string>> => {
-      if (!options.beforeRespond) return { ...options.responseHeaders };
-      try {
-        return await options.beforeRespond(result, upHeaders);
-      } catch (err) {
-        // The answer still goes out; what could not be refunded or settled is logged.
-        this.logger.error({ err: { message: (err as Error).message } }, 'refund or settle after the response failed');
-        return { ...options.responseHeaders };
-      }
-    };
-
-    let reported = false;
-    const report = async (response: SentResponse | null): Promise<void> => {
-      if (reported) return;
-      reported = true;
-      await options.afterResponse?.(response).catch((err: unknown) => this.logger.error({ err }, 'after-response step failed'));
-    };
-
-    outgoing.on('response', (up) => {
-      clearTimeout(timer);
-      options.onUpstream?.(up.statusCode, elapsed());
-      const respond = (extra: Record<string, string>): void => {
-        const metering = options.atEnd?.();
-        const reader = metering ? new UsageReader(metering.paths, up.headers['content-type'], metering.maxBytes) : undefined;
-        let settledAtEnd = false;
-        const settleAtEnd = async (complete: boolean, reason?: 'client_abort' | 'connection_error'): Promise<void> => {
-          if (!metering || !reader || settledAtEnd) return;
-          settledAtEnd = true;
-          await metering
-            .settle({ ...reader.end(), complete, ...(reason ? { reason } : {}), trailers: up.trailers })
-            .catch((err: unknown) => this.logger.error({ err }, 'settle at the end of the response failed'));
-        };
-        if (res.destroyed) {
-          up.destroy();
-          void settleAtEnd(false, 'client_abort');
-          void report(null);
-          return;
-        }
-        const status = up.statusCode ?? 502;
-        const out = forwardable(up.headers, false);
-        // Trailers are forwarded (below), so the field announcing them is too.
-        if (up.headers.trailer !== undefined) out.trailer = up.headers.trailer;
-        if (options.requestId !== undefined && out['x-request-id'] === undefined) out['x-request-id'] = options.requestId;
-        Object.assign(out, extra);
-        res.writeHead(status, up.statusMessage, out);
-        let upstreamFailed = false;
-        const upstreamBroke = () => {
-          if (clientGone) return;
-          upstreamFailed = true;
-          res.destroy();
-        };
-        up.on('error', upstreamBroke);
-        // An upstream connection that closes mid-body need not say so with an error.
-        up.once('close', () => {
-          if (!up.complete) upstreamBroke();
-        });
-        const forwardTrailers = () => {
-          if (Object.keys(up.trailers).length > 0) res.addTrailers(up.trailers);
-        };
-        if (!options.afterResponse && !metering) {
-          up.once('end', forwardTrailers);
-          up.pipe(res);
-          return;
-        }
-        // An event stream goes out chunk by chunk. Any other body's last chunk
-        // waits for the after-response steps (the settle, an idempotency
-        // record): a client that has the whole answer sees final numbers and
-        // can replay it at once.
-        const streaming = reader?.stream ?? false;
-        const recorder = options.recordUpTo === undefined ? null : new ResponseRecorder(options.recordUpTo);
-        let held: Buffer | undefined;
-        let ended = false;
-        res.once('close', () => {
-          if (!ended) void settleAtEnd(false, upstreamFailed ? 'connection_error' : 'client_abort');
-          void report(null);
-        });
-        const send = (chunk: Buffer) => {
-          if (!res.write(chunk)) {
-            up.pause();
-            res.once('drain', () => up.resume());
-          }
-        };
-        up.on('data', (chunk: Buffer) => {
-          recorder?.add(chunk);
-          reader?.add(chunk);
-          if (streaming) return send(chunk);
-          if (held) send(held);
-          held = chunk;
-        });
-        up.once('end', () => {
-          ended = true;
-          forwardTrailers();
-          const body = recorder?.body() ?? null;
-          void settleAtEnd(true)
-            .then(() => report(body ? { status, headers: out, body } : null))
-            .then(() => res.end(held));
-        });
-      };
-      // With nothing to settle, the head goes out now (no promise, no extra turn).
-      if (options.beforeRespond) void settle({ status: up.statusCode ?? 502 }, up.headers).then(respond);
-      else respond({ ...options.responseHeaders });
-    });
-    outgoing.on('error', (err) => {
-      clearTimeout(timer);
-      if (res.headersSent) {
-        res.destroy(err);
-        return;
-      }
-      if (clientGone) {
-        // Forwarded whole, the upstream had the request; cut off mid-request, it had nothing to work on.
-        const whole = outgoing.writableFinished;
-        this.logger.info({ upstream: whole ? 'client_abort' : 'not_forwarded' }, 'client went away: upstream request closed');
-        void settle({ error: whole ? 'client_abort' : 'not_forwarded' }, {})
-          .then(() =>
-            whole ? options.atEnd?.()?.settle({ complete: false, reason: 'client_abort', values: new Map(), tooLarge: false, trailers: {} }) : undefined,
-          )
-          .catch((err: unknown) => this.logger.error({ err }, 'settle after the client left failed'))
-          .then(() => report(null));
-        return;
-      }
-      // Not a hang-up: the upstream failed (no status).
-      options.onUpstream?.(undefined, elapsed());
-      const code = (err as NodeJS.ErrnoException).code;
-      this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
-      void settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
-        if (res.destroyed) return void report(null);
-        const p = timedOut
-          ? problem('upstream-timeout', `the upstream service did not answer within ${options.timeoutMs} ms`, { headers: extra })
-          : problem('upstream-unavailable', 'the upstream service did not answer', { headers: extra });
-        if (options.requestId !== undefined) res.setHeader('x-request-id', options.requestId);
-        sendProblem(res, p, options.problemBaseUrl);
-        void report(null);
-      });
-    });
-    // A client that goes away should not leave the upstream working for nobody.
-    let clientGone = false;
-    res.on('close', () => {
-      if (res.writableFinished) return;
-      clientGone = true;
-      outgoing.destroy();
-    });
-
-    if (options.body) outgoing.end(options.body);
-    else req.pipe(outgoing);
+    if (options.upstreamHeaders) Object.assign(headers, options.upstreamHeaders);
+    let body: Buffer | IncomingMessage | null = null;
+    if (options.body) {
+      headers['content-length'] = String(options.body.length);
+      body = options.body;
+    } else if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+      // RFC 9112 §6.3: a request with neither field has no body.
+      body = req;
+    }
+    this.pool.dispatch(
+      {
+        method: req.method ?? 'GET',
+        path: this.basePath + options.path,
+        headers: headers as Record<string, string | string[]>,
+        body,
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: 0,
+      },
+      new UpstreamExchange(req, res, options, this.logger),
+    );
   }
 
   close(): void {
-    this.agent.destroy();
+    void this.pool.destroy().catch(() => {});
+  }
+}
+
+/** Why an exchange was cut off from this side. */
+const CLIENT_LEFT = 'client went away';
+
+/**
+ * One request's trip through the upstream, driven by undici's dispatch
+ * callbacks: the head waits for `beforeRespond` (refund, settle), body chunks
+ * that arrive meanwhile are queued, and the client's backpressure pauses the
+ * upstream connection.
+ */
+class UpstreamExchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private readonly started = performance.now();
+  private requestSent = false;
+  private clientGone = false;
+  /** The upstream's status; 0 until its head arrived. */
+  private status = 0;
+  private upHeaders: IncomingHttpHeaders = {};
+  private statusMessage = '';
+  /** The head went out to the client: chunks pass through from here on. */
+  private headWritten = false;
+  private queued: Buffer[] | null = null;
+  private upstreamEnded = false;
+  private upstreamFailed = false;
+  private trailers: IncomingHttpHeaders = {};
+  private waitingForDrain = false;
+  // Set when the body is read on its way (a settle, a kept response).
+  private tapped = false;
+  private metering: EndOfBodySettle | undefined;
+  private reader: UsageReader | undefined;
+  private recorder: ResponseRecorder | null = null;
+  private streaming = false;
+  private held: Buffer | undefined;
+  private sentHeaders: OutgoingHttpHeaders = {};
+  private settledAtEnd = false;
+  private reported = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly options: ForwardOptions,
+    private readonly logger: Logger,
+  ) {
+    // A client that goes away should not leave the upstream working for nobody.
+    res.on('close', () => this.clientClosed());
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientGone) controller.abort(new Error(CLIENT_LEFT));
+  }
+
+  onRequestSent(): void {
+    this.requestSent = true;
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    this.status = status;
+    this.upHeaders = headers;
+    this.statusMessage = statusMessage ?? '';
+    this.options.onUpstream?.(status, this.elapsed());
+    if (!this.options.beforeRespond) {
+      this.respond(this.options.responseHeaders);
+      return;
+    }
+    // The client sees no status until the refund or settle is decided.
+    controller.pause();
+    void this.settle({ status }, headers).then((extra) => this.respond(extra));
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.headWritten) this.pass(chunk);
+    else if (this.queued) this.queued.push(chunk);
+    else this.queued = [chunk];
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.upstreamEnded = true;
+    this.trailers = trailers;
+    if (this.headWritten) this.finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.status === 0) {
+      this.failedBeforeHead(err);
+      return;
+    }
+    // Mid-body: the upstream connection broke, or this side cut it off.
+    if (this.clientLeft()) return;
+    this.upstreamFailed = true;
+    if (this.headWritten) this.res.destroy();
+  }
+
+  private clientLeft(): boolean {
+    return this.clientGone || this.res.destroyed || this.req.readableAborted;
+  }
+
+  private elapsed(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  private respond(extra: Readonly<Record<string, string>> | undefined): void {
+    const { res, options } = this;
+    this.metering = options.atEnd?.();
+    if (this.metering) this.reader = new UsageReader(this.metering.paths, this.upHeaders['content-type'], this.metering.maxBytes);
+    if (res.destroyed) {
+      this.controller?.abort(new Error(CLIENT_LEFT));
+      void this.settleAtEnd(false, 'client_abort');
+      void this.report(null);
+      return;
+    }
+    const out = forwardable(this.upHeaders, false);
+    // Trailers are forwarded, so the field announcing them is too.
+    if (this.upHeaders.trailer !== undefined) out.trailer = this.upHeaders.trailer;
+    if (options.requestId !== undefined && out['x-request-id'] === undefined) out['x-request-id'] = options.requestId;
+    if (extra) Object.assign(out, extra);
+    res.writeHead(this.status, this.statusMessage, out);
+    this.headWritten = true;
+    this.sentHeaders = out;
+    if (options.afterResponse || this.metering) {
+      // An event stream goes out chunk by chunk. Any other body's last chunk
+      // waits for the after-response steps (the settle, an idempotency
+      // record): a client that has the whole answer sees final numbers and
+      // can replay it at once.
+      this.tapped = true;
+      this.streaming = this.reader?.stream ?? false;
+      if (options.recordUpTo !== undefined) this.recorder = new ResponseRecorder(options.recordUpTo);
+    }
+    if (this.upstreamFailed) {
+      res.destroy();
+      return;
+    }
+    const queued = this.queued;
+    this.queued = null;
+    if (queued) for (const chunk of queued) this.pass(chunk);
+    if (this.upstreamEnded) this.finish();
+    else if (!this.waitingForDrain) this.controller?.resume();
+  }
+
+  private pass(chunk: Buffer): void {
+    if (this.tapped) {
+      this.recorder?.add(chunk);
+      this.reader?.add(chunk);
+      if (!this.streaming) {
+        // Held back one chunk: the last goes out after the after-response steps.
+        const previous = this.held;
+        this.held = chunk;
+        if (previous === undefined) return;
+        chunk = previous;
+      }
+    }
+    this.send(chunk);
+  }
+
+  private send(chunk: Buffer): void {
+    if (this.res.write(chunk) || this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    this.controller?.pause();
+    this.res.once('drain', () => {
+      this.waitingForDrain = false;
+      this.controller?.resume();
+    });
+  }
+
+  private finish(): void {
+    const { res } = this;
+    if (Object.keys(this.trailers).length > 0) res.addTrailers(this.trailers as OutgoingHttpHeaders);
+    if (!this.tapped) {
+      res.end();
+      return;
+    }
+    const body = this.recorder?.body() ?? null;
+    void this.settleAtEnd(true)
+      .then(() => this.report(body ? { status: this.status, headers: this.sentHeaders, body } : null))
+      .then(() => res.end(this.held));
+  }
+
+  private clientClosed(): void {
+    if (!this.res.writableFinished) {
+      this.clientGone = true;
+      if (this.controller && !this.controller.aborted) this.controller.abort(new Error(CLIENT_LEFT));
+    }
+    if (!this.tapped) return;
+    if (!this.upstreamEnded) void this.settleAtEnd(false, this.upstreamFailed ? 'connection_error' : 'client_abort');
+    void this.report(null);
+  }
+
+  /** No status from the upstream: it failed, timed out, or the client left first. */
+  private failedBeforeHead(err: Error): void {
+    const { res, options } = this;
+    if (this.clientLeft()) {
+      // Forwarded whole, the upstream had the request; cut off mid-request, it had nothing to work on.
+      const whole = this.requestSent;
+      this.logger.info({ upstream: whole ? 'client_abort' : 'not_forwarded' }, 'client went away: upstream request closed');
+      void this.settle({ error: whole ? 'client_abort' : 'not_forwarded' }, {})
+        .then(() =>
+          whole ? options.atEnd?.()?.settle({ complete: false, reason: 'client_abort', values: new Map(), tooLarge: false, trailers: {} }) : undefined,
+        )
+        .catch((e: unknown) => this.logger.error({ err: e }, 'settle after the client left failed'))
+        .then(() => this.report(null));
+      return;
+    }
+    options.onUpstream?.(undefined, this.elapsed());
+    const code = (err as NodeJS.ErrnoException).code;
+    const timedOut = code === 'UND_ERR_HEADERS_TIMEOUT';
+    this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
+    void this.settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
+      if (res.destroyed) return void this.report(null);
+      const p = timedOut
+        ? problem('upstream-timeout', `the upstream service did not answer within ${options.timeoutMs} ms`, { headers: extra })
+        : problem('upstream-unavailable', 'the upstream service did not answer', { headers: extra });
+      if (options.requestId !== undefined) res.setHeader('x-request-id', options.requestId);
+      sendProblem(res, p, options.problemBaseUrl);
+      void this.report(null);
+    });
+  }
+
+  private async settle(result: UpstreamResult, headers: IncomingHttpHeaders): Promise<Readonly<Record<string, string>> | undefined> {
+    const { options } = this;
+    if (!options.beforeRespond) return options.responseHeaders;
+    try {
+      return await options.beforeRespond(result, headers);
+    } catch (err) {
+      // The answer still goes out; what could not be refunded or settled is logged.
+      this.logger.error({ err: { message: (err as Error).message } }, 'refund or settle after the response failed');
+      return options.responseHeaders;
+    }
+  }
+
+  private async settleAtEnd(complete: boolean, reason?: 'client_abort' | 'connection_error'): Promise<void> {
+    const { metering, reader } = this;
+    if (!metering || !reader || this.settledAtEnd) return;
+    this.settledAtEnd = true;
+    await metering
+      .settle({ ...reader.end(), complete, ...(reason ? { reason } : {}), trailers: this.trailers })
+      .catch((err: unknown) => this.logger.error({ err }, 'settle at the end of the response failed'));
+  }
+
+  private async report(response: SentResponse | null): Promise<void> {
+    if (this.reported) return;
+    this.reported = true;
+    await this.options.afterResponse?.(response).catch((err: unknown) => this.logger.error({ err }, 'after-response step failed'));
   }
 }

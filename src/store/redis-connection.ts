@@ -58,7 +58,7 @@ export function createRedisClient(url: string, options: RedisOptions): Redis | C
     const parts = parseMultiHost(url);
     const auth = { ...(parts.user ? { username: parts.user } : {}), ...(parts.password ? { password: parts.password } : {}) };
     return new Cluster(hosts(parts.hosts), {
-      enableAutoPipelining: options.enableAutoPipelining ?? true,
+      enableAutoPipelining: options.enableAutoPipelining ?? false,
       // Every key of a decision lives in one slot, on its primary.
       scaleReads: 'master',
       redisOptions: { ...options, ...auth, ...(url.startsWith('rediss') ? { tls: {} } : {}) },
@@ -106,9 +106,12 @@ export function lastConnectionError(clients: readonly (Redis | Cluster)[]): stri
 /** A client the store opens (and owns) for `url`. */
 export function openStoreClient(url: string, timeoutMs: number, redisOptions?: RedisOptions): Redis | Cluster {
   const c = createRedisClient(url, {
-    // One decision is one script call; batching the calls of one event-loop
-    // tick into one write is what keeps Redis busy rather than the network.
-    enableAutoPipelining: true,
+    // One decision is one script call, written as it is made. Under load the
+    // socket already coalesces what queues behind a pending write; ioredis's
+    // auto-pipelining added a Pipeline object per flush, and a proxy's flushes
+    // hold one call each (the request callbacks of one poll phase each drain
+    // the tick queue): 11 µs of CPU per charged request, by profile.
+    enableAutoPipelining: false,
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
     // No offline queue: a charge that timed out while Redis was away must

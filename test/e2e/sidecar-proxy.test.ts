@@ -67,6 +67,32 @@ describe('sidecar proxying (memory store)', () => {
     }
   });
 
+  it('a body sent after Expect: 100-continue, and a chunked body of unknown length, reach the upstream whole', async () => {
+    const body = randomBytes(256 * 1024);
+    const send = (headers: http.OutgoingHttpHeaders, chunked: boolean) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(`${h.proxy}/v1/files/upload`, { method: 'POST', headers });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        if (headers.expect) req.on('continue', () => req.end(body));
+        else if (chunked) {
+          req.write(body.subarray(0, 1000));
+          setTimeout(() => req.end(body.subarray(1000)), 20);
+        }
+      });
+    expect(await send({ expect: '100-continue', 'content-length': body.length, 'content-type': 'application/octet-stream' }, false)).toBe(200);
+    let seen = h.upstream.requests.at(-1)!;
+    expect(seen.headers.expect).toBeUndefined();
+    expect(sha(seen.body)).toBe(sha(body));
+    expect(await send({ 'content-type': 'application/octet-stream' }, true)).toBe(200);
+    seen = h.upstream.requests.at(-1)!;
+    expect(seen.headers['transfer-encoding']).toBe('chunked');
+    expect(sha(seen.body)).toBe(sha(body));
+  });
+
   it('drops hop-by-hop headers in both directions', async () => {
     await new Promise<void>((resolve, reject) => {
       const req = http.request(`${h.proxy}/v1/plain`, {
