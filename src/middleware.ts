@@ -221,9 +221,9 @@ export async function creditGate(options: CreditGateOptions): Promise<CreditGate
         }
         if (res.destroyed) {
           // The client left while creditgate decided: the handler does not run, nothing is owed.
-          void gate
-            .finish(outcome, { error: 'not_forwarded' })
-            .catch((err: unknown) => logger.error({ err, requestId }, 'refund after the client left failed'));
+          void Promise.resolve(gate.finish(outcome, { error: 'not_forwarded' })).catch((err: unknown) =>
+            logger.error({ err, requestId }, 'refund after the client left failed'),
+          );
           return;
         }
         res.set(outcome.headers);

@@ -5,9 +5,10 @@
 // with the response a replay will get.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import { refundReason, releaseConfirmed, type UpstreamResult } from '../domain/refund-policy.js';
+import { type RefundReason, refundReason, releaseConfirmed, type UpstreamResult } from '../domain/refund-policy.js';
 import { settledAmount } from '../domain/settle-rule.js';
 import type { CreditEngine } from '../engine/credit-engine.js';
+import type { ChargeReceipt } from '../engine/types.js';
 import type { Logger } from '../logger.js';
 import type { AllowOutcome, FinishResult } from './gate-types.js';
 import { endOfBodySettle } from './settle-at-end.js';
@@ -24,24 +25,32 @@ export class AfterUpstream {
   /**
    * Refund, settle, release. Returns the RateLimit headers as they stand
    * afterwards. Awaited before the client sees a status, so a usage read
-   * right after the response sees the final numbers.
+   * right after the response sees the final numbers. When none of them needs
+   * the store (the usual 2xx), the result comes back at once, not as a promise.
    */
-  async finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): Promise<FinishResult> {
-    try {
-      return await this.decide(allow, result, responseHeaders);
-    } catch (err) {
-      // Nothing will complete the request's idempotency key now: let its lease lapse.
-      if (allow.receipt) this.engine.abandon(allow.receipt);
-      throw err;
-    }
-  }
-
-  private async decide(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders): Promise<FinishResult> {
+  finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): FinishResult | Promise<FinishResult> {
     const { receipt, route } = allow;
     if (!receipt) return { headers: { ...allow.headers }, kept: false };
+    const reason = refundReason(result, route.refundOn, route.chargeWhen);
+    const inStore = reason !== null || receipt.lines.some((l) => l.op === 'release' || l.settle?.responseHeader !== undefined);
+    if (!inStore) return { headers: { ...allow.headers }, kept: true, atEnd: endOfBodySettle(this.engine, this.logger, allow) };
+    return this.finishInStore(allow, receipt, result, reason, responseHeaders).catch((err: unknown) => {
+      // Nothing will complete the request's idempotency key now: let its lease lapse.
+      this.engine.abandon(receipt);
+      throw err;
+    });
+  }
+
+  private async finishInStore(
+    allow: AllowOutcome,
+    receipt: ChargeReceipt,
+    result: UpstreamResult,
+    reason: RefundReason | null,
+    responseHeaders: IncomingHttpHeaders,
+  ): Promise<FinishResult> {
+    const { route } = allow;
     // Only a request that released capacity has a release to confirm (no promise otherwise).
     if (receipt.lines.some((l) => l.op === 'release')) await this.confirmRelease(allow, result);
-    const reason = refundReason(result, route.refundOn, route.chargeWhen);
     if (reason) {
       await this.engine.refund(receipt, reason);
       this.logger.info(

@@ -102,7 +102,7 @@ export class RequestGate {
   }
 
   /** After the upstream answered (or failed): release, refund or settle. See AfterUpstream. */
-  finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): Promise<FinishResult> {
+  finish(allow: AllowOutcome, result: UpstreamResult, responseHeaders: IncomingHttpHeaders = {}): FinishResult | Promise<FinishResult> {
     return this.after.finish(allow, result, responseHeaders);
   }
 

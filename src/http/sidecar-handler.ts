@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import { statusClass, UNMATCHED_ROUTE, type Metrics } from '../observability/metrics.js';
 import { readJsonBody, readRawBody } from './json-body.js';
 import { problem } from './problem-details.js';
+import type { FinishResult } from './gate-types.js';
 import type { RequestGate } from './request-gate.js';
 import { requestIdOf } from './request-id.js';
 import { sendProblem } from './send-problem.js';
@@ -82,11 +83,14 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
             requestId,
             responseHeaders: outcome.headers,
             upstreamHeaders: outcome.upstreamHeaders,
-            beforeRespond: async (result, headers) => {
-              const finished = await gate.finish(outcome, result, headers);
-              kept = finished.kept;
-              atEnd = finished.atEnd;
-              return finished.headers;
+            beforeRespond: (result, headers) => {
+              const take = (finished: FinishResult) => {
+                kept = finished.kept;
+                atEnd = finished.atEnd;
+                return finished.headers;
+              };
+              const finished = gate.finish(outcome, result, headers);
+              return finished instanceof Promise ? finished.then(take) : take(finished);
             },
             atEnd: () => atEnd,
             ...(idempotent

@@ -33,9 +33,10 @@ export interface ForwardOptions {
   readonly onUpstream?: (status: number | undefined, seconds: number) => void;
   /**
    * Runs after the upstream answered or failed and before the client sees a
-   * status (refund, settle); returns the response headers to add.
+   * status (refund, settle); returns the response headers to add, at once
+   * when nothing needed the store.
    */
-  readonly beforeRespond?: (result: UpstreamResult, headers: IncomingHttpHeaders) => Promise<Record<string, string>>;
+  readonly beforeRespond?: (result: UpstreamResult, headers: IncomingHttpHeaders) => Record<string, string> | Promise<Record<string, string>>;
   /**
    * Called once after `beforeRespond`: with the response (body up to
    * `recordUpTo` bytes) once the upstream's body is complete — the client's
@@ -69,7 +70,11 @@ export class UpstreamForwarder {
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
     if (res.destroyed) {
       // The client left while the gate decided: nothing is sent, nothing is owed.
-      void options.beforeRespond?.({ error: 'not_forwarded' }, {}).catch((err: unknown) => this.logger.error({ err }, 'refund after the client left failed'));
+      if (options.beforeRespond) {
+        void Promise.resolve()
+          .then(() => options.beforeRespond?.({ error: 'not_forwarded' }, {}))
+          .catch((err: unknown) => this.logger.error({ err }, 'refund after the client left failed'));
+      }
       return;
     }
     const headers = forwardable(req.headers, true, options.dropHeaders);
@@ -103,6 +108,9 @@ export class UpstreamForwarder {
     void this.pool.destroy().catch(() => {});
   }
 }
+
+/** Response headers creditgate adds (RateLimit…). */
+type Extra = Readonly<Record<string, string>> | undefined;
 
 /** Why an exchange was cut off from this side. */
 const CLIENT_LEFT = 'client went away';
@@ -164,13 +172,14 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.upHeaders = headers;
     this.statusMessage = statusMessage ?? '';
     this.options.onUpstream?.(status, this.elapsed());
-    if (!this.options.beforeRespond) {
-      this.respond(this.options.responseHeaders);
+    const extra = this.beforeRespond({ status }, headers);
+    if (!(extra instanceof Promise)) {
+      this.respond(extra);
       return;
     }
     // The client sees no status until the refund or settle is decided.
     controller.pause();
-    void this.settle({ status }, headers).then((extra) => this.respond(extra));
+    void extra.then((e) => this.respond(e));
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -204,7 +213,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     return (performance.now() - this.started) / 1000;
   }
 
-  private respond(extra: Readonly<Record<string, string>> | undefined): void {
+  private respond(extra: Extra): void {
     const { res, options } = this;
     this.metering = options.atEnd?.();
     if (this.metering) this.reader = new UsageReader(this.metering.paths, this.upHeaders['content-type'], this.metering.maxBytes);
@@ -320,16 +329,25 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     });
   }
 
-  private async settle(result: UpstreamResult, headers: IncomingHttpHeaders): Promise<Readonly<Record<string, string>> | undefined> {
+  private beforeRespond(result: UpstreamResult, headers: IncomingHttpHeaders): Extra | Promise<Extra> {
     const { options } = this;
     if (!options.beforeRespond) return options.responseHeaders;
     try {
-      return await options.beforeRespond(result, headers);
+      const extra = options.beforeRespond(result, headers);
+      return extra instanceof Promise ? extra.catch((err: unknown) => this.beforeRespondFailed(err)) : extra;
     } catch (err) {
-      // The answer still goes out; what could not be refunded or settled is logged.
-      this.logger.error({ err: { message: (err as Error).message } }, 'refund or settle after the response failed');
-      return options.responseHeaders;
+      return this.beforeRespondFailed(err);
     }
+  }
+
+  private beforeRespondFailed(err: unknown): Extra {
+    // The answer still goes out; what could not be refunded or settled is logged.
+    this.logger.error({ err: { message: (err as Error).message } }, 'refund or settle after the response failed');
+    return this.options.responseHeaders;
+  }
+
+  private settle(result: UpstreamResult, headers: IncomingHttpHeaders): Promise<Extra> {
+    return Promise.resolve(this.beforeRespond(result, headers));
   }
 
   private async settleAtEnd(complete: boolean, reason?: 'client_abort' | 'connection_error'): Promise<void> {
