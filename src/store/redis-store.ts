@@ -24,6 +24,7 @@ import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './
 import { subscribeToInvalidations } from './redis-invalidations.js';
 import { chargeOutcome, grantResult, idempotencyRecord, poolUsages } from './redis-replies.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
+import { batchWritesThisTurn } from './turn-batching.js';
 
 type RedisClient = Redis | Cluster;
 
@@ -42,9 +43,10 @@ export interface RedisStoreOptions {
   /** Per-command timeout for a client the store creates. */
   readonly timeoutMs?: number;
   /**
-   * Connections the store opens for charges (with `url`; default 2). With
-   * one, Node and Redis take turns on each pipelined batch; with two, one
-   * connection's batch runs in Redis while Node handles the other's replies.
+   * Connections the store opens for charges (with `url`; default 1). The
+   * charges of one event-loop turn leave in one write (turn-batching.ts);
+   * more connections spread them over several writes, which costs more CPU
+   * in Node and in Redis than it gains (measured: docs/performance.md).
    */
   readonly connections?: number;
   readonly redisOptions?: RedisOptions;
@@ -70,7 +72,7 @@ export class RedisStore implements CreditStore {
       const url = options.url;
       const open = () => openStoreClient(url, options.timeoutMs ?? 50, options.redisOptions);
       this.client = open();
-      this.extraClients = Array.from({ length: Math.max(1, options.connections ?? 2) - 1 }, open);
+      this.extraClients = Array.from({ length: Math.max(1, options.connections ?? 1) - 1 }, open);
       this.ownsClient = true;
       this.target = redisTarget(url);
     } else {
@@ -111,6 +113,7 @@ export class RedisStore implements CreditStore {
       );
     }
     const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
+    batchWritesThisTurn(conn);
     const reply = await this.call('charge', () => conn.creditgateCharge(keys.length, ...keys, ...args));
     return chargeOutcome(reply, pools);
   }

@@ -7,15 +7,13 @@
 
 import type { Socket } from 'node:net';
 
-type WithStream = { readonly stream?: unknown };
-
 function uncork(stream: Socket): void {
   stream.uncork();
 }
 
 /** Holds `client`'s writes until the end of this event-loop turn (a no-op for a Cluster or a closed connection). */
-export function batchWritesThisTurn(client: WithStream): void {
-  const stream = client.stream as Socket | undefined;
+export function batchWritesThisTurn(client: object): void {
+  const stream = (client as { stream?: Socket }).stream;
   if (stream === undefined || stream.writableCorked > 0 || !stream.writable) return;
   stream.cork();
   setImmediate(uncork, stream);
