@@ -203,7 +203,7 @@ async function engineRate(store, inFlight, seconds, accounts) {
 async function main() {
   const started = Date.now();
   const redis = await startRedis();
-  const [upPort, cgPort, cgAdmin, memPort, memAdmin, erlPort, rlfPort, exPort, minPort] = await Promise.all(Array.from({ length: 9 }, freePort));
+  const [upPort, cgPort, cgAdmin, memPort, memAdmin, erlPort, rlfPort, exPort, minPort, undiciPort] = await Promise.all(Array.from({ length: 10 }, freePort));
   const dir = mkdtempSync(join(tmpdir(), 'cg-bench-'));
   const configPath = join(dir, 'credits.yaml');
   writeFileSync(configPath, CONFIG);
@@ -236,8 +236,9 @@ async function main() {
   startChild(['bench/servers.mjs', 'peer-rlf', String(rlfPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'express-bare', String(exPort), String(upPort)]);
   startChild(['bench/servers.mjs', 'minimal', String(minPort), String(upPort)]);
+  startChild(['bench/servers.mjs', 'minimal-undici', String(undiciPort), String(upPort)]);
   await Promise.all(
-    [upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort, minPort].map((p) =>
+    [upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort, minPort, undiciPort].map((p) =>
       waitFor(`http://127.0.0.1:${p}/${p === cgAdmin || p === memAdmin ? 'healthz' : ''}`),
     ),
   );
@@ -256,6 +257,9 @@ async function main() {
   const rows = [];
   rows.push(await measureRow('upstream direct', `http://127.0.0.1:${upPort}`, { requests: requestsFor(ACCOUNTS, 'u-') }));
   rows.push(await measureRow('minimal Node proxy', `http://127.0.0.1:${minPort}`, { requests: requestsFor(ACCOUNTS, 'n-') }));
+  rows.push(
+    await measureRow('minimal undici proxy (the upstream client creditgate uses)', `http://127.0.0.1:${undiciPort}`, { requests: requestsFor(ACCOUNTS, 'd-') }),
+  );
   rows.push(await measureRow('bare proxy', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'b-').map((r) => ({ ...r, path: '/v1/plain' })) }));
   rows.push(await measureRow('creditgate (Redis)', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'r-') }));
   rows.push({
@@ -280,6 +284,7 @@ async function main() {
   const single = {
     upstreamDirect: await unloadedLatency(upPort, '/v1/ai/custom', acct('lu-')),
     minimalProxy: await unloadedLatency(minPort, '/v1/ai/custom', acct('ln-')),
+    minimalUndiciProxy: await unloadedLatency(undiciPort, '/v1/ai/custom', acct('ld-')),
     bareProxy: await unloadedLatency(cgPort, '/v1/plain', acct('lb-')),
     creditgateRedis: await unloadedLatency(cgPort, '/v1/ai/custom', acct('lr-')),
     creditgateMemory: await unloadedLatency(memPort, '/v1/ai/custom', acct('lm-')),
@@ -356,11 +361,30 @@ async function main() {
   for (const accounts of [1, 10_000, 1_000_000]) scaling.push({ accounts, chargesPerSecond: await engineRate(store, 256, 3, accounts) });
   await store.close();
 
+  // The targets of issue #17, from this run: each creditgate row against the minimal proxy.
+  const row = (name) => rows.find((r) => r.row === name);
+  const charged = row('creditgate (Redis)');
+  const refusals = row('creditgate (Redis, refusals; empty pools known to the replica)');
+  const targets = [
+    { target: 'no route matched vs the minimal proxy', wanted: '>= 0.90 x', measured: bare.vsMinimalProxy, met: bare.vsMinimalProxy >= 0.9 },
+    { target: 'charged on Redis vs the minimal proxy', wanted: '>= 0.70 x', measured: charged.vsMinimalProxy, met: charged.vsMinimalProxy >= 0.7 },
+    {
+      target: 'refusals from the local cache vs the charged path',
+      wanted: '>= 1.5 x',
+      measured: Number((refusals.rps / charged.rps).toFixed(2)),
+      met: refusals.rps / charged.rps >= 1.5,
+    },
+    { target: 'unloaded, added over the minimal proxy, p50', wanted: '<= 0.3 ms', measured: addedOverMinimal.p50, met: addedOverMinimal.p50 <= 0.3 },
+    { target: 'unloaded, added over the minimal proxy, p99', wanted: '<= 1 ms', measured: addedOverMinimal.p99, met: addedOverMinimal.p99 <= 1 },
+    { target: 'SSE chunk, added over direct, p99', wanted: '<= 1 ms', measured: sse.addedOverDirectP99, met: sse.addedOverDirectP99 <= 1 },
+  ];
+
   const results = {
     when: new Date().toISOString(),
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
     settings: { runs: RUNS, secondsPerRun: DURATION, connections: CONNECTIONS },
     http: rows,
+    targets,
     unloadedLatencyMs: { samples: 5000, ...single, addedOverBareProxy: added, addedOverMinimalProxy: addedOverMinimal },
     sseChunkLagMs: sse,
     memoryStoreMillionAccounts: rss,
@@ -402,6 +426,8 @@ async function main() {
   );
   console.log(`\nRedis bytes per active account-pool: ${bytesPerPool}`);
   console.log('Charges/s at 256 in flight by distinct accounts:', scaling.map((s) => `${s.accounts}: ${s.chargesPerSecond}`).join(', '));
+  console.log('\nTargets (issue #17):');
+  for (const t of targets) console.log(`  ${pad(t.target, 52)}${padl(t.wanted, 10)}${padl(t.measured, 8)}  ${t.met ? 'met' : 'NOT met'}`);
   console.log(`\n${results.elapsedSeconds}s; results in .bench/results.json`);
 }
 

@@ -6,6 +6,9 @@
 //   express-bare — the same Express app forwarding with no limiter (the peers' baseline)
 //   minimal    — the minimal Node proxy: node:http server, keep-alive http.Agent,
 //                hop-by-hop headers dropped, nothing else (the yardstick)
+//   minimal-undici — the same with undici's Pool (dispatch API) as the
+//                upstream client, the client creditgate uses: what is left
+//                of the gap once the client is the same
 // Usage: node bench/servers.mjs <kind> <port> [upstream-port] [redis-url]
 
 import http from 'node:http';
@@ -89,6 +92,43 @@ async function main() {
           res.end();
         });
         req.pipe(out);
+      })
+      .listen(port, '127.0.0.1', () => process.send?.('ready'));
+    return;
+  }
+  if (kind === 'minimal-undici') {
+    const { Pool } = await import('undici');
+    const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections: 512, pipelining: 1 });
+    const strip = (h) => {
+      const out = {};
+      for (const k in h) if (!HOP_BY_HOP.has(k)) out[k] = h[k];
+      return out;
+    };
+    http
+      .createServer((req, res) => {
+        const body = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined ? req : null;
+        pool.dispatch(
+          { method: req.method, path: req.url, headers: strip(req.headers), body },
+          {
+            onRequestStart() {},
+            onResponseStart(_c, status, headers) {
+              res.writeHead(status, strip(headers));
+            },
+            onResponseData(c, chunk) {
+              if (!res.write(chunk)) {
+                c.pause();
+                res.once('drain', () => c.resume());
+              }
+            },
+            onResponseEnd() {
+              res.end();
+            },
+            onResponseError() {
+              if (!res.headersSent) res.writeHead(502);
+              res.end();
+            },
+          },
+        );
       })
       .listen(port, '127.0.0.1', () => process.send?.('ready'));
     return;

@@ -96,10 +96,21 @@ export function truncateAnchorIso(iso: string): string {
   return iso.replace(/^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.\d+(?=Z|z|[+-])/, '$1');
 }
 
+// Every request resolves its account's anchor and the cycle it falls in; both
+// are pure, so the last answers are kept (bounded) rather than recomputed.
+const MAX_PARSED_ANCHORS = 10_000;
+const parsedAnchors = new Map<string, BillingAnchor>();
+const lastCycle = new WeakMap<BillingAnchor, BillingCycle>();
+
 /** A billing anchor, truncated to the whole second (see the top of this file). */
 export function parseAnchor(iso: string): BillingAnchor {
+  const known = parsedAnchors.get(iso);
+  if (known !== undefined) return known;
   const parsed = parseIso(iso);
-  return { ...parsed, iso: truncateAnchorIso(iso), msOfDay: parsed.msOfDay - (parsed.msOfDay % 1000) };
+  const anchor = { ...parsed, iso: truncateAnchorIso(iso), msOfDay: parsed.msOfDay - (parsed.msOfDay % 1000) };
+  if (parsedAnchors.size >= MAX_PARSED_ANCHORS) parsedAnchors.clear();
+  parsedAnchors.set(iso, anchor);
+  return anchor;
 }
 
 /** Epoch ms at which cycle k of this anchor starts. Strictly increasing in k. */
@@ -113,6 +124,8 @@ export function cycleStartAt(anchor: BillingAnchor, k: number): number {
 
 /** The cycle that contains the instant `at` (epoch ms). */
 export function cycleContaining(anchor: BillingAnchor, at: number): BillingCycle {
+  const last = lastCycle.get(anchor);
+  if (last !== undefined && at >= last.start && at < last.end) return last;
   // Estimate k from the month difference in the anchor's offset, then step:
   // the estimate is off by at most one because clamping moves a start only
   // within its own month.
@@ -120,7 +133,9 @@ export function cycleContaining(anchor: BillingAnchor, at: number): BillingCycle
   let k = (local.getUTCFullYear() - anchor.year) * 12 + (local.getUTCMonth() - anchor.month);
   while (cycleStartAt(anchor, k) > at) k -= 1;
   while (cycleStartAt(anchor, k + 1) <= at) k += 1;
-  return { index: k, start: cycleStartAt(anchor, k), end: cycleStartAt(anchor, k + 1) };
+  const cycle = { index: k, start: cycleStartAt(anchor, k), end: cycleStartAt(anchor, k + 1) };
+  lastCycle.set(anchor, cycle);
+  return cycle;
 }
 
 /** Epoch ms of an ISO 8601 instant with offset (the same strict syntax as anchors), to the millisecond. */

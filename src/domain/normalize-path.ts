@@ -34,7 +34,18 @@ function decodeSegment(segment: string): string | { reason: string } {
   return out;
 }
 
+// A path with nothing to normalise: segments of unreserved and sub-delim
+// characters only (no %, no ;), none empty, none "." or "..". Most requests
+// look like this, and it is returned as it is, with no split or decode.
+const ALREADY_NORMAL = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9\-._~!$&'()*+,=:@]+)+\/?$/;
+
 export function normalizePath(raw: string): NormalizedPath {
+  if (raw === '/' || ALREADY_NORMAL.test(raw)) return { ok: true, path: raw };
+  return normalizePathFully(raw);
+}
+
+/** The whole algorithm, whatever the path (normalizePath skips it for paths that are already normal). */
+export function normalizePathFully(raw: string): NormalizedPath {
   let path = raw;
   if (/^https?:\/\//i.test(path)) {
     // Absolute-form request target: the path is what counts.

@@ -10,11 +10,20 @@ import type { PoolStatus } from './types.js';
 interface Entry<T> {
   value: T;
   expiresAt: number;
+  /** When the entry last moved to the end of the Map (a count of moves). */
+  moved: number;
 }
 
-/** A Map in recency order: get() moves an entry to the end; the oldest go first. */
+/**
+ * A Map in recency order: the oldest go first. get() moves an entry to the
+ * end only when it has drifted out of the newest quarter (more than
+ * maxEntries/4 moves ago): a hit on a recent entry is a Map lookup and no
+ * more, and an entry used within the last quarter of moves is never the one
+ * evicted (exact LRU below 4 entries).
+ */
 export class LruCache<K, V> {
   private readonly map = new Map<K, Entry<V>>();
+  private moves = 0;
 
   constructor(
     private readonly maxEntries: number,
@@ -28,15 +37,18 @@ export class LruCache<K, V> {
       this.map.delete(key);
       return undefined;
     }
-    this.map.delete(key);
-    this.map.set(key, e);
+    if (this.moves - e.moved > this.maxEntries >> 2) {
+      this.map.delete(key);
+      this.map.set(key, e);
+      e.moved = ++this.moves;
+    }
     return e.value;
   }
 
   set(key: K, value: V, expiresAt: number): void {
     if (this.maxEntries <= 0) return;
     this.map.delete(key);
-    this.map.set(key, { value, expiresAt });
+    this.map.set(key, { value, expiresAt, moved: ++this.moves });
     while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as K);
   }
 

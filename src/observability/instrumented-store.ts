@@ -7,20 +7,33 @@ import type { Metrics, STORE_OPERATIONS } from './metrics.js';
 type Operation = (typeof STORE_OPERATIONS)[number];
 
 export function instrumentStore(store: CreditStore, metrics: Metrics): CreditStore {
+  const failed = (operation: Operation, err: unknown): void => {
+    // A full store answered: a refusal, not a failure.
+    if (err instanceof StoreFullError) metrics.storeFull.inc();
+    else metrics.storeErrors.inc({ operation });
+  };
+  // One .then per call (no async frame, no BigInt clock): this wraps every charge.
   const timed =
     <A extends unknown[], R>(operation: Operation, fn: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      const started = process.hrtime.bigint();
+    (...args: A): Promise<R> => {
+      const started = performance.now();
+      let pending: Promise<R>;
       try {
-        return await fn(...args);
+        pending = fn(...args);
       } catch (err) {
-        // A full store answered: a refusal, not a failure.
-        if (err instanceof StoreFullError) metrics.storeFull.inc();
-        else metrics.storeErrors.inc({ operation });
-        throw err;
-      } finally {
-        metrics.observeStore(operation, Number(process.hrtime.bigint() - started) / 1e9);
+        pending = Promise.reject(err);
       }
+      return pending.then(
+        (value) => {
+          metrics.observeStore(operation, (performance.now() - started) / 1000);
+          return value;
+        },
+        (err: unknown) => {
+          failed(operation, err);
+          metrics.observeStore(operation, (performance.now() - started) / 1000);
+          throw err;
+        },
+      );
     };
   return {
     charge: timed('charge', store.charge.bind(store)),

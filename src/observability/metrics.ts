@@ -22,6 +22,7 @@ import {
   NO_CREDIT_TYPE,
   type Outcome,
 } from './metric-names.js';
+import { LabelledChildren } from './labelled-children.js';
 
 // Callers import names and label sets from here, with the metrics.
 export * from './metric-names.js';
@@ -56,16 +57,12 @@ export class Metrics {
   readonly storeFull: Counter;
   readonly billingEvents: Counter<'source' | 'outcome'>;
   private creditTypes: readonly string[] = [];
-  /**
-   * Labelled children, cached per label set: an observation on the request
-   * path neither builds a label object nor hashes one. Label values are
-   * bounded (routes, credit types, plans, fixed sets), so are these maps.
-   */
-  private readonly requestChildren = new Map<string, { inc(value?: number): void }>();
-  private readonly upstreamChildren = new Map<string, { observe(value: number): void }>();
-  private readonly decisionChildren = new Map<string, { inc(value?: number): void }>();
-  private readonly chargedChildren = new Map<string, { inc(value?: number): void }>();
-  private readonly storeChildren = new Map<string, { observe(value: number): void }>();
+  // Children per label set (labelled-children.ts): nothing built per observation.
+  private readonly requestChildren = new LabelledChildren((route, status) => this.httpRequests.labels(route!, status!));
+  private readonly upstreamChildren = new LabelledChildren((route, status) => this.upstreamDuration.labels(route!, status!));
+  private readonly decisionChildren = new LabelledChildren((route, type, outcome) => this.decisions.labels(route!, type!, outcome!));
+  private readonly chargedChildren = new LabelledChildren((type, plan) => this.creditsCharged.labels(type!, plan!));
+  private readonly storeChildren = new LabelledChildren((operation) => this.storeDuration.labels(operation!));
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -247,55 +244,26 @@ export class Metrics {
   }
 
   decision(route: string, creditType: string, outcome: Outcome): void {
-    const key = `${route}\n${creditType}\n${outcome}`;
-    let child = this.decisionChildren.get(key);
-    if (!child) {
-      child = this.decisions.labels(route, creditType, outcome);
-      this.decisionChildren.set(key, child);
-    }
-    child.inc();
+    this.decisionChildren.three(route, creditType, outcome).inc();
   }
 
   /** creditgate_http_requests_total{route, status_class} + 1. */
   countRequest(route: string, status: (typeof STATUS_CLASSES)[number]): void {
-    const key = `${route}\n${status}`;
-    let child = this.requestChildren.get(key);
-    if (!child) {
-      child = this.httpRequests.labels(route, status);
-      this.requestChildren.set(key, child);
-    }
-    child.inc();
+    this.requestChildren.two(route, status).inc();
   }
 
   /** creditgate_upstream_duration_seconds{route, status_class}. */
   observeUpstream(route: string, status: (typeof STATUS_CLASSES)[number], seconds: number): void {
-    const key = `${route}\n${status}`;
-    let child = this.upstreamChildren.get(key);
-    if (!child) {
-      child = this.upstreamDuration.labels(route, status);
-      this.upstreamChildren.set(key, child);
-    }
-    child.observe(seconds);
+    this.upstreamChildren.two(route, status).observe(seconds);
   }
 
   /** creditgate_credits_charged_total{credit_type, plan} + amount. */
   countCharged(creditType: string, plan: string, amount: number): void {
-    const key = `${creditType}\n${plan}`;
-    let child = this.chargedChildren.get(key);
-    if (!child) {
-      child = this.creditsCharged.labels(creditType, plan);
-      this.chargedChildren.set(key, child);
-    }
-    child.inc(amount);
+    this.chargedChildren.two(creditType, plan).inc(amount);
   }
 
   /** creditgate_store_duration_seconds{operation}. */
   observeStore(operation: string, seconds: number): void {
-    let child = this.storeChildren.get(operation);
-    if (!child) {
-      child = this.storeDuration.labels(operation);
-      this.storeChildren.set(operation, child);
-    }
-    child.observe(seconds);
+    this.storeChildren.one(operation).observe(seconds);
   }
 }

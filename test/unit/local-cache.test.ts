@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { PoolStatus } from '../../src/engine/credit-engine.js';
-import { AccountStateCache } from '../../src/engine/local-cache.js';
+import { AccountStateCache, LruCache } from '../../src/engine/local-cache.js';
 
 const empty: PoolStatus = {
   creditType: 'ai_tasks',
@@ -76,5 +76,34 @@ describe('AccountStateCache', () => {
     c2.rememberNoGrant('a', 't', c2.epoch('a'));
     c2.setEnabled(false);
     expect(c2.noGrant('a', 't')).toBe(false);
+  });
+});
+
+describe('LruCache', () => {
+  it('never evicts an entry used within the newest quarter, and evicts the least recently used of the rest', () => {
+    const cache = new LruCache<number, number>(100, () => 0);
+    for (let k = 0; k < 100; k++) cache.set(k, k, 1);
+    // Keys 0..9 are the oldest inserted; using them keeps them while 300 newcomers pass through.
+    for (let k = 100; k < 400; k++) {
+      for (let hot = 0; hot < 10; hot++) expect(cache.get(hot)).toBe(hot);
+      cache.set(k, k, 1);
+      expect(cache.size).toBe(100);
+    }
+    for (let hot = 0; hot < 10; hot++) expect(cache.get(hot)).toBe(hot);
+    // Of the rest, only the newest 90 newcomers remain: the older ones went first.
+    expect(cache.get(309)).toBeUndefined();
+    expect(cache.get(310)).toBe(310);
+    expect(cache.get(399)).toBe(399);
+  });
+
+  it('is exact with fewer than four entries', () => {
+    const cache = new LruCache<string, number>(3, () => 0);
+    cache.set('a', 1, 1);
+    cache.set('b', 2, 1);
+    cache.set('c', 3, 1);
+    expect(cache.get('a')).toBe(1);
+    cache.set('d', 4, 1);
+    expect(cache.get('b')).toBeUndefined();
+    expect([cache.get('a'), cache.get('c'), cache.get('d')]).toEqual([1, 3, 4]);
   });
 });
