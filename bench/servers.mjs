@@ -18,6 +18,13 @@ const port = Number(portArg);
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/** A message's headers without the hop-by-hop ones: all the minimal proxies do to them. */
+function strip(headers) {
+  const out = {};
+  for (const k in headers) if (!HOP_BY_HOP.has(k)) out[k] = headers[k];
+  return out;
+}
+
 function forwarder() {
   // The same forwarding creditgate does: keep-alive agent, hop-by-hop headers
   // dropped, x-forwarded-* added, an upstream timeout, streamed both ways.
@@ -73,11 +80,6 @@ async function main() {
   }
   if (kind === 'minimal') {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256 });
-    const strip = (h) => {
-      const out = {};
-      for (const k in h) if (!HOP_BY_HOP.has(k)) out[k] = h[k];
-      return out;
-    };
     http
       .createServer((req, res) => {
         const out = http.request(
@@ -99,11 +101,6 @@ async function main() {
   if (kind === 'minimal-undici') {
     const { Pool } = await import('undici');
     const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections: 512, pipelining: 1 });
-    const strip = (h) => {
-      const out = {};
-      for (const k in h) if (!HOP_BY_HOP.has(k)) out[k] = h[k];
-      return out;
-    };
     http
       .createServer((req, res) => {
         const body = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined ? req : null;
