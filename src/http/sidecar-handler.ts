@@ -53,7 +53,7 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
             timeoutMs: outcome.config.upstreamTimeoutMs,
             dropHeaders: outcome.config.dropHeaders,
             requestId,
-            ...(onUpstream ? { onUpstream } : {}),
+            onUpstream,
           });
           return;
         case 'refuse':
@@ -93,16 +93,14 @@ export function createSidecarHandler(gate: RequestGate, forwarder: UpstreamForwa
               return finished instanceof Promise ? finished.then(take) : take(finished);
             },
             atEnd: () => atEnd,
-            ...(idempotent
-              ? {
-                  recordUpTo: outcome.config.idempotency.maxResponseBytes,
-                  afterResponse: async (response) => {
-                    if (kept) await gate.complete(outcome, response);
-                  },
+            recordUpTo: idempotent ? outcome.config.idempotency.maxResponseBytes : undefined,
+            afterResponse: idempotent
+              ? async (response) => {
+                  if (kept) await gate.complete(outcome, response);
                 }
-              : {}),
-            ...(outcome.body ? { body: outcome.body.raw } : {}),
-            ...(onUpstream ? { onUpstream } : {}),
+              : undefined,
+            body: outcome.body?.raw,
+            onUpstream,
           });
           return;
         }
