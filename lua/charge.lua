@@ -110,7 +110,8 @@ if idempotent then
 end
 
 -- pools[i] = { planUsed, exists, grants, grantCount, grantTotal, grantUsed,
---              fromPlan, charged, wouldRefuse, draws, drawCount }
+--              fromPlan, charged, wouldRefuse, draws, drawCount, amount, limit }
+-- (amount and limit as numbers, parsed once)
 -- grants: { {id=, a=, u=, x=, c=}, ... }, earliest expiry first;
 -- draws: { grant, amount, grant, amount, ... }, drawCount pairs; either is
 -- nil while its count is 0 (so is a pool's list of fired alerts).
@@ -190,7 +191,7 @@ for i = 1, n do
       end
     end
   end
-  pools[i] = { planUsed, exists, grants, grantCount, grantTotal, grantUsed, fromPlan, charged, wouldRefuse, draws, drawCount }
+  pools[i] = { planUsed, exists, grants, grantCount, grantTotal, grantUsed, fromPlan, charged, wouldRefuse, draws, drawCount, amount, limit }
 end
 
 if not fits then
@@ -223,9 +224,8 @@ local out, k = nil, 1 -- made only for a reply that needs growing
 for i = 1, n do
   local b = 3 + 4 * (i - 1)
   local c = 5 + m + 7 * (i - 1)
-  local planUsed, exists, grants, grantCount, grantTotal, grantUsed, fromPlan, charged, wouldRefuse, draws, drawCount =
-    unpack(pools[i], 1, 11)
-  local amount = tonumber(ARGV[c + 2])
+  local planUsed, exists, grants, grantCount, grantTotal, grantUsed, fromPlan, charged, wouldRefuse, draws, drawCount, amount, limit =
+    unpack(pools[i], 1, 13)
   local planDelta, emptied, fired, firedCount = 0, false, nil, 0
   if ARGV[c + 1] == 'r' then
     local give = min(amount, planUsed)
@@ -252,7 +252,6 @@ for i = 1, n do
     end
     -- Alerts: a threshold fires the first time usage reaches it in a cycle,
     -- however many requests reach it at once and whatever the allowance did.
-    local limit = tonumber(ARGV[c + 3])
     if ARGV[c + 5] == '1' and limit >= 0 then
       local allowance = limit + grantTotal
       local used = planUsed + grantUsed
