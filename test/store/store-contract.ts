@@ -58,6 +58,12 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         expect(await used(a, 'ai_tasks')).toBe(100);
       });
 
+      it('a charge of no pools at all succeeds and writes nothing (a release-only request defers its release)', async () => {
+        const a = account('nopools');
+        expect(await store.charge(a, [], ctx())).toEqual({ ok: true, pools: [] });
+        expect(await used(a, 'ai_tasks')).toBe(0);
+      });
+
       it('refuses a charge above the limit and writes nothing', async () => {
         const a = account('above');
         await store.charge(a, [pool('ai_tasks', 90, 100)], ctx());
