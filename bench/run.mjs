@@ -134,48 +134,12 @@ async function unloadedLatency(port, path, headers, n = 5200) {
   return { p50: at(0.5), p99: at(0.99) };
 }
 
-// Server-sent events, one stream at a time: how long after the upstream sent
-// each of a stream's 20 chunks it reached this process (the upstream stamps
-// each chunk; one machine, one clock).
-async function streamLatency(port, streams = 100) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const lags = [];
-  for (let i = 0; i < streams; i++) {
-    await new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          path: '/v1/ai/stream',
-          method: 'POST',
-          agent,
-          headers: { 'x-account-id': `sse-${i % 50}`, 'x-task-count': '1', 'content-length': '0' },
-        },
-        (res) => {
-          let buf = '';
-          res.setEncoding('utf8');
-          res.on('data', (text) => {
-            const at = performance.timeOrigin + performance.now();
-            buf += text;
-            let cut = buf.indexOf('\n\n');
-            while (cut >= 0) {
-              const sent = Number(buf.slice(6, cut));
-              if (i >= 10) lags.push(at - sent);
-              buf = buf.slice(cut + 2);
-              cut = buf.indexOf('\n\n');
-            }
-          });
-          res.on('end', resolve);
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
-  }
-  agent.destroy();
-  lags.sort((a, b) => a - b);
-  const at = (q) => Number(lags[Math.floor(q * (lags.length - 1))].toFixed(3));
-  return { chunks: lags.length, p50: at(0.5), p99: at(0.99) };
+// Server-sent events, measured from a fresh process (bench/stream-latency.mjs):
+// this one's heap, grown by the load runs, would add its own GC pauses.
+function streamLatency(port, streams = 200) {
+  const run = spawnSync(process.execPath, ['bench/stream-latency.mjs', String(port), String(streams)], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`bench/stream-latency.mjs failed (exit ${run.status}): ${run.stderr}`);
+  return JSON.parse(run.stdout);
 }
 
 async function engineRate(store, inFlight, seconds, accounts) {
