@@ -16,11 +16,29 @@ export class AfterCharge {
     private readonly alerts: AlertSink | undefined,
   ) {}
 
-  async record(config: CompiledConfig, account: ResolvedAccount, pools: readonly ChargedPool[], statuses: readonly PoolStatus[], now: number): Promise<void> {
+  /** Undefined (no promise) when the charge fired nothing and no forecast rule applies: the usual case. */
+  record(
+    config: CompiledConfig,
+    account: ResolvedAccount,
+    pools: readonly ChargedPool[],
+    statuses: readonly PoolStatus[],
+    now: number,
+  ): Promise<void> | undefined {
     pools.forEach((p, i) => {
       const status = statuses[i]!;
       if (p.emptied && status.resetsAt !== null) void this.store.markExhausted(account.id, status.creditType, status.resetsAt).catch(() => {});
     });
+    if (!config.alerts.forecast && pools.every((p) => p.fired.length === 0)) return undefined;
+    return this.recordEvents(config, account, pools, statuses, now);
+  }
+
+  private async recordEvents(
+    config: CompiledConfig,
+    account: ResolvedAccount,
+    pools: readonly ChargedPool[],
+    statuses: readonly PoolStatus[],
+    now: number,
+  ): Promise<void> {
     const events = pools.flatMap((p, i) => p.fired.map((threshold) => alertEvent(config, account.id, statuses[i]!, threshold, now)));
     events.push(...(await this.forecasts(config, account, pools, statuses, now)));
     if (events.length === 0) return;

@@ -133,7 +133,8 @@ export class Charger {
         shadowDenied.push({ pool: status, reason: quotaOf(resolved.plan, status.creditType) === 0 && p.grantTotal === 0 ? 'not-in-plan' : 'exhausted' });
       this.p.observer?.creditsCharged(status.creditType, resolved.plan.id, p.charged);
     });
-    await this.p.afterCharge.record(config, resolved, outcome.pools, statuses, now);
+    const recorded = this.p.afterCharge.record(config, resolved, outcome.pools, statuses, now);
+    if (recorded) await recorded;
     const receipt: ChargeReceipt = {
       account: accountId,
       plan: resolved.plan.id,

@@ -202,7 +202,8 @@ export class OutageMode {
         lines.forEach((c, i) => {
           if (c.op === 'charge') this.o.observer?.creditsCharged(c.creditType, resolved.plan.id, outcome.pools[i]!.charged);
         });
-        await this.o.afterCharge.record(config, resolved, outcome.pools, statuses, this.o.now());
+        const recorded = this.o.afterCharge.record(config, resolved, outcome.pools, statuses, this.o.now());
+        if (recorded) await recorded;
       } catch (err) {
         // No room for this account in the store: the entry cannot be written (counted as dropped).
         if (err instanceof StoreFullError) {

@@ -20,17 +20,21 @@ export class StoreGuard {
     return this.breaker.isOpen;
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.breaker.isOpen) throw new StoreDown();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.breaker.isOpen) return Promise.reject(new StoreDown());
+    let pending: Promise<T>;
     try {
-      return await fn();
+      pending = fn();
     } catch (err) {
+      pending = Promise.reject(err);
+    }
+    return pending.catch((err: unknown) => {
       if (err instanceof StoreError) {
         this.breaker.failure();
         throw new StoreDown(err.message);
       }
       throw err;
-    }
+    });
   }
 
   /** A store call made outside run() failed: stop calling until a probe answers. */

@@ -304,11 +304,14 @@ export class RedisStore implements CreditStore {
     }
   }
 
-  private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
+  private call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const failed = (err: unknown): never => {
       throw new StoreError(`redis ${operation} failed: ${(err as Error).message}`, { cause: err });
+    };
+    try {
+      return fn().catch(failed);
+    } catch (err) {
+      return Promise.reject(err).catch(failed);
     }
   }
 }
