@@ -40,15 +40,13 @@ export interface ChargerParts {
 export class Charger {
   constructor(private readonly p: ChargerParts) {}
 
-  async charge(accountId: string, costs: readonly CostLine[], options: ChargeOptions): Promise<ChargeDecision> {
-    try {
-      return await this.inStore(accountId, costs, options);
-    } catch (err) {
+  charge(accountId: string, costs: readonly CostLine[], options: ChargeOptions): Promise<ChargeDecision> {
+    return this.inStore(accountId, costs, options).catch((err: unknown) => {
       if (!(err instanceof StoreDown)) throw err;
       // A key nobody can check could be a replay: refused rather than forwarded again.
       if (options.idempotency) throw new StoreError('the credit store is unreachable: an idempotency key cannot be checked');
       return this.p.outage.charge(accountId, costs, options.config);
-    }
+    });
   }
 
   private async inStore(accountId: string, costs: readonly CostLine[], options: ChargeOptions): Promise<ChargeDecision> {

@@ -179,24 +179,18 @@ export class RequestGate {
     return pass({ idempotency: { key, fingerprint }, body: whole });
   }
 
-  private async charge(
+  private charge(
     m: Matched,
     account: string,
     costs: CostLine[],
     idempotency: RequestIdempotency | undefined,
     plan: string | undefined,
   ): Promise<Step<ChargeDecision>> {
+    const failed = (err: unknown) => stop(storeProblem(err), { err: (err as Error).message });
     try {
-      return pass(
-        await this.engine.charge(account, costs, {
-          config: m.config,
-          route: m.route,
-          ...(idempotency ? { idempotency } : {}),
-          ...(plan !== undefined ? { plan } : {}),
-        }),
-      );
+      return this.engine.charge(account, costs, { config: m.config, route: m.route, idempotency, plan }).then(pass, failed);
     } catch (err) {
-      return stop(storeProblem(err), { err: (err as Error).message });
+      return Promise.resolve(failed(err));
     }
   }
 
