@@ -1,6 +1,6 @@
 // CPU time per request of each process on the path, under the bench's load:
 // less noisy than req/s on a machine whose cores every process shares.
-// Usage: npm run build && node bench/cpu-per-request.mjs <row> [seconds]
+// Usage: npm run build && node bench/cpu-per-request.mjs <row> [seconds] [connections]
 //   row: minimal | minimal-undici | bare | redis | memory
 // Prints req/s and µs of CPU per request for the proxy, Redis, the upstream
 // and the load generator (this process), read from /proc (Linux).
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 
-const [row = 'redis', secondsArg = '6'] = process.argv.slice(2);
+const [row = 'redis', secondsArg = '6', connectionsArg = '64'] = process.argv.slice(2);
 const children = [];
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
@@ -58,7 +58,7 @@ const load = (duration) =>
     autocannon(
       {
         url: `http://127.0.0.1:${port}`,
-        connections: 64,
+        connections: Number(connectionsArg),
         duration,
         requests: [
           {
@@ -82,6 +82,7 @@ console.log(
     row,
     requestsPerSecond: Math.round(result.requests.average),
     non2xxOrErrors: result.non2xx + result.errors,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count])),
     cpuMicrosecondsPerRequest: {
       proxy: per(cpuMs(proxy.pid) - before.proxy),
       redis: per(cpuMs(redis.pid) - before.redis),
