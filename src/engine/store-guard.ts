@@ -2,6 +2,7 @@
 // circuit breaker and becomes StoreDown, which hands the decision to the
 // outage policy; while the breaker is open no call waits out a timeout.
 
+import { promiseCall } from '../promise-call.js';
 import { StoreError } from '../store/credit-store.js';
 import { StoreBreaker, type StoreBreakerOptions } from './store-breaker.js';
 
@@ -22,13 +23,7 @@ export class StoreGuard {
 
   run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.breaker.isOpen) return Promise.reject(new StoreDown());
-    let pending: Promise<T>;
-    try {
-      pending = fn();
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    return pending.catch((err: unknown) => {
+    return promiseCall(fn).catch((err: unknown) => {
       if (err instanceof StoreError) {
         this.breaker.failure();
         throw new StoreDown(err.message);

@@ -1,6 +1,7 @@
 // A CreditStore that times every call and counts failures, around any other
 // store. Keeps the stores themselves free of metrics.
 
+import { promiseCall } from '../promise-call.js';
 import { StoreFullError, type CreditStore } from '../store/credit-store.js';
 import type { Metrics, STORE_OPERATIONS } from './metrics.js';
 
@@ -17,13 +18,7 @@ export function instrumentStore(store: CreditStore, metrics: Metrics): CreditSto
     <A extends unknown[], R>(operation: Operation, fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> => {
       const started = performance.now();
-      let pending: Promise<R>;
-      try {
-        pending = fn(...args);
-      } catch (err) {
-        pending = Promise.reject(err);
-      }
-      return pending.then(
+      return promiseCall(fn, ...args).then(
         (value) => {
           metrics.observeStore(operation, (performance.now() - started) / 1000);
           return value;

@@ -18,6 +18,7 @@ import type {
   PoolUsage,
   RefundLine,
 } from './credit-store.js';
+import { promiseCall } from '../promise-call.js';
 import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from './credit-store.js';
 import { defineCommands, type CreditgateCommands } from './lua-scripts.js';
 import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './redis-connection.js';
@@ -305,13 +306,8 @@ export class RedisStore implements CreditStore {
   }
 
   private call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    const failed = (err: unknown): never => {
+    return promiseCall(fn).catch((err: unknown) => {
       throw new StoreError(`redis ${operation} failed: ${(err as Error).message}`, { cause: err });
-    };
-    try {
-      return fn().catch(failed);
-    } catch (err) {
-      return Promise.reject(err).catch(failed);
-    }
+    });
   }
 }
