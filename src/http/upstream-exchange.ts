@@ -72,6 +72,10 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    // undici reports informational heads (100 Continue, 103 Early Hints) here
+    // too; only the final response is answered, refunded or settled (as
+    // http.request's 'response' event did).
+    if (status < 200) return;
     this.status = status;
     this.upHeaders = headers;
     this.statusMessage = statusMessage ?? '';
