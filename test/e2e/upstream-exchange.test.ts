@@ -3,10 +3,14 @@
 // waits for the store, backpressure, HEAD.
 
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/logger.js';
+import { type RunningSidecar, startSidecar } from '../../src/sidecar.js';
 import { editConfig } from '../helpers/edit-config.js';
-import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
+import { startHarness, TEST_CONFIG, type Harness, writeConfig } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
 const CONFIG = editConfig(
@@ -43,7 +47,11 @@ interface Got {
   error?: Error;
 }
 
-function request(url: string, init: { method: string; headers?: Record<string, string>; body?: string }, onResponse?: (res: http.IncomingMessage) => void): Promise<Got> {
+function request(
+  url: string,
+  init: { method: string; headers?: Record<string, string>; body?: string },
+  onResponse?: (res: http.IncomingMessage) => void,
+): Promise<Got> {
   return new Promise((resolve) => {
     const req = http.request(url, { method: init.method, headers: init.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -213,14 +221,90 @@ describe('the upstream exchange (undici), edge by edge', () => {
       res.end(`got ${req.body.length} ${req.headers.expect ?? 'no-expect'}`);
     };
     const got = await new Promise<Got>((resolve) => {
-      const req = http.request(`${h.proxy}/v1/ai/job`, { method: 'POST', headers: { 'x-account-id': a, expect: '100-continue', 'content-length': '5' }, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), trailers: {} }));
-      });
+      const req = http.request(
+        `${h.proxy}/v1/ai/job`,
+        { method: 'POST', headers: { 'x-account-id': a, expect: '100-continue', 'content-length': '5' }, agent: false },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), trailers: {} }));
+        },
+      );
       req.on('continue', () => req.end('hello'));
     });
     expect(got.status).toBe(200);
     expect(got.body.toString()).toBe('got 5 no-expect');
+  });
+});
+
+describe('the upstream timeout counts from the forward, connection included', () => {
+  it('an upstream whose connection never completes gives 504 within the timeout, and a refund', async () => {
+    // A listener that never accepts (its process is blocked) with a full
+    // backlog: a new connection to it hangs in the handshake.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:net').createServer();
+         s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+           require('node:fs').writeSync(1, s.address().port + '\\n');
+           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000);
+         });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const filler: net.Socket[] = [];
+    const config = writeConfig(editConfig(CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 400 }']));
+    let s: RunningSidecar | undefined;
+    try {
+      const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+      // Fill the backlog: later handshakes get no answer.
+      for (let i = 0; i < 3; i++) {
+        const sock = net.connect(port, '127.0.0.1');
+        sock.on('error', () => {});
+        filler.push(sock);
+      }
+      await sleep(100);
+      s = await startSidecar({
+        configPath: config,
+        upstream: `http://127.0.0.1:${port}`,
+        port: 0,
+        adminPort: 0,
+        host: '127.0.0.1',
+        logger: silentLogger(),
+        redis: redisUrl(),
+        keyPrefix: uniquePrefix('exchange-connect'),
+      });
+      const a = `conn-${randomUUID()}`;
+      const started = Date.now();
+      const got = await request(`http://127.0.0.1:${s.port}/v1/ai/job`, { method: 'POST', headers: { 'x-account-id': a } });
+      const took = Date.now() - started;
+      expect(got.status).toBe(504);
+      expect(took).toBeLessThan(1500);
+      expect((await s.engine.usage(a))!.pools.ai_tasks!.used).toBe(0);
+      // Not a leftover: the request that waited for its connection is not sent later.
+      await sleep(200);
+    } finally {
+      await s?.close();
+      for (const sock of filler) sock.destroy();
+      child.kill('SIGKILL');
+    }
+  }, 20_000);
+
+  it('an upstream that never answers gives 504 at the timeout, not a second later', async () => {
+    const h = await startHarness({
+      config: editConfig(CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 300 }']),
+      redis: redisUrl(),
+      keyPrefix: uniquePrefix('exchange-timeout'),
+    });
+    try {
+      h.upstream.respond = () => {};
+      const started = Date.now();
+      const got = await request(`${h.proxy}/v1/ai/job`, { method: 'POST', headers: { 'x-account-id': `to-${randomUUID()}` } });
+      expect(got.status).toBe(504);
+      expect(Date.now() - started).toBeLessThan(700);
+    } finally {
+      await h.close();
+    }
   });
 });
