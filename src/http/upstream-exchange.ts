@@ -216,6 +216,10 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (!this.res.writableFinished) {
       this.clientGone = true;
       if (this.controller && !this.controller.aborted) this.controller.abort(new Error(CLIENT_LEFT));
+      // Still waiting for a connection: undici has no request to abort yet (it
+      // is cut off in onRequestStart), so nothing would answer before the
+      // timeout; it was never sent, and is settled as such now.
+      else if (!this.controller && this.status === 0) this.failedBeforeHead(new Error(CLIENT_LEFT));
     }
     if (!this.tapped) return;
     if (!this.upstreamEnded) void this.settleAtEnd(false, this.upstreamFailed ? 'connection_error' : 'client_abort');

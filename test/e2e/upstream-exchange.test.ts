@@ -238,9 +238,8 @@ describe('the upstream exchange (undici), edge by edge', () => {
 });
 
 describe('the upstream timeout counts from the forward, connection included', () => {
-  it('an upstream whose connection never completes gives 504 within the timeout, and a refund', async () => {
-    // A listener that never accepts (its process is blocked) with a full
-    // backlog: a new connection to it hangs in the handshake.
+  /** A sidecar whose upstream's connections never complete (a listener that never accepts, its backlog full). */
+  async function sidecarBeforeAStuckUpstream(timeoutMs: number): Promise<{ s: RunningSidecar; close: () => Promise<void> }> {
     const child = spawn(
       process.execPath,
       [
@@ -254,18 +253,20 @@ describe('the upstream timeout counts from the forward, connection included', ()
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const filler: net.Socket[] = [];
-    const config = writeConfig(editConfig(CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 400 }']));
-    let s: RunningSidecar | undefined;
+    const cleanUp = () => {
+      for (const sock of filler) sock.destroy();
+      child.kill('SIGKILL');
+    };
     try {
       const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
-      // Fill the backlog: later handshakes get no answer.
       for (let i = 0; i < 3; i++) {
         const sock = net.connect(port, '127.0.0.1');
         sock.on('error', () => {});
         filler.push(sock);
       }
       await sleep(100);
-      s = await startSidecar({
+      const config = writeConfig(editConfig(CONFIG, ['store: { timeoutMs: 2000 }', `store: { timeoutMs: 2000 }\nupstream: { timeoutMs: ${timeoutMs} }`]));
+      const s = await startSidecar({
         configPath: config,
         upstream: `http://127.0.0.1:${port}`,
         port: 0,
@@ -275,6 +276,43 @@ describe('the upstream timeout counts from the forward, connection included', ()
         redis: redisUrl(),
         keyPrefix: uniquePrefix('exchange-connect'),
       });
+      return {
+        s,
+        close: async () => {
+          await s.close();
+          cleanUp();
+        },
+      };
+    } catch (err) {
+      cleanUp();
+      throw err;
+    }
+  }
+
+  it('a client that leaves while the upstream connection is still being made is refunded at once, not at the timeout', async () => {
+    const { s, close } = await sidecarBeforeAStuckUpstream(5000);
+    try {
+      const a = `gone-${randomUUID()}`;
+      const req = http.request(`http://127.0.0.1:${s.port}/v1/ai/job`, { method: 'POST', headers: { 'x-account-id': a }, agent: false });
+      req.on('error', () => {});
+      req.end();
+      for (let i = 0; i < 100 && (await s.engine.usage(a))?.pools.ai_tasks?.used !== 100; i++) await sleep(10);
+      expect((await s.engine.usage(a))!.pools.ai_tasks!.used).toBe(100);
+      req.destroy();
+      let used = -1;
+      for (let i = 0; i < 50 && used !== 0; i++) {
+        used = (await s.engine.usage(a))!.pools.ai_tasks!.used;
+        if (used !== 0) await sleep(20);
+      }
+      expect(used).toBe(0);
+    } finally {
+      await close();
+    }
+  }, 20_000);
+
+  it('an upstream whose connection never completes gives 504 within the timeout, and a refund', async () => {
+    const { s, close } = await sidecarBeforeAStuckUpstream(400);
+    try {
       const a = `conn-${randomUUID()}`;
       const started = Date.now();
       const got = await request(`http://127.0.0.1:${s.port}/v1/ai/job`, { method: 'POST', headers: { 'x-account-id': a } });
@@ -282,12 +320,8 @@ describe('the upstream timeout counts from the forward, connection included', ()
       expect(got.status).toBe(504);
       expect(took).toBeLessThan(1500);
       expect((await s.engine.usage(a))!.pools.ai_tasks!.used).toBe(0);
-      // Not a leftover: the request that waited for its connection is not sent later.
-      await sleep(200);
     } finally {
-      await s?.close();
-      for (const sock of filler) sock.destroy();
-      child.kill('SIGKILL');
+      await close();
     }
   }, 20_000);
 
