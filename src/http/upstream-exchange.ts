@@ -51,6 +51,16 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   private sentHeaders: OutgoingHttpHeaders = {};
   private settledAtEnd = false;
   private reported = false;
+  /**
+   * The upstream timeout, counted from the forward as http.request's timer
+   * was: undici's headersTimeout starts only once the request is written (a
+   * connection that never completes waited for its 10 s connect timeout, then
+   * answered 502), and its coarse timer fires up to a second late.
+   */
+  private readonly timer: NodeJS.Timeout;
+  private timedOut = false;
+  /** failedBeforeHead has run: whatever undici reports later is not answered again. */
+  private answered = false;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -60,11 +70,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   ) {
     // A client that goes away should not leave the upstream working for nobody.
     res.on('close', () => this.clientClosed());
+    this.timer = setTimeout(() => this.headersTimedOut(), options.timeoutMs);
+    this.timer.unref();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.clientGone) controller.abort(new Error(CLIENT_LEFT));
+    if (this.clientGone || this.answered) controller.abort(new Error(CLIENT_LEFT));
   }
 
   onRequestSent(): void {
@@ -72,6 +84,11 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    // undici reports informational heads (100 Continue, 103 Early Hints) here
+    // too; only the final response is answered, refunded or settled (as
+    // http.request's 'response' event did).
+    if (status < 200) return;
+    clearTimeout(this.timer);
     this.status = status;
     this.upHeaders = headers;
     this.statusMessage = statusMessage ?? '';
@@ -99,6 +116,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.answered) return;
+    clearTimeout(this.timer);
     if (this.status === 0) {
       this.failedBeforeHead(err);
       return;
@@ -197,14 +216,31 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (!this.res.writableFinished) {
       this.clientGone = true;
       if (this.controller && !this.controller.aborted) this.controller.abort(new Error(CLIENT_LEFT));
+      // Still waiting for a connection: undici has no request to abort yet (it
+      // is cut off in onRequestStart), so nothing would answer before the
+      // timeout; it was never sent, and is settled as such now.
+      else if (!this.controller && this.status === 0) this.failedBeforeHead(new Error(CLIENT_LEFT));
     }
     if (!this.tapped) return;
     if (!this.upstreamEnded) void this.settleAtEnd(false, this.upstreamFailed ? 'connection_error' : 'client_abort');
     void this.report(null);
   }
 
+  private headersTimedOut(): void {
+    if (this.status !== 0 || this.answered) return;
+    this.timedOut = true;
+    const err = new Error(`upstream did not answer within ${this.options.timeoutMs} ms`);
+    // Written or being written: cut off (onResponseError answers). Still
+    // waiting for a connection: answered now, and never sent (onRequestStart).
+    if (this.controller && !this.controller.aborted) this.controller.abort(err);
+    else this.failedBeforeHead(err);
+  }
+
   /** No status from the upstream: it failed, timed out, or the client left first. */
   private failedBeforeHead(err: Error): void {
+    if (this.answered) return;
+    this.answered = true;
+    clearTimeout(this.timer);
     const { res, options } = this;
     if (this.clientLeft()) {
       // Forwarded whole, the upstream had the request; cut off mid-request, it had nothing to work on.
@@ -220,7 +256,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
     options.onUpstream?.(undefined, this.elapsed());
     const code = (err as NodeJS.ErrnoException).code;
-    const timedOut = code === 'UND_ERR_HEADERS_TIMEOUT';
+    const timedOut = this.timedOut || code === 'UND_ERR_HEADERS_TIMEOUT';
     this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
     void this.settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
       if (res.destroyed) return void this.report(null);
