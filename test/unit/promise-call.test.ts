@@ -10,11 +10,12 @@ describe('promiseCall', () => {
 
   it('turns a synchronous throw into a rejection instead of throwing', async () => {
     const boom = new Error('boom');
-    const call = () =>
-      promiseCall((): Promise<number> => {
+    let pending: Promise<number> | undefined;
+    expect(() => {
+      pending = promiseCall((): Promise<number> => {
         throw boom;
       });
-    expect(call).not.toThrow();
-    await expect(call()).rejects.toBe(boom);
+    }).not.toThrow();
+    await expect(pending).rejects.toBe(boom);
   });
 });
