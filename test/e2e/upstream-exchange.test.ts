@@ -9,24 +9,17 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { type RunningSidecar, startSidecar } from '../../src/sidecar.js';
-import { editConfig } from '../helpers/edit-config.js';
+import { appendRoutes, editConfig } from '../helpers/edit-config.js';
 import { startHarness, TEST_CONFIG, type Harness, writeConfig } from '../helpers/sidecar-harness.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
-const CONFIG = editConfig(
-  TEST_CONFIG,
-  ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000, voice_minutes: 60,'],
-  ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nidempotency: { maxResponseBytes: 4096 }'],
-  [
-    `  - name: voice-call
-    method: POST
-    path: /v1/voice/calls
-    charge: { voice_minutes: { body: minutes } }`,
-    `  - name: voice-call
-    method: POST
-    path: /v1/voice/calls
-    charge: { voice_minutes: { body: minutes } }
-  - name: big-job
+const CONFIG = appendRoutes(
+  editConfig(
+    TEST_CONFIG,
+    ['tiny: { ai_tasks: 10,', 'tiny: { ai_tasks: 1000,'],
+    ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nidempotency: { maxResponseBytes: 4096 }'],
+  ),
+  `  - name: big-job
     method: POST
     path: /v1/ai/job
     charge: { ai_tasks: 100 }
@@ -34,7 +27,6 @@ const CONFIG = editConfig(
     method: HEAD
     path: /v1/ai/head
     charge: { ai_tasks: 1 }`,
-  ],
 );
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

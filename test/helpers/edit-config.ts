@@ -35,3 +35,16 @@ export function editConfig(text: string, ...edits: [from: string, to: string][])
   if (edits.length === 0) throw new Error('config edit: no edits given');
   return edits.reduce((t, [from, to]) => replaceOnce(t, from, to), text);
 }
+
+/**
+ * `text` with `routes` (YAML list items, indented as the config's) added at
+ * the end of its route list, which must be the config's last section: a test
+ * adds routes without repeating one that is already there.
+ */
+export function appendRoutes(text: string, routes: string): string {
+  const at = text.lastIndexOf('\nroutes:\n');
+  if (at < 0) throw new Error('config edit: the config has no routes section');
+  if (/\n\S/.test(text.slice(at + '\nroutes:\n'.length)))
+    throw new Error('config edit: the routes section is not the last one, so appended routes would land elsewhere');
+  return `${text.endsWith('\n') ? text : `${text}\n`}${routes.endsWith('\n') ? routes : `${routes}\n`}`;
+}

@@ -2,7 +2,8 @@
 // or that could land in more than one place, fails instead of passing silently.
 
 import { describe, expect, it } from 'vitest';
-import { editConfig, replaceEvery, replaceOnce } from '../helpers/edit-config.js';
+import { appendRoutes, editConfig, replaceEvery, replaceOnce } from '../helpers/edit-config.js';
+import { loadConfigText } from '../../src/config/index.js';
 import { TEST_CONFIG } from '../helpers/sidecar-harness.js';
 
 describe('editConfig / replaceOnce', () => {
@@ -30,5 +31,19 @@ describe('editConfig / replaceOnce', () => {
     expect(replaceEvery('x 1 y 1', '1', '2', 2)).toBe('x 2 y 2');
     expect(() => replaceEvery('x 1 y 1', '1', '2', 3)).toThrow(/occurs 2 times in the config, expected 3/);
     expect(() => replaceEvery('x', '1', '2', 1)).toThrow(/occurs 0 times/);
+  });
+});
+
+describe('appendRoutes', () => {
+  it('adds routes after the last one, and the config still loads with them', () => {
+    const text = appendRoutes(TEST_CONFIG, '  - name: extra\n    method: POST\n    path: /v1/extra\n    charge: { ai_tasks: 2 }');
+    const config = loadConfigText(text, 'test.yaml');
+    expect(config.routes.match('POST', '/v1/extra')?.route.name).toBe('extra');
+    expect(config.routes.match('POST', '/v1/ai/followups')?.route.name).toBe('generate-followups');
+  });
+
+  it('refuses a config whose route list is not its last section, or that has none', () => {
+    expect(() => appendRoutes(`${TEST_CONFIG}cache: { accountTtlMs: 1 }\n`, '  - name: x')).toThrow(/not the last one/);
+    expect(() => appendRoutes('version: 1\n', '  - name: x')).toThrow(/no routes section/);
   });
 });
