@@ -256,7 +256,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
     options.onUpstream?.(undefined, this.elapsed());
     const code = (err as NodeJS.ErrnoException).code;
-    const timedOut = this.timedOut || code === 'UND_ERR_HEADERS_TIMEOUT';
+    const { timedOut } = this;
     this.logger.warn({ err: { message: err.message, code }, timedOut }, 'upstream request failed');
     void this.settle({ error: timedOut ? 'timeout' : 'connection_error' }, {}).then((extra) => {
       if (res.destroyed) return void this.report(null);

@@ -21,7 +21,9 @@ export class UpstreamForwarder {
   ) {
     // Pipelining off: one request per connection at a time, as with any proxy
     // an upstream expects. No body timeout: an event stream may pause for long.
-    this.pool = new Pool(upstream.origin, { connections: 512, pipelining: 1, bodyTimeout: 0 });
+    // No headers timeout either: each exchange times the wait for the head
+    // itself, from the forward (upstream.timeoutMs), so one timer, not two.
+    this.pool = new Pool(upstream.origin, { connections: 512, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
     this.basePath = upstream.pathname.replace(/\/$/, '');
   }
 
@@ -55,8 +57,6 @@ export class UpstreamForwarder {
         path: this.basePath + options.path,
         headers: headers as Record<string, string | string[]>,
         body,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: 0,
       },
       new UpstreamExchange(req, res, options, this.logger),
     );
