@@ -1,18 +1,28 @@
 // CPU time per request of each process on the path, under the bench's load:
 // less noisy than req/s on a machine whose cores every process shares.
-// Usage: npm run build && node bench/cpu-per-request.mjs <row> [seconds] [connections]
-//   row: minimal | minimal-undici | bare | redis | memory
+// Usage: npm run build && node bench/cpu-per-request.mjs <rows> [seconds] [connections] [rounds]
+//   rows: comma-separated, each minimal | minimal-undici | bare | redis | memory,
+//         a creditgate row optionally as row@dir to run another build's cli.js
+//         (an A/B of two builds: `redis,redis@/tmp/other-dist`), or the path of
+//         a proxy script of your own, started as `node <script> <port>
+//         <upstream-port> <redis-url>` (its requests go to /v1/ai/custom)
+//   rounds: how many times the rows are measured in turn (default 1); with
+//         more than one, a summary gives each row's minimum and median, which
+//         a machine whose speed drifts (a shared VM) spreads across all rows
+//         alike instead of onto whichever row ran during a slow spell.
 // Prints req/s and µs of CPU per request for the proxy, Redis, the upstream
-// and the load generator (this process), read from /proc (Linux).
+// and the load generator (this process), read from /proc (Linux), with the
+// proxy's read and write system calls per request.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 
-const [row = 'redis', secondsArg = '6', connectionsArg = '64'] = process.argv.slice(2);
+const [rowsArg = 'redis', secondsArg = '6', connectionsArg = '64', roundsArg = '1'] = process.argv.slice(2);
+const rows = rowsArg.split(',');
 const children = [];
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
@@ -30,7 +40,29 @@ const cpuMs = (pid) => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
-const start = (command, args, env = {}) => {
+/** Read and write system calls of a process so far. */
+const syscalls = (pid) => {
+  const io = Object.fromEntries(
+    readFileSync(`/proc/${pid}/io`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => line.split(': ')),
+  );
+  return { reads: Number(io.syscr), writes: Number(io.syscw) };
+};
+// The proxy gets core 0 to itself and everything else shares core 1: the
+// measured process neither migrates nor waits behind the load generator, so
+// rows measured in turn compare like with like (skipped without taskset).
+const PIN = (() => {
+  try {
+    execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const start = (command, args, env = {}, core = '1') => {
+  if (PIN) [command, args] = ['taskset', ['-c', core, command, ...args]];
   const child = spawn(command, args, { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'error', CREDITGATE_ADMIN_TOKEN: 'bench', ...env } });
   children.push(child);
   return child;
@@ -39,31 +71,46 @@ const start = (command, args, env = {}) => {
 const dir = mkdtempSync(join(tmpdir(), 'cg-cpu-'));
 const config = readFileSync(new URL('./run.mjs', import.meta.url), 'utf8').match(/const CONFIG = `([^`]*)`/)[1];
 writeFileSync(join(dir, 'credits.yaml'), config);
-const [redisPort, upPort, port, adminPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+const [redisPort, upPort] = await Promise.all([freePort(), freePort()]);
 const redis = start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
 const upstream = start(process.execPath, ['bench/servers.mjs', 'upstream', String(upPort)]);
-const proxy = ['minimal', 'minimal-undici'].includes(row)
-  ? start(process.execPath, ['bench/servers.mjs', row, String(port), String(upPort)])
-  : start(process.execPath, [
-      'dist/cli.js',
-      'serve',
-      ...['--config', join(dir, 'credits.yaml'), '--upstream', `http://127.0.0.1:${upPort}`],
-      ...['--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1'],
-      ...(row === 'memory' ? [] : ['--redis', `redis://127.0.0.1:${redisPort}`]),
-    ]);
+
+async function startRow(row) {
+  const [kind, dist = 'dist'] = row.split('@');
+  const [port, adminPort] = await Promise.all([freePort(), freePort()]);
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const proxy = kind.endsWith('.mjs')
+    ? start(process.execPath, [kind, String(port), String(upPort), redisUrl], {}, '0')
+    : ['minimal', 'minimal-undici'].includes(kind)
+      ? start(process.execPath, ['bench/servers.mjs', kind, String(port), String(upPort)], {}, '0')
+      : start(
+          process.execPath,
+          [
+            join(dist, 'cli.js'),
+            'serve',
+            ...['--config', join(dir, 'credits.yaml'), '--upstream', `http://127.0.0.1:${upPort}`],
+            ...['--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1'],
+            ...(kind === 'memory' ? [] : ['--redis', redisUrl]),
+          ],
+          {},
+          '0',
+        );
+  return { row, path: kind === 'bare' ? '/v1/plain' : '/v1/ai/custom', port, proxy };
+}
+const servers = await Promise.all(rows.map(startRow));
 await sleep(1500);
 
-const load = (duration) =>
+const load = (server, duration) =>
   new Promise((resolve, reject) => {
     autocannon(
       {
-        url: `http://127.0.0.1:${port}`,
+        url: `http://127.0.0.1:${server.port}`,
         connections: Number(connectionsArg),
         duration,
         requests: [
           {
             method: 'POST',
-            path: row === 'bare' ? '/v1/plain' : '/v1/ai/custom',
+            path: server.path,
             setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-account-id': `a${Math.floor(Math.random() * 10_000)}`, 'x-task-count': '1' } }),
           },
         ],
@@ -71,15 +118,17 @@ const load = (duration) =>
       (err, result) => (err ? reject(err) : resolve(result)),
     );
   });
-await load(2); // warm-up
-const before = { proxy: cpuMs(proxy.pid), redis: cpuMs(redis.pid), upstream: cpuMs(upstream.pid), self: process.cpuUsage() };
-const result = await load(Number(secondsArg));
-const n = result.requests.total;
-const per = (ms) => Number(((ms * 1000) / n).toFixed(1));
-const self = process.cpuUsage(before.self);
-console.log(
-  JSON.stringify({
-    row,
+
+async function measure(server) {
+  const { proxy } = server;
+  const before = { proxy: cpuMs(proxy.pid), redis: cpuMs(redis.pid), upstream: cpuMs(upstream.pid), self: process.cpuUsage(), calls: syscalls(proxy.pid) };
+  const result = await load(server, Number(secondsArg));
+  const n = result.requests.total;
+  const per = (ms) => Number(((ms * 1000) / n).toFixed(1));
+  const self = process.cpuUsage(before.self);
+  const calls = syscalls(proxy.pid);
+  return {
+    row: server.row,
     requestsPerSecond: Math.round(result.requests.average),
     non2xxOrErrors: result.non2xx + result.errors,
     statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count])),
@@ -89,6 +138,33 @@ console.log(
       upstream: per(cpuMs(upstream.pid) - before.upstream),
       loadGenerator: per((self.user + self.system) / 1000),
     },
-  }),
-);
+    proxySyscallsPerRequest: {
+      read: Number(((calls.reads - before.calls.reads) / n).toFixed(2)),
+      write: Number(((calls.writes - before.calls.writes) / n).toFixed(2)),
+    },
+  };
+}
+
+for (const server of servers) await load(server, 2); // warm-up
+const results = [];
+for (let round = 0; round < Number(roundsArg); round++) {
+  for (const server of servers) {
+    const r = await measure(server);
+    results.push(r);
+    console.log(JSON.stringify(r));
+  }
+}
+if (Number(roundsArg) > 1) {
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  console.log('\nrow                         proxy µs/req min / median   redis µs/req min / median   req/s max / median');
+  for (const row of rows) {
+    const mine = results.filter((r) => r.row === row);
+    const proxyUs = mine.map((r) => r.cpuMicrosecondsPerRequest.proxy);
+    const redisUs = mine.map((r) => r.cpuMicrosecondsPerRequest.redis);
+    const rps = mine.map((r) => r.requestsPerSecond);
+    console.log(
+      `${row.padEnd(28)}${`${Math.min(...proxyUs)} / ${median(proxyUs)}`.padEnd(30)}${`${Math.min(...redisUs)} / ${median(redisUs)}`.padEnd(28)}${Math.max(...rps)} / ${median(rps)}`,
+    );
+  }
+}
 process.exit(0);

@@ -101,14 +101,24 @@ async function load(url, opts, connections, duration) {
   });
 }
 
-async function measureRow(name, url, opts) {
-  await load(url, opts, CONNECTIONS, 2); // warm-up, discarded: every process starts as warm as the others
-  const runs = [];
-  for (let i = 0; i < RUNS; i++) runs.push(await load(url, opts, CONNECTIONS, DURATION));
-  runs.sort((a, b) => a.requests.average - b.requests.average);
-  const median = runs[Math.floor(runs.length / 2)];
-  const bad = runs.reduce((s, r) => s + r.errors + r.timeouts + r.non2xx, 0);
-  return { row: name, rps: Math.round(median.requests.average), p50: median.latency.p50, p99: median.latency.p99, non2xxOrErrors: bad };
+/**
+ * Each row's load runs, taken in turn: every row's first run, then every
+ * row's second, and so on. On a machine whose speed drifts (a shared VM), a
+ * slow spell then lands on one run of each row instead of on every run of
+ * one row, and the median of each row compares like with like.
+ */
+async function measureRows(specs) {
+  for (const { url, opts } of specs) await load(url, opts, CONNECTIONS, 2); // warm-up, discarded: every process starts as warm as the others
+  const runs = specs.map(() => []);
+  for (let i = 0; i < RUNS; i++) {
+    for (const [j, { url, opts }] of specs.entries()) runs[j].push(await load(url, opts, CONNECTIONS, DURATION));
+  }
+  return specs.map(({ name }, j) => {
+    const sorted = runs[j].sort((a, b) => a.requests.average - b.requests.average);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    const bad = sorted.reduce((sum, r) => sum + r.errors + r.timeouts + r.non2xx, 0);
+    return { row: name, rps: Math.round(median.requests.average), p50: median.latency.p50, p99: median.latency.p99, non2xxOrErrors: bad };
+  });
 }
 
 // Sequential requests on one keep-alive connection, timed with hrtime: the
@@ -218,24 +228,28 @@ async function main() {
   }
 
   const ACCOUNTS = 10_000;
-  const rows = [];
-  rows.push(await measureRow('upstream direct', `http://127.0.0.1:${upPort}`, { requests: requestsFor(ACCOUNTS, 'u-') }));
-  rows.push(await measureRow('minimal Node proxy', `http://127.0.0.1:${minPort}`, { requests: requestsFor(ACCOUNTS, 'n-') }));
-  rows.push(
-    await measureRow('minimal undici proxy (the upstream client creditgate uses)', `http://127.0.0.1:${undiciPort}`, { requests: requestsFor(ACCOUNTS, 'd-') }),
-  );
-  rows.push(await measureRow('bare proxy', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'b-').map((r) => ({ ...r, path: '/v1/plain' })) }));
-  rows.push(await measureRow('creditgate (Redis)', `http://127.0.0.1:${cgPort}`, { requests: requestsFor(ACCOUNTS, 'r-') }));
-  rows.push({
-    ...(await measureRow('creditgate (Redis, refusals; empty pools known to the replica)', `http://127.0.0.1:${cgPort}`, {
-      requests: requestsFor(1000, 'spent-'),
-    })),
-    non2xxOrErrors: undefined,
-  });
-  rows.push(await measureRow('creditgate (memory)', `http://127.0.0.1:${memPort}`, { requests: requestsFor(ACCOUNTS, 'm-') }));
-  rows.push(await measureRow('peer: express-rate-limit + rate-limit-redis', `http://127.0.0.1:${erlPort}`, { requests: requestsFor(ACCOUNTS, 'e-') }));
-  rows.push(await measureRow('peer: rate-limiter-flexible RateLimiterRedis', `http://127.0.0.1:${rlfPort}`, { requests: requestsFor(ACCOUNTS, 'f-') }));
-  rows.push(await measureRow("peers' baseline: the same Express app, no limiter", `http://127.0.0.1:${exPort}`, { requests: requestsFor(ACCOUNTS, 'x-') }));
+  const rows = await measureRows([
+    { name: 'upstream direct', url: `http://127.0.0.1:${upPort}`, opts: { requests: requestsFor(ACCOUNTS, 'u-') } },
+    { name: 'minimal Node proxy', url: `http://127.0.0.1:${minPort}`, opts: { requests: requestsFor(ACCOUNTS, 'n-') } },
+    {
+      name: 'minimal undici proxy (the upstream client creditgate uses)',
+      url: `http://127.0.0.1:${undiciPort}`,
+      opts: { requests: requestsFor(ACCOUNTS, 'd-') },
+    },
+    { name: 'bare proxy', url: `http://127.0.0.1:${cgPort}`, opts: { requests: requestsFor(ACCOUNTS, 'b-').map((r) => ({ ...r, path: '/v1/plain' })) } },
+    { name: 'creditgate (Redis)', url: `http://127.0.0.1:${cgPort}`, opts: { requests: requestsFor(ACCOUNTS, 'r-') } },
+    {
+      name: 'creditgate (Redis, refusals; empty pools known to the replica)',
+      url: `http://127.0.0.1:${cgPort}`,
+      opts: { requests: requestsFor(1000, 'spent-') },
+    },
+    { name: 'creditgate (memory)', url: `http://127.0.0.1:${memPort}`, opts: { requests: requestsFor(ACCOUNTS, 'm-') } },
+    { name: 'peer: express-rate-limit + rate-limit-redis', url: `http://127.0.0.1:${erlPort}`, opts: { requests: requestsFor(ACCOUNTS, 'e-') } },
+    { name: 'peer: rate-limiter-flexible RateLimiterRedis', url: `http://127.0.0.1:${rlfPort}`, opts: { requests: requestsFor(ACCOUNTS, 'f-') } },
+    { name: "peers' baseline: the same Express app, no limiter", url: `http://127.0.0.1:${exPort}`, opts: { requests: requestsFor(ACCOUNTS, 'x-') } },
+  ]);
+  // The refusals row answers 402 by design: not counted as errors.
+  rows.find((r) => r.row.startsWith('creditgate (Redis, refusals')).non2xxOrErrors = undefined;
   const bare = rows.find((r) => r.row === 'bare proxy');
   const minimal = rows.find((r) => r.row === 'minimal Node proxy');
   for (const r of rows) {
@@ -368,7 +382,7 @@ async function main() {
 
   const pad = (s, n) => String(s).padEnd(n);
   const padl = (s, n) => String(s).padStart(n);
-  console.log(`\nHTTP, ${CONNECTIONS} connections, median of ${RUNS} × ${DURATION}s after a 2 s warm-up`);
+  console.log(`\nHTTP, ${CONNECTIONS} connections, median of ${RUNS} × ${DURATION}s (rows taken in turn) after a 2 s warm-up`);
   console.log(`${pad('row', 64)}${padl('req/s', 9)}${padl('p50 ms', 8)}${padl('p99 ms', 8)}${padl('×min', 7)}${padl('×bare', 7)}`);
   for (const r of rows)
     console.log(`${pad(r.row, 64)}${padl(r.rps, 9)}${padl(r.p50, 8)}${padl(r.p99, 8)}${padl(r.vsMinimalProxy, 7)}${padl(r.vsBareProxy, 7)}`);
