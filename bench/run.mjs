@@ -121,33 +121,45 @@ async function measureRows(specs) {
   });
 }
 
-// Sequential requests on one keep-alive connection, timed with hrtime: the
-// latency a single request sees, to the microsecond.
-async function unloadedLatency(port, path, headers, n = 5200) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const times = [];
+// Sequential requests, one keep-alive connection per row, timed with hrtime:
+// the latency a single request sees, to the microsecond. The rows take turns
+// request by request, so a slow spell of the machine reaches every row alike
+// and the differences between rows (what creditgate adds) stay put between runs.
+async function unloadedLatency(rows, n = 5200) {
+  const agents = rows.map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const times = rows.map(() => []);
   for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    await new Promise((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { ...headers(i), 'content-length': '0' } }, (res) => {
-        res.resume();
-        res.on('end', resolve);
+    for (const [j, { port, path, headers }] of rows.entries()) {
+      const t0 = process.hrtime.bigint();
+      await new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port, path, method: 'POST', agent: agents[j], headers: { ...headers(i), 'content-length': '0' } },
+          (res) => {
+            res.resume();
+            res.on('end', resolve);
+          },
+        );
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
-    if (i >= 200) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (i >= 200) times[j].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
   }
-  agent.destroy();
-  times.sort((a, b) => a - b);
-  const at = (q) => Number(times[Math.floor(q * (times.length - 1))].toFixed(3));
-  return { p50: at(0.5), p99: at(0.99) };
+  for (const agent of agents) agent.destroy();
+  return Object.fromEntries(
+    rows.map(({ name }, j) => {
+      const sorted = times[j].sort((a, b) => a - b);
+      const at = (q) => Number(sorted[Math.floor(q * (sorted.length - 1))].toFixed(3));
+      return [name, { p50: at(0.5), p99: at(0.99) }];
+    }),
+  );
 }
 
 // Server-sent events, measured from a fresh process (bench/stream-latency.mjs):
-// this one's heap, grown by the load runs, would add its own GC pauses.
-function streamLatency(port, streams = 200) {
-  const run = spawnSync(process.execPath, ['bench/stream-latency.mjs', String(port), String(streams)], { encoding: 'utf8' });
+// this one's heap, grown by the load runs, would add its own GC pauses. The
+// rows' streams take turns there, as the unloaded requests do here.
+function streamLatency(ports, streams = 200) {
+  const run = spawnSync(process.execPath, ['bench/stream-latency.mjs', String(streams), ...ports.map(String)], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`bench/stream-latency.mjs failed (exit ${run.status}): ${run.stderr}`);
   return JSON.parse(run.stdout);
 }
@@ -259,21 +271,22 @@ async function main() {
 
   // Latency creditgate adds over a bare proxy hop, one connection, unloaded.
   const acct = (p) => (i) => ({ 'x-account-id': `${p}${i % 100}`, 'x-task-count': '1' });
-  const single = {
-    upstreamDirect: await unloadedLatency(upPort, '/v1/ai/custom', acct('lu-')),
-    minimalProxy: await unloadedLatency(minPort, '/v1/ai/custom', acct('ln-')),
-    minimalUndiciProxy: await unloadedLatency(undiciPort, '/v1/ai/custom', acct('ld-')),
-    bareProxy: await unloadedLatency(cgPort, '/v1/plain', acct('lb-')),
-    creditgateRedis: await unloadedLatency(cgPort, '/v1/ai/custom', acct('lr-')),
-    creditgateMemory: await unloadedLatency(memPort, '/v1/ai/custom', acct('lm-')),
-    peerExpressRateLimit: await unloadedLatency(erlPort, '/v1/ai/custom', acct('le-')),
-    peerRateLimiterFlexible: await unloadedLatency(rlfPort, '/v1/ai/custom', acct('lf-')),
-  };
+  const single = await unloadedLatency([
+    { name: 'upstreamDirect', port: upPort, path: '/v1/ai/custom', headers: acct('lu-') },
+    { name: 'minimalProxy', port: minPort, path: '/v1/ai/custom', headers: acct('ln-') },
+    { name: 'minimalUndiciProxy', port: undiciPort, path: '/v1/ai/custom', headers: acct('ld-') },
+    { name: 'bareProxy', port: cgPort, path: '/v1/plain', headers: acct('lb-') },
+    { name: 'creditgateRedis', port: cgPort, path: '/v1/ai/custom', headers: acct('lr-') },
+    { name: 'creditgateMemory', port: memPort, path: '/v1/ai/custom', headers: acct('lm-') },
+    { name: 'peerExpressRateLimit', port: erlPort, path: '/v1/ai/custom', headers: acct('le-') },
+    { name: 'peerRateLimiterFlexible', port: rlfPort, path: '/v1/ai/custom', headers: acct('lf-') },
+  ]);
   const added = {
     p50: Number((single.creditgateRedis.p50 - single.bareProxy.p50).toFixed(3)),
     p99: Number((single.creditgateRedis.p99 - single.bareProxy.p99).toFixed(3)),
   };
-  const sse = { direct: await streamLatency(upPort), minimalProxy: await streamLatency(minPort), creditgateRedis: await streamLatency(cgPort) };
+  const [direct, minimalProxy, creditgateRedis] = streamLatency([upPort, minPort, cgPort]);
+  const sse = { direct, minimalProxy, creditgateRedis };
   sse.addedOverDirectP99 = Number((sse.creditgateRedis.p99 - sse.direct.p99).toFixed(3));
   const addedOverMinimal = {
     p50: Number((single.creditgateRedis.p50 - single.minimalProxy.p50).toFixed(3)),
