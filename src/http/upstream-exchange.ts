@@ -222,7 +222,11 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       else if (!this.controller && this.status === 0) this.failedBeforeHead(new Error(CLIENT_LEFT));
     }
     if (!this.tapped) return;
-    if (!this.upstreamEnded) void this.settleAtEnd(false, this.upstreamFailed ? 'connection_error' : 'client_abort');
+    // The upstream answered whole and finish() is settling it: that answer is
+    // kept for replays as it stands (only its last chunk did not reach this
+    // client, and a retry after a dropped connection is what a key is for).
+    if (this.upstreamEnded) return;
+    void this.settleAtEnd(false, this.upstreamFailed ? 'connection_error' : 'client_abort');
     void this.report(null);
   }
 
