@@ -33,5 +33,6 @@ export function openStore(options: OpenStoreOptions): CreditStore {
     return new MemoryStore(options.maxAccounts ? { maxAccounts: options.maxAccounts } : {});
   }
   if (typeof redis === 'string') return new RedisStore({ url: redis, timeoutMs: options.timeoutMs, prefix: options.prefix });
-  return new RedisStore({ client: redis, prefix: options.prefix });
+  // The config's store.timeoutMs bounds creditgate's calls on a caller's client too.
+  return new RedisStore({ client: redis, timeoutMs: options.timeoutMs, prefix: options.prefix });
 }

@@ -104,7 +104,7 @@ export function lastConnectionError(clients: readonly (Redis | Cluster)[]): stri
 }
 
 /** A client the store opens (and owns) for `url`. */
-export function openStoreClient(url: string, timeoutMs: number, redisOptions?: RedisOptions): Redis | Cluster {
+export function openStoreClient(url: string, redisOptions?: RedisOptions): Redis | Cluster {
   const c = createRedisClient(url, {
     // One decision is one script call, written as it is made. Under load the
     // socket already coalesces what queues behind a pending write; ioredis's
@@ -112,7 +112,8 @@ export function openStoreClient(url: string, timeoutMs: number, redisOptions?: R
     // hold one call each (the request callbacks of one poll phase each drain
     // the tick queue): 11 µs of CPU per charged request, by profile.
     enableAutoPipelining: false,
-    commandTimeout: timeoutMs,
+    // No commandTimeout: the store gives each call its deadline itself
+    // (store-deadline.ts), so that a reply read late is not a timeout.
     maxRetriesPerRequest: 1,
     // No offline queue: a charge that timed out while Redis was away must
     // not be sent later, when Redis is back, on top of the journal replay.

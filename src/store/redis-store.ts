@@ -25,6 +25,7 @@ import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './
 import { subscribeToInvalidations } from './redis-invalidations.js';
 import { chargeOutcome, grantResult, idempotencyRecord, poolUsages } from './redis-replies.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
+import { withDeadline } from './store-deadline.js';
 import { batchWritesThisTurn } from './turn-batching.js';
 
 type RedisClient = Redis | Cluster;
@@ -41,7 +42,11 @@ export interface RedisStoreOptions {
   readonly client?: RedisClient;
   /** Key prefix; tests use their own to share one server. Default "cg". */
   readonly prefix?: string;
-  /** Per-command timeout for a client the store creates. */
+  /**
+   * How long a store call may take (store.timeoutMs; default 50 with `url`,
+   * none with `client` unless given). See store-deadline.ts for how an answer
+   * read late is told from one sent late.
+   */
   readonly timeoutMs?: number;
   /**
    * Connections the store opens for charges (with `url`; default 1). The
@@ -62,6 +67,8 @@ export class RedisStore implements CreditStore {
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
   private readonly extraClients: RedisClient[] = [];
+  /** store.timeoutMs; undefined: no deadline of the store's own. */
+  private readonly deadlineMs: number | undefined;
   /** host:port of the URL the store opened (never its password); undefined for a caller's client. */
   readonly target: string | undefined = undefined;
 
@@ -71,7 +78,7 @@ export class RedisStore implements CreditStore {
       this.ownsClient = false;
     } else if (options.url) {
       const url = options.url;
-      const open = () => openStoreClient(url, options.timeoutMs ?? 50, options.redisOptions);
+      const open = () => openStoreClient(url, options.redisOptions);
       this.client = open();
       this.extraClients = Array.from({ length: Math.max(1, options.connections ?? 1) - 1 }, open);
       this.ownsClient = true;
@@ -79,6 +86,7 @@ export class RedisStore implements CreditStore {
     } else {
       throw new TypeError('RedisStore needs a url or a client');
     }
+    this.deadlineMs = options.timeoutMs ?? (options.url ? 50 : undefined);
     this.keys = new StoreKeys(options.prefix ?? 'cg');
     for (const c of [this.client, ...this.extraClients]) defineCommands(c);
     this.commands = this.client as unknown as CreditgateCommands;
@@ -306,7 +314,8 @@ export class RedisStore implements CreditStore {
   }
 
   private call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return promiseCall(fn).catch((err: unknown) => {
+    const work = promiseCall(fn);
+    return (this.deadlineMs === undefined ? work : withDeadline(work, this.deadlineMs)).catch((err: unknown) => {
       throw new StoreError(`redis ${operation} failed: ${(err as Error).message}`, { cause: err });
     });
   }
