@@ -55,7 +55,10 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
    * The upstream timeout, counted from the forward as http.request's timer
    * was: undici's headersTimeout starts only once the request is written (a
    * connection that never completes waited for its 10 s connect timeout, then
-   * answered 502), and its coarse timer fires up to a second late.
+   * answered 502), and its coarse timer fires up to a second late. Decided
+   * after the poll phase that follows it (as store-deadline.ts does): a head
+   * that arrived in time but waits behind a busy event loop is read first,
+   * not answered 504 and refunded for work the upstream did.
    */
   private readonly timer: NodeJS.Timeout;
   private timedOut = false;
@@ -70,7 +73,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   ) {
     // A client that goes away should not leave the upstream working for nobody.
     res.on('close', () => this.clientClosed());
-    this.timer = setTimeout(() => this.headersTimedOut(), options.timeoutMs);
+    this.timer = setTimeout(() => setImmediate(() => this.headersTimedOut()), options.timeoutMs);
     this.timer.unref();
   }
 

@@ -316,6 +316,34 @@ describe('the upstream timeout counts from the forward, connection included', ()
     }
   }, 20_000);
 
+  it('a head that arrived in time but waits behind a busy event loop is the answer, not a 504 and a refund', async () => {
+    const h = await startHarness({
+      config: editConfig(CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 100 }']),
+      redis: redisUrl(),
+      keyPrefix: uniquePrefix('exchange-busy'),
+    });
+    try {
+      const a = `busy-${randomUUID()}`;
+      h.upstream.respond = (_req, res) => {
+        // The answer leaves at 40 ms; this process (the sidecar's too) is then
+        // held until 250 ms, past the 100 ms upstream timeout: both timers
+        // fire in one timers phase, the answer's first, and the head waits in
+        // the socket for the poll phase that follows.
+        setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('done'), 40);
+        const until = performance.now() + 250;
+        while (performance.now() < until) {
+          // busy, as a replica serving hundreds of requests in one poll phase
+        }
+      };
+      const got = await request(`${h.proxy}/v1/ai/job`, { method: 'POST', headers: { 'x-account-id': a } });
+      expect(got.status).toBe(200);
+      expect(got.body.toString()).toBe('done');
+      expect((await (await h.adminFetch(`/v1/accounts/${a}/usage`)).json()).pools.ai_tasks.used).toBe(100);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('an upstream that never answers gives 504 at the timeout, not a second later', async () => {
     const h = await startHarness({
       config: editConfig(CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 300 }']),
