@@ -116,7 +116,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       topUpGranted: (creditType, amount) => metrics.topUpCreditsGranted.inc({ credit_type: creditType }, amount),
     },
   });
-  const burst = new BurstLimiter(raw instanceof RedisStore ? raw.client : undefined, options.keyPrefix ?? 'cg');
+  const burst =
+    raw instanceof RedisStore
+      ? new BurstLimiter(raw.client, options.keyPrefix ?? 'cg', raw.deadlineMs)
+      : new BurstLimiter(undefined, options.keyPrefix ?? 'cg');
   return {
     engine,
     store,

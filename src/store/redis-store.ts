@@ -67,8 +67,8 @@ export class RedisStore implements CreditStore {
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
   private readonly extraClients: RedisClient[] = [];
-  /** store.timeoutMs; undefined: no deadline of the store's own. */
-  private readonly deadlineMs: number | undefined;
+  /** store.timeoutMs; undefined: no deadline of the store's own. Also the deadline of the rate limits kept on `client` (burst-limiter.ts). */
+  readonly deadlineMs: number | undefined;
   /** host:port of the URL the store opened (never its password); undefined for a caller's client. */
   readonly target: string | undefined = undefined;
 
