@@ -118,6 +118,10 @@ export function openStoreClient(url: string, redisOptions?: RedisOptions): Redis
     // No offline queue: a charge that timed out while Redis was away must
     // not be sent later, when Redis is back, on top of the journal replay.
     enableOfflineQueue: false,
+    // Nor sent again on the next connection when the last one broke before
+    // Redis answered: the request was refused already, and a script run
+    // twice charges twice (test/store/reconnect-resend.test.ts).
+    autoResendUnfulfilledCommands: false,
     ...redisOptions,
   });
   // Connection errors surface as failed commands (StoreError); without a
