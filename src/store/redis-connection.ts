@@ -59,6 +59,8 @@ export function createRedisClient(url: string, options: RedisOptions): Redis | C
     const auth = { ...(parts.user ? { username: parts.user } : {}), ...(parts.password ? { password: parts.password } : {}) };
     return new Cluster(hosts(parts.hosts), {
       enableAutoPipelining: options.enableAutoPipelining ?? false,
+      // The cluster keeps a queue of its own while it (re)connects.
+      enableOfflineQueue: options.enableOfflineQueue ?? true,
       // Every key of a decision lives in one slot, on its primary.
       scaleReads: 'master',
       redisOptions: { ...options, ...auth, ...(url.startsWith('rediss') ? { tls: {} } : {}) },
