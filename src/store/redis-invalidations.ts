@@ -15,7 +15,16 @@ export async function subscribeToInvalidations(
   onListening?: (listening: boolean) => void,
 ): Promise<() => Promise<void>> {
   // Its own connection, with an offline queue: ioredis resubscribes it after every reconnect.
-  const sub = client instanceof Cluster ? client.duplicate(undefined, { enableOfflineQueue: true }) : client.duplicate({ enableOfflineQueue: true });
+  // And resending what a broken connection left unanswered (a duplicate has the
+  // store's autoResendUnfulfilledCommands: false): a SUBSCRIBE cut off before its
+  // reply would otherwise be dropped, its promise never settled, and the start
+  // that awaits it would hang (test/store/invalidations-cut-subscribe.test.ts).
+  // A SUBSCRIBE sent twice is harmless. (A Cluster subscribes on a connection of
+  // its own, made without the store's options.)
+  const sub =
+    client instanceof Cluster
+      ? client.duplicate(undefined, { enableOfflineQueue: true })
+      : client.duplicate({ enableOfflineQueue: true, autoResendUnfulfilledCommands: true });
   sub.on('error', () => {});
   sub.on('message', (ch: string, message: string) => {
     if (ch === channel) onAccount(message);

@@ -1,0 +1,76 @@
+// The invalidation subscriber is a duplicate of the store's connection, so it
+// has its options, autoResendUnfulfilledCommands: false included. Its first
+// SUBSCRIBE, cut off by a broken connection after it was written, was then
+// dropped on reconnect and its promise never settled: subscribeInvalidations
+// never returned, and a sidecar (runtime.start() awaits it) never listened.
+// A real redis-server behind a loopback TCP relay that breaks the first
+// connection to carry a SUBSCRIBE, before passing it on.
+
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisStore } from '../../src/store/redis-store.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('an invalidation subscription whose first SUBSCRIBE is cut off', () => {
+  let redis: TestRedis;
+  let relay: Server;
+  let relayPort: number;
+  const sockets = new Set<Socket>();
+  let cut = 0;
+  beforeAll(async () => {
+    redis = await startRedis();
+    relay = createServer((client) => {
+      const server = connect(redis.port, '127.0.0.1');
+      sockets.add(client).add(server);
+      client.on('data', (chunk: Buffer) => {
+        if (cut === 0 && /subscribe/i.test(chunk.toString())) {
+          cut++;
+          client.destroy();
+          server.destroy();
+          return;
+        }
+        server.write(chunk);
+      });
+      server.on('data', (chunk: Buffer) => client.write(chunk));
+      for (const s of [client, server]) {
+        s.on('error', () => {});
+        s.on('close', () => {
+          client.destroy();
+          server.destroy();
+          sockets.delete(s);
+        });
+      }
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    relayPort = (relay.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => relay.close(r));
+    await redis.stop();
+  });
+
+  it('is subscribed after the reconnect, and its subscribe call returns', async () => {
+    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, prefix: 'cgcut', timeoutMs: 1000 });
+    let unsubscribe: (() => Promise<void>) | undefined;
+    try {
+      expect(await store.ready()).toBe(true);
+      const heard: string[] = [];
+      const subscribed = store.subscribeInvalidations((a) => heard.push(a)).then((u) => (unsubscribe = u));
+      const settled = await Promise.race([subscribed.then(() => 'subscribed'), sleep(3000).then(() => 'still waiting after 3 s')]);
+      expect(cut).toBe(1);
+      expect(settled).toBe('subscribed');
+      const publisher = new Redis(redis.url);
+      await publisher.publish('cgcut:invalidate', 'acme');
+      publisher.disconnect();
+      await sleep(100);
+      expect(heard).toEqual(['acme']);
+    } finally {
+      await unsubscribe?.();
+      await store.close();
+    }
+  }, 20_000);
+});
