@@ -61,6 +61,13 @@ export function createRedisClient(url: string, options: RedisOptions): Redis | C
       enableAutoPipelining: options.enableAutoPipelining ?? false,
       // The cluster keeps a queue of its own while it (re)connects.
       enableOfflineQueue: options.enableOfflineQueue ?? true,
+      // And no resend either: a command whose node connection broke ("Connection
+      // is closed.", whether or not Redis ran it) is retried by the cluster
+      // after retryDelayOnFailover, on a new connection, after its deadline —
+      // a charge refused, or run twice (test/store/reconnect-resend.test.ts).
+      // 0 fails it instead. MOVED, ASK, TRYAGAIN and CLUSTERDOWN (never run)
+      // are still retried.
+      ...(options.autoResendUnfulfilledCommands === false ? { retryDelayOnFailover: 0 } : {}),
       // Every key of a decision lives in one slot, on its primary.
       scaleReads: 'master',
       redisOptions: { ...options, ...auth, ...(url.startsWith('rediss') ? { tls: {} } : {}) },
@@ -148,13 +155,16 @@ export function openStoreClient(url: string, redisOptions?: RedisOptions): Redis
   if (c instanceof Cluster) {
     // A Cluster connects to a node on the first command for it, and with no
     // cluster-level offline queue (createRedisClient) refuses the others sent
-    // there meanwhile, to retry them after retryDelayOnFailover (100 ms): past
-    // the deadline, so a charge refused with 503 would be applied after all
-    // (test/store/cluster-first-burst.test.ts). Its nodes connect as soon as
-    // it knows them instead, and ready() waits for its primaries.
-    c.on('+node', (node: Redis) => {
-      if (node.status === 'wait') node.connect().catch(() => undefined);
-    });
+    // there meanwhile (test/store/cluster-first-burst.test.ts): a charge
+    // failed. Its nodes connect as soon as it knows them instead, and ready()
+    // waits for its primaries.
+    // After the command that made it known has gone: that one, sent while the
+    // node is still 'wait', starts the connection and waits in its queue.
+    c.on('+node', (node: Redis) =>
+      setImmediate(() => {
+        if (node.status === 'wait') node.connect().catch(() => undefined);
+      }),
+    );
   }
   return c;
 }
