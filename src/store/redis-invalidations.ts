@@ -20,10 +20,12 @@ export async function subscribeToInvalidations(
   // reply would otherwise be dropped, its promise never settled, and the start
   // that awaits it would hang (test/store/invalidations-cut-subscribe.test.ts).
   // A SUBSCRIBE sent twice is harmless. (A Cluster subscribes on a connection of
-  // its own, made without the store's options.)
+  // its own, made without the store's options; a SUBSCRIBE it could not send
+  // is retried after ioredis's usual failover delay, which the store's
+  // Cluster turns off for its calls: redis-connection.ts.)
   const sub =
     client instanceof Cluster
-      ? client.duplicate(undefined, { enableOfflineQueue: true })
+      ? client.duplicate(undefined, { enableOfflineQueue: true, retryDelayOnFailover: 100 })
       : client.duplicate({ enableOfflineQueue: true, autoResendUnfulfilledCommands: true });
   sub.on('error', () => {});
   sub.on('message', (ch: string, message: string) => {
