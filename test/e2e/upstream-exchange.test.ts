@@ -30,6 +30,9 @@ const CONFIG = appendRoutes(
 );
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** CONFIG with upstream.timeoutMs set. */
+const withUpstreamTimeout = (timeoutMs: number) =>
+  editConfig(CONFIG, ['store: { timeoutMs: 2000 }', `store: { timeoutMs: 2000 }\nupstream: { timeoutMs: ${timeoutMs} }`]);
 
 interface Got {
   status: number;
@@ -256,7 +259,7 @@ describe('the upstream timeout counts from the forward, connection included', ()
         filler.push(sock);
       }
       await sleep(100);
-      const config = writeConfig(editConfig(CONFIG, ['store: { timeoutMs: 2000 }', `store: { timeoutMs: 2000 }\nupstream: { timeoutMs: ${timeoutMs} }`]));
+      const config = writeConfig(withUpstreamTimeout(timeoutMs));
       const s = await startSidecar({
         configPath: config,
         upstream: `http://127.0.0.1:${port}`,
@@ -318,7 +321,7 @@ describe('the upstream timeout counts from the forward, connection included', ()
 
   it('a head that arrived in time but waits behind a busy event loop is the answer, not a 504 and a refund', async () => {
     const h = await startHarness({
-      config: editConfig(CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 100 }']),
+      config: withUpstreamTimeout(100),
       redis: redisUrl(),
       keyPrefix: uniquePrefix('exchange-busy'),
     });
@@ -346,7 +349,7 @@ describe('the upstream timeout counts from the forward, connection included', ()
 
   it('an upstream that never answers gives 504 at the timeout, not a second later', async () => {
     const h = await startHarness({
-      config: editConfig(CONFIG, ['store: { timeoutMs: 2000 }', 'store: { timeoutMs: 2000 }\nupstream: { timeoutMs: 300 }']),
+      config: withUpstreamTimeout(300),
       redis: redisUrl(),
       keyPrefix: uniquePrefix('exchange-timeout'),
     });
