@@ -4,11 +4,10 @@
 // insurance limiter, as it does when Redis is gone. Its own redis-server.
 
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { editConfig } from '../helpers/edit-config.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
-import { startHarness, TEST_CONFIG, type Harness } from '../helpers/sidecar-harness.js';
+import { startOwnRedisHarness, type OwnRedisHarness } from '../helpers/own-redis-harness.js';
+import { TEST_CONFIG } from '../helpers/sidecar-harness.js';
 
 const CONFIG = editConfig(
   TEST_CONFIG,
@@ -19,29 +18,21 @@ const CONFIG = editConfig(
 );
 
 describe('a rate-limited route while Redis is slow', () => {
-  let redis: TestRedis;
-  let sleeper: Redis;
-  let h: Harness;
+  let own: OwnRedisHarness;
   beforeAll(async () => {
-    redis = await startRedis();
-    sleeper = new Redis(redis.url);
-    h = await startHarness({ config: CONFIG, redis: redis.url, keyPrefix: 'burst-slow' });
+    own = await startOwnRedisHarness(CONFIG, 'burst-slow');
   });
-  afterAll(async () => {
-    await h.close();
-    sleeper.disconnect();
-    await redis.stop();
-  });
+  afterAll(async () => own.close());
 
   it('is answered within the store timeout (plus a margin), not when Redis wakes up', async () => {
     const a = `slow-${randomUUID()}`;
     // Warm: the limiter and the charge have both talked to Redis once.
-    const warm = await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
+    const warm = await fetch(`${own.h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
     expect(warm.status).toBe(200);
-    const sleeping = sleeper.call('DEBUG', 'SLEEP', '2');
+    const sleeping = own.admin.call('DEBUG', 'SLEEP', '2');
     await new Promise((r) => setTimeout(r, 20));
     const started = performance.now();
-    const r = await fetch(`${h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
+    const r = await fetch(`${own.h.proxy}/v1/ai/custom`, { method: 'POST', headers: { 'x-account-id': a, 'x-task-count': '1' } });
     const elapsed = performance.now() - started;
     await r.text();
     await sleeping;

@@ -7,11 +7,9 @@
 
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletion, sleep } from '../helpers/ai-upstream.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
-import { startHarness, type Harness } from '../helpers/sidecar-harness.js';
+import { startOwnRedisHarness, type OwnRedisHarness } from '../helpers/own-redis-harness.js';
 
 const CONFIG = `version: 1
 identity: { header: x-account-id }
@@ -51,50 +49,42 @@ function hangUpAtFirstChunk(url: string, account: string, key: string): Promise<
 }
 
 describe('a hang-up while the last chunk waits for the settle', () => {
-  let redis: TestRedis;
-  let pauser: Redis;
-  let h: Harness;
+  let own: OwnRedisHarness;
   beforeAll(async () => {
-    redis = await startRedis();
-    pauser = new Redis(redis.url);
-    h = await startHarness({ config: CONFIG, redis: redis.url, keyPrefix: 'hangup' });
+    own = await startOwnRedisHarness(CONFIG, 'hangup');
   });
-  afterAll(async () => {
-    await h.close();
-    pauser.disconnect();
-    await redis.stop();
-  });
+  afterAll(async () => own.close());
 
   it('keeps the whole answer: the retry with the same key replays it and is not charged again', async () => {
     const account = `hang-${randomUUID()}`;
     const key = randomUUID();
     const answer = JSON.stringify(chatCompletion(57));
     const cut = answer.indexOf('"usage"');
-    h.upstream.respond = (_req, res) => {
+    own.h.upstream.respond = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(answer)) });
       res.write(answer.slice(0, cut));
       void (async () => {
         await sleep(50);
         // Every write to Redis now waits 600 ms: the settle of this answer,
         // and whatever the sidecar writes when the client leaves.
-        await pauser.call('CLIENT', 'PAUSE', '600', 'WRITE');
+        await own.admin.call('CLIENT', 'PAUSE', '600', 'WRITE');
         res.end(answer.slice(cut));
       })();
     };
-    const first = await hangUpAtFirstChunk(`${h.proxy}/v1/chat/completions`, account, key);
+    const first = await hangUpAtFirstChunk(`${own.h.proxy}/v1/chat/completions`, account, key);
     expect(answer.startsWith(first)).toBe(true);
     expect(first.length).toBeLessThan(answer.length);
 
     await sleep(900);
-    const retry = await fetch(`${h.proxy}/v1/chat/completions`, {
+    const retry = await fetch(`${own.h.proxy}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'x-account-id': account, 'idempotency-key': key, 'content-type': 'application/json' },
       body: '{"model":"fake","messages":[]}',
     });
     expect(retry.status).toBe(200);
     expect(await retry.text()).toBe(answer);
-    expect(h.upstream.requests.filter((r) => r.headers['idempotency-key'] === key)).toHaveLength(1);
-    const usage = await (await h.adminFetch(`/v1/accounts/${account}/usage`)).json();
+    expect(own.h.upstream.requests.filter((r) => r.headers['idempotency-key'] === key)).toHaveLength(1);
+    const usage = await (await own.h.adminFetch(`/v1/accounts/${account}/usage`)).json();
     expect(usage.pools.ai_tokens.used).toBe(57);
   });
 });
