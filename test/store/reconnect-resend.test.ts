@@ -5,11 +5,10 @@
 // not. Its own redis-server: CLIENT PAUSE holds the charge unexecuted while
 // CLIENT KILL breaks its connection.
 
-import { Redis, type Cluster } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/store/credit-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
-import { startCluster, type TestCluster } from '../helpers/redis-cluster.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,47 +49,4 @@ describe('a charge cut off by a broken connection', () => {
       await store.close();
     }
   });
-});
-
-// A Cluster does not resend on its node connections (they do not reconnect),
-// but retried a command whose node connection broke ("Connection is closed.")
-// after retryDelayOnFailover, on a new connection: the same charge, sent again
-// after its request was refused. A real 3-primary cluster.
-describe('a cluster charge cut off by a broken node connection', () => {
-  let cluster: TestCluster;
-  beforeAll(async () => {
-    cluster = await startCluster();
-  }, 60_000);
-  afterAll(async () => cluster?.stop());
-
-  it('fails, and is not applied by a retry on a new connection', async () => {
-    const store = new RedisStore({ url: cluster.url, prefix: 'cgrs', timeoutMs: 300 });
-    const admin: Redis[] = [];
-    try {
-      await store.ready();
-      await store.charge('warm', [pool], { now: Date.now(), thresholds: [] });
-      // The primary of the account's slot, and the store's connection to it.
-      const client = store.client as Cluster;
-      const slot = Number(await client.cluster('KEYSLOT', 'cgrs:{cut-off}:x'));
-      const slots = await client.cluster('SLOTS');
-      const port = slots.find(([from, to]) => slot >= from && slot <= to)![2]![1];
-      const node = client.nodes('master').find((n) => n.options.port === port)!;
-      const id = String(await node.call('CLIENT', 'ID'));
-      admin.push(new Redis(port, '127.0.0.1'));
-      await admin[0]!.call('CLIENT', 'PAUSE', '800', 'WRITE');
-      const outcome = store.charge('cut-off', [pool], { now: Date.now(), thresholds: [] }).then(
-        (o) => o,
-        (err: unknown) => err,
-      );
-      await sleep(50);
-      await admin[0]!.call('CLIENT', 'KILL', 'ID', id);
-      expect(await outcome).toBeInstanceOf(StoreError);
-      await sleep(1500); // the pause is over
-      const [usage] = await store.usage('cut-off', [{ creditType: 'ai', cycleStart: 0 }], Date.now());
-      expect(usage?.planUsed ?? 0).toBe(0);
-    } finally {
-      for (const a of admin) a.disconnect();
-      await store.close();
-    }
-  }, 30_000);
 });
