@@ -4,7 +4,7 @@
 // with the options the store opens its own clients with; and waits for a
 // client to be ready.
 
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 
 function hosts(list: string): { host: string; port: number }[] {
   return list.split(',').map((hp) => {
@@ -53,23 +53,15 @@ export function connectionCause(err: unknown): string {
   return e.code && e.message && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : (e.message ?? e.code ?? String(err));
 }
 
-export function createRedisClient(url: string, options: RedisOptions): Redis | Cluster {
+/** A client for `url`; `options` for each connection, `cluster` for a Cluster's own queue and retries. */
+export function createRedisClient(url: string, options: RedisOptions, cluster: ClusterOptions = {}): Redis | Cluster {
   if (url.startsWith('redis+cluster://') || url.startsWith('rediss+cluster://')) {
     const parts = parseMultiHost(url);
     const auth = { ...(parts.user ? { username: parts.user } : {}), ...(parts.password ? { password: parts.password } : {}) };
     return new Cluster(hosts(parts.hosts), {
-      enableAutoPipelining: options.enableAutoPipelining ?? false,
-      // The cluster keeps a queue of its own while it (re)connects.
-      enableOfflineQueue: options.enableOfflineQueue ?? true,
-      // And no resend either: a command whose node connection broke ("Connection
-      // is closed.", whether or not Redis ran it) is retried by the cluster
-      // after retryDelayOnFailover, on a new connection, after its deadline —
-      // a charge refused, or run twice (test/store/reconnect-resend.test.ts).
-      // 0 fails it instead. MOVED, ASK, TRYAGAIN and CLUSTERDOWN (never run)
-      // are still retried.
-      ...(options.autoResendUnfulfilledCommands === false ? { retryDelayOnFailover: 0 } : {}),
       // Every key of a decision lives in one slot, on its primary.
       scaleReads: 'master',
+      ...cluster,
       redisOptions: { ...options, ...auth, ...(url.startsWith('rediss') ? { tls: {} } : {}) },
     });
   }
@@ -129,33 +121,47 @@ export function lastConnectionError(clients: readonly (Redis | Cluster)[]): stri
 
 /** A client the store opens (and owns) for `url`. */
 export function openStoreClient(url: string, redisOptions?: RedisOptions): Redis | Cluster {
-  const c = createRedisClient(url, {
-    // One decision is one script call, written as it is made. Under load the
-    // socket already coalesces what queues behind a pending write; ioredis's
-    // auto-pipelining added a Pipeline object per flush, and a proxy's flushes
-    // hold one call each (the request callbacks of one poll phase each drain
-    // the tick queue): 11 µs of CPU per charged request, by profile.
-    enableAutoPipelining: false,
-    // No commandTimeout: the store gives each call its deadline itself
-    // (store-deadline.ts), so that a reply read late is not a timeout.
-    maxRetriesPerRequest: 1,
-    // No offline queue: a charge that timed out while Redis was away must
-    // not be sent later, when Redis is back, on top of the journal replay.
-    enableOfflineQueue: false,
-    // Nor sent again on the next connection when the last one broke before
-    // Redis answered: the request was refused already, and a script run
-    // twice charges twice (test/store/reconnect-resend.test.ts).
-    autoResendUnfulfilledCommands: false,
-    ...redisOptions,
-  });
+  const c = createRedisClient(
+    url,
+    {
+      // One decision is one script call, written as it is made. Under load the
+      // socket already coalesces what queues behind a pending write; ioredis's
+      // auto-pipelining added a Pipeline object per flush, and a proxy's flushes
+      // hold one call each (the request callbacks of one poll phase each drain
+      // the tick queue): 11 µs of CPU per charged request, by profile.
+      enableAutoPipelining: false,
+      // No commandTimeout: the store gives each call its deadline itself
+      // (store-deadline.ts), so that a reply read late is not a timeout.
+      maxRetriesPerRequest: 1,
+      // No offline queue: a charge that timed out while Redis was away must
+      // not be sent later, when Redis is back, on top of the journal replay.
+      enableOfflineQueue: false,
+      // Nor sent again on the next connection when the last one broke before
+      // Redis answered: the request was refused already, and a script run
+      // twice charges twice (test/store/reconnect-resend.test.ts).
+      autoResendUnfulfilledCommands: false,
+      ...redisOptions,
+    },
+    {
+      // A Cluster has a queue and retries of its own, above its node connections:
+      enableAutoPipelining: false,
+      // no queue while it (re)connects, for the same reason as its connections;
+      enableOfflineQueue: false,
+      // and no retry of a command whose node connection broke ("Connection is
+      // closed.", whether or not Redis ran it) on a new connection after its
+      // deadline: a charge refused, or run twice (cluster-faults.test.ts).
+      // MOVED, ASK, TRYAGAIN and CLUSTERDOWN (never run) are still retried.
+      retryDelayOnFailover: 0,
+    },
+  );
   // Connection errors surface as failed commands (StoreError); without a
   // listener ioredis would also print each reconnect attempt. The last one is
   // kept for the log line that says Redis cannot be reached.
   c.on('error', (err: Error) => lastErrors.set(c, err));
   if (c instanceof Cluster) {
     // A Cluster connects to a node on the first command for it, and with no
-    // cluster-level offline queue (createRedisClient) refuses the others sent
-    // there meanwhile (test/store/cluster-first-burst.test.ts): a charge
+    // cluster-level offline queue (above) refuses the others sent
+    // there meanwhile (test/store/cluster-faults.test.ts): a charge
     // failed. Its nodes connect as soon as it knows them instead, and ready()
     // waits for its primaries.
     // After the command that made it known has gone: that one, sent while the
