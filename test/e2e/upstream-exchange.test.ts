@@ -319,12 +319,12 @@ describe('the upstream timeout counts from the forward, connection included', ()
     }
   }, 20_000);
 
+  /** A harness of its own whose config sets upstream.timeoutMs. */
+  const harnessWithUpstreamTimeout = (timeoutMs: number) =>
+    startHarness({ config: withUpstreamTimeout(timeoutMs), redis: redisUrl(), keyPrefix: uniquePrefix('exchange-timeout') });
+
   it('a head that arrived in time but waits behind a busy event loop is the answer, not a 504 and a refund', async () => {
-    const h = await startHarness({
-      config: withUpstreamTimeout(100),
-      redis: redisUrl(),
-      keyPrefix: uniquePrefix('exchange-busy'),
-    });
+    const h = await harnessWithUpstreamTimeout(100);
     try {
       const a = `busy-${randomUUID()}`;
       h.upstream.respond = (_req, res) => {
@@ -348,11 +348,7 @@ describe('the upstream timeout counts from the forward, connection included', ()
   });
 
   it('an upstream that never answers gives 504 at the timeout, not a second later', async () => {
-    const h = await startHarness({
-      config: withUpstreamTimeout(300),
-      redis: redisUrl(),
-      keyPrefix: uniquePrefix('exchange-timeout'),
-    });
+    const h = await harnessWithUpstreamTimeout(300);
     try {
       h.upstream.respond = () => {};
       const started = Date.now();
