@@ -116,10 +116,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       topUpGranted: (creditType, amount) => metrics.topUpCreditsGranted.inc({ credit_type: creditType }, amount),
     },
   });
-  const burst =
-    raw instanceof RedisStore
-      ? new BurstLimiter(raw.client, options.keyPrefix ?? 'cg', raw.deadlineMs)
-      : new BurstLimiter(undefined, options.keyPrefix ?? 'cg');
+  const redisStore = raw instanceof RedisStore ? raw : undefined;
+  const burst = new BurstLimiter(redisStore?.client, options.keyPrefix ?? 'cg', redisStore?.deadlineMs);
   return {
     engine,
     store,
