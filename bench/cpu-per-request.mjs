@@ -1,7 +1,8 @@
 // CPU time per request of each process on the path, under the bench's load:
 // less noisy than req/s on a machine whose cores every process shares.
 // Usage: npm run build && node bench/cpu-per-request.mjs <rows> [seconds] [connections] [rounds]
-//   rows: comma-separated, each minimal | minimal-undici | bare | redis | memory,
+//   rows: comma-separated, each minimal | minimal-undici | bare | redis | memory
+//         | peer-erl | peer-rlf | express-bare (bench/servers.mjs),
 //         a creditgate row optionally as row@dir to run another build's cli.js
 //         (an A/B of two builds: `redis,redis@/tmp/other-dist`), or the path of
 //         a proxy script of your own, started as `node <script> <port>
@@ -16,10 +17,9 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
+import { BENCH_CONFIG, freePort, loadRow, rowArgs, rowPath } from './proxy-rows.mjs';
 
 const [rowsArg = 'redis', secondsArg = '6', connectionsArg = '64', roundsArg = '1'] = process.argv.slice(2);
 const rows = rowsArg.split(',');
@@ -28,13 +28,6 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 /** User + system CPU of a process so far, in ms (clock ticks of 10 ms). */
 const cpuMs = (pid) => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -69,55 +62,20 @@ const start = (command, args, env = {}, core = '1') => {
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'cg-cpu-'));
-const config = readFileSync(new URL('./run.mjs', import.meta.url), 'utf8').match(/const CONFIG = `([^`]*)`/)[1];
-writeFileSync(join(dir, 'credits.yaml'), config);
+writeFileSync(join(dir, 'credits.yaml'), BENCH_CONFIG);
 const [redisPort, upPort] = await Promise.all([freePort(), freePort()]);
 const redis = start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
 const upstream = start(process.execPath, ['bench/servers.mjs', 'upstream', String(upPort)]);
 
 async function startRow(row) {
-  const [kind, dist = 'dist'] = row.split('@');
   const [port, adminPort] = await Promise.all([freePort(), freePort()]);
-  const redisUrl = `redis://127.0.0.1:${redisPort}`;
-  const proxy = kind.endsWith('.mjs')
-    ? start(process.execPath, [kind, String(port), String(upPort), redisUrl], {}, '0')
-    : ['minimal', 'minimal-undici'].includes(kind)
-      ? start(process.execPath, ['bench/servers.mjs', kind, String(port), String(upPort)], {}, '0')
-      : start(
-          process.execPath,
-          [
-            join(dist, 'cli.js'),
-            'serve',
-            ...['--config', join(dir, 'credits.yaml'), '--upstream', `http://127.0.0.1:${upPort}`],
-            ...['--port', String(port), '--admin-port', String(adminPort), '--host', '127.0.0.1'],
-            ...(kind === 'memory' ? [] : ['--redis', redisUrl]),
-          ],
-          {},
-          '0',
-        );
-  return { row, path: kind === 'bare' ? '/v1/plain' : '/v1/ai/custom', port, proxy };
+  const args = rowArgs(row, { port, adminPort, upstreamPort: upPort, redisUrl: `redis://127.0.0.1:${redisPort}`, configPath: join(dir, 'credits.yaml') });
+  return { row, path: rowPath(row), port, proxy: start(process.execPath, args, {}, '0') };
 }
 const servers = await Promise.all(rows.map(startRow));
 await sleep(1500);
 
-const load = (server, duration) =>
-  new Promise((resolve, reject) => {
-    autocannon(
-      {
-        url: `http://127.0.0.1:${server.port}`,
-        connections: Number(connectionsArg),
-        duration,
-        requests: [
-          {
-            method: 'POST',
-            path: server.path,
-            setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-account-id': `a${Math.floor(Math.random() * 10_000)}`, 'x-task-count': '1' } }),
-          },
-        ],
-      },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    );
-  });
+const load = (server, duration) => loadRow(server.port, server.path, Number(connectionsArg), { duration });
 
 async function measure(server) {
   const { proxy } = server;
