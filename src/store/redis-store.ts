@@ -20,7 +20,8 @@ import type {
 } from './credit-store.js';
 import { promiseCall } from '../promise-call.js';
 import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from './credit-store.js';
-import { defineCommands, type CreditgateCommands } from './lua-scripts.js';
+import { encodedScript, evalshaEncoded } from './encoded-evalsha.js';
+import { defineCommands, LUA, type CreditgateCommands } from './lua-scripts.js';
 import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './redis-connection.js';
 import { subscribeToInvalidations } from './redis-invalidations.js';
 import { chargeOutcome, grantResult, idempotencyRecord, poolUsages } from './redis-replies.js';
@@ -29,6 +30,8 @@ import { withDeadline } from './store-deadline.js';
 import { batchWritesThisTurn } from './turn-batching.js';
 
 type RedisClient = Redis | Cluster;
+
+const CHARGE = encodedScript(LUA.charge);
 
 /** Top-up grant keys outlive their last grant by this much. */
 const GRANT_GRACE_MS = 24 * 3600 * 1000;
@@ -64,6 +67,8 @@ export class RedisStore implements CreditStore {
   /** Connections that take turns carrying charges (the first is `client`). */
   private readonly chargeClients: (RedisClient & CreditgateCommands)[];
   private turn = 0;
+  /** Charges go out as pre-encoded EVALSHA (encoded-evalsha.ts): the store's own plain connections, whose keys ioredis leaves as they are. */
+  private readonly encodedCharges: boolean;
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
   private readonly extraClients: RedisClient[] = [];
@@ -91,6 +96,8 @@ export class RedisStore implements CreditStore {
     for (const c of [this.client, ...this.extraClients]) defineCommands(c);
     this.commands = this.client as unknown as CreditgateCommands;
     this.chargeClients = [this.client, ...this.extraClients] as (RedisClient & CreditgateCommands)[];
+    // Only on the store's own connections: a caller's client may be another ioredis (6, RESP3) than the Command class built here.
+    this.encodedCharges = this.ownsClient && !this.client.isCluster && !(this.client as Redis).options.keyPrefix;
   }
 
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
@@ -123,7 +130,8 @@ export class RedisStore implements CreditStore {
     }
     const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
     batchWritesThisTurn(conn);
-    const reply = await this.call('charge', () => conn.creditgateCharge(keys.length, ...keys, ...args));
+    const defined = () => conn.creditgateCharge(keys.length, ...keys, ...args);
+    const reply = await this.call('charge', this.encodedCharges ? () => evalshaEncoded(conn as Redis, CHARGE, keys, args, defined) : defined);
     return chargeOutcome(reply, pools);
   }
 
