@@ -1,8 +1,7 @@
-// A metric's labelled children, cached per label set in nested Maps: an
-// observation on the request path neither builds a label object nor joins
-// its labels into a new string to hash (label strings are interned and keep
-// their hash). Label values are bounded (routes, credit types, plans, fixed
-// sets), so are these maps.
+// A metric's cells (metric-cells.ts), found per label set through nested
+// Maps: an observation on the request path builds no label object and joins
+// no string (label strings are interned and keep their hash). Label values
+// are bounded (routes, credit types, plans, fixed sets), so are these maps.
 
 export class LabelledChildren<C> {
   private readonly byFirst = new Map<string, C | Map<string, C | Map<string, C>>>();

@@ -3,7 +3,7 @@
 // an account id: label values come from the config (routes, credit types,
 // plans) or from small fixed sets, so cardinality is bounded.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CompiledConfig } from '../config/compiled-config.js';
 import {
   METRIC_NAMES,
@@ -23,6 +23,7 @@ import {
   type Outcome,
 } from './metric-names.js';
 import { LabelledChildren } from './labelled-children.js';
+import { CellCounter, CellHistogram } from './metric-cells.js';
 
 // Callers import names and label sets from here, with the metrics.
 export * from './metric-names.js';
@@ -36,14 +37,14 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly decisions: Counter<'route' | 'credit_type' | 'outcome'>;
-  readonly creditsCharged: Counter<'credit_type' | 'plan'>;
+  readonly decisions: CellCounter<'route' | 'credit_type' | 'outcome'>;
+  readonly creditsCharged: CellCounter<'credit_type' | 'plan'>;
   readonly creditsRefunded: Counter<'credit_type' | 'reason'>;
   readonly topUpCreditsGranted: Counter<'credit_type'>;
-  readonly storeDuration: Histogram<'operation'>;
+  readonly storeDuration: CellHistogram<'operation'>;
   readonly storeErrors: Counter<'operation'>;
-  readonly upstreamDuration: Histogram<'route' | 'status_class'>;
-  readonly httpRequests: Counter<'route' | 'status_class'>;
+  readonly upstreamDuration: CellHistogram<'route' | 'status_class'>;
+  readonly httpRequests: CellCounter<'route' | 'status_class'>;
   readonly configReloads: Counter<'result'>;
   readonly configInfo: Gauge<'config_hash'>;
   readonly alertsSent: Counter<'channel' | 'result'>;
@@ -57,22 +58,22 @@ export class Metrics {
   readonly storeFull: Counter;
   readonly billingEvents: Counter<'source' | 'outcome'>;
   private creditTypes: readonly string[] = [];
-  // Children per label set (labelled-children.ts): nothing built per observation.
-  private readonly requestChildren = new LabelledChildren((route, status) => this.httpRequests.labels(route!, status!));
-  private readonly upstreamChildren = new LabelledChildren((route, status) => this.upstreamDuration.labels(route!, status!));
-  private readonly decisionChildren = new LabelledChildren((route, type, outcome) => this.decisions.labels(route!, type!, outcome!));
-  private readonly chargedChildren = new LabelledChildren((type, plan) => this.creditsCharged.labels(type!, plan!));
-  private readonly storeChildren = new LabelledChildren((operation) => this.storeDuration.labels(operation!));
+  // The per-request metrics' cells (metric-cells.ts), one per label set, found through nested Maps (labelled-children.ts).
+  private readonly requestChildren = new LabelledChildren((route, status) => this.httpRequests.cell({ route, status_class: status }));
+  private readonly upstreamChildren = new LabelledChildren((route, status) => this.upstreamDuration.cell({ route, status_class: status }));
+  private readonly decisionChildren = new LabelledChildren((route, type, outcome) => this.decisions.cell({ route, credit_type: type, outcome }));
+  private readonly chargedChildren = new LabelledChildren((type, plan) => this.creditsCharged.cell({ credit_type: type, plan }));
+  private readonly storeChildren = new LabelledChildren((operation) => this.storeDuration.cell({ operation }));
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
-    this.decisions = new Counter({
+    this.decisions = new CellCounter({
       name: METRIC_NAMES.decisions,
       help: 'Credit decisions by route, credit type and outcome (per pool; request-level outcomes use credit_type="none").',
       labelNames: ['route', 'credit_type', 'outcome'],
       registers,
     });
-    this.creditsCharged = new Counter({
+    this.creditsCharged = new CellCounter({
       name: METRIC_NAMES.creditsCharged,
       help: 'Credits charged, by credit type and plan.',
       labelNames: ['credit_type', 'plan'],
@@ -90,7 +91,7 @@ export class Metrics {
       labelNames: ['credit_type'],
       registers,
     });
-    this.storeDuration = new Histogram({
+    this.storeDuration = new CellHistogram({
       name: METRIC_NAMES.storeDuration,
       help: 'Time of credit store operations.',
       labelNames: ['operation'],
@@ -103,14 +104,14 @@ export class Metrics {
       labelNames: ['operation'],
       registers,
     });
-    this.upstreamDuration = new Histogram({
+    this.upstreamDuration = new CellHistogram({
       name: METRIC_NAMES.upstreamDuration,
       help: 'Time from forwarding a request to the upstream until its response headers.',
       labelNames: ['route', 'status_class'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.httpRequests = new Counter({
+    this.httpRequests = new CellCounter({
       name: METRIC_NAMES.httpRequests,
       help: 'Requests answered by the sidecar, by route and status class.',
       labelNames: ['route', 'status_class'],
