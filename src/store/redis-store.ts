@@ -20,7 +20,7 @@ import type {
 } from './credit-store.js';
 import { promiseCall } from '../promise-call.js';
 import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from './credit-store.js';
-import { encodedScript, evalshaEncoded } from './encoded-evalsha.js';
+import { encodedScript, runEncodedScript } from './encoded-evalsha.js';
 import { defineCommands, LUA, type CreditgateCommands } from './lua-scripts.js';
 import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './redis-connection.js';
 import { subscribeToInvalidations } from './redis-invalidations.js';
@@ -130,8 +130,13 @@ export class RedisStore implements CreditStore {
     }
     const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
     batchWritesThisTurn(conn);
-    const defined = () => conn.creditgateCharge(keys.length, ...keys, ...args);
-    const reply = await this.call('charge', this.encodedCharges ? () => evalshaEncoded(conn as Redis, CHARGE, keys, args, defined) : defined);
+    let refused = false;
+    const send = this.encodedCharges
+      ? () => runEncodedScript(conn as Redis, CHARGE, keys, args, () => refused)
+      : () => conn.creditgateCharge(keys.length, ...keys, ...args);
+    const reply = await this.call('charge', send, () => {
+      refused = true;
+    });
     return chargeOutcome(reply, pools);
   }
 
@@ -337,11 +342,12 @@ export class RedisStore implements CreditStore {
     return `not connected (${c.status ?? 'unknown'})`;
   }
 
-  private call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  /** `fn` under the store's deadline; `onRefused` runs if the deadline refuses the call first. */
+  private call<T>(operation: string, fn: () => Promise<T>, onRefused?: () => void): Promise<T> {
     const offline = this.wouldQueue();
     if (offline !== undefined) return Promise.reject(new StoreError(`redis ${operation} failed: ${offline}`));
     const work = promiseCall(fn);
-    return (this.deadlineMs === undefined ? work : withDeadline(work, this.deadlineMs)).catch((err: unknown) => {
+    return (this.deadlineMs === undefined ? work : withDeadline(work, this.deadlineMs, onRefused)).catch((err: unknown) => {
       throw new StoreError(`redis ${operation} failed: ${(err as Error).message}`, { cause: err });
     });
   }

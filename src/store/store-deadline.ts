@@ -18,14 +18,20 @@
 /** Why a store call failed at its deadline. */
 export class DeadlineExceeded extends Error {}
 
-/** `work`, or a DeadlineExceeded rejection once `ms` have passed since this turn's writes and a poll phase has read what had arrived. */
-export function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+/**
+ * `work`, or a DeadlineExceeded rejection once `ms` have passed since this
+ * turn's writes and a poll phase has read what had arrived. `onExpire` runs
+ * when the deadline wins: a caller that could still send something for this
+ * call (a retry) learns that it must not.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, onExpire?: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const expire = () => {
       if (settled) return;
       settled = true;
+      onExpire?.();
       reject(new DeadlineExceeded(`no answer within ${ms} ms`));
     };
     setImmediate(() => {

@@ -33,7 +33,7 @@ describe('round trips per decision', () => {
   it('a charge for a known account is one EVALSHA and nothing else; a known-empty pool refuses with no Redis command', async () => {
     const a = `rt-${randomUUID()}`;
     // First sight of the account reads its record once; the first charge on
-    // each of the store's connections loads the script there (NOSCRIPT, then EVAL).
+    // each of the store's connections sends the script's source (EVAL).
     expect(await spend(a, 1)).toBe(200);
     expect(await spend(a, 1)).toBe(200);
     expect(await spend(a, 1)).toBe(200);

@@ -1,13 +1,16 @@
-// The charge's EVALSHA built as one string (encoded-evalsha.ts): byte for
-// byte what ioredis writes for the same call, and charges that land where a
-// defined command's would, against the run's real redis-server.
+// The charge's EVAL/EVALSHA built as one string (encoded-evalsha.ts): byte
+// for byte what ioredis writes for the same call, charges that land where a
+// defined command's would, and a charge refused at its deadline never sent
+// afterwards — against real redis-servers.
 
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Command, Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolCharge } from '../../src/store/credit-store.js';
-import { encodedScript, encodeEvalsha } from '../../src/store/encoded-evalsha.js';
+import { encodedScript, encodeScriptCall } from '../../src/store/encoded-evalsha.js';
 import { LUA } from '../../src/store/lua-scripts.js';
 import { RedisStore } from '../../src/store/redis-store.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
 const pool = (amount: number): PoolCharge => ({
@@ -20,20 +23,21 @@ const pool = (amount: number): PoolCharge => ({
   extras: true,
 });
 const NO_ALERTS = { now: Date.now(), thresholds: [] };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The commands `client` is given from now on, as sent (an encoded EVALSHA carries no separate arguments). */
-function watchCommands(client: Redis): Command[] {
-  const seen: Command[] = [];
+/** The commands `client` is given from now on, as sent (an encoded call carries no separate arguments), with when. */
+function watchCommands(client: Redis): { command: Command; at: number }[] {
+  const seen: { command: Command; at: number }[] = [];
   const send = client.sendCommand.bind(client);
   client.sendCommand = ((command: Command, stream?: never) => {
-    seen.push(command);
+    seen.push({ command, at: performance.now() });
     return send(command, stream);
   }) as typeof client.sendCommand;
   return seen;
 }
-const charges = (seen: Command[]) => seen.filter((c) => c.name === 'evalsha' || c.name === 'eval');
+const scriptCalls = (seen: { command: Command }[]) => seen.map((s) => s.command).filter((c) => c.name === 'evalsha' || c.name === 'eval');
 
-describe('encodeEvalsha', () => {
+describe('encodeScriptCall', () => {
   const script = encodedScript(LUA.charge);
 
   it.each([
@@ -41,31 +45,31 @@ describe('encodeEvalsha', () => {
     // A bulk string's length is its UTF-8 byte count, not its length in JS.
     { name: 'multi-byte characters', keys: ['cg:{zoë-€-🙂}:u:ai:0'], args: ['naïve', '€', 12.5, -3] },
     { name: 'no keys, no arguments', keys: [], args: [] },
-  ])('writes what ioredis writes for the same EVALSHA: $name', ({ keys, args }) => {
-    const theirs = new Command('evalsha', [script.sha, keys.length, ...keys, ...args]).toWritable({});
-    expect(encodeEvalsha(script, keys, args)).toBe(theirs);
+  ])('writes what ioredis writes for the same EVALSHA and EVAL: $name', ({ keys, args }) => {
+    expect(encodeScriptCall(script.evalshaHead, keys, args)).toBe(new Command('evalsha', [script.sha, keys.length, ...keys, ...args]).toWritable({}));
+    expect(encodeScriptCall(script.evalHead, keys, args)).toBe(new Command('eval', [LUA.charge, keys.length, ...keys, ...args]).toWritable({}));
   });
 });
 
-describe('RedisStore charges through the encoded EVALSHA', () => {
+describe('RedisStore charges through the encoded script call', () => {
   const clients: Redis[] = [];
   afterAll(() => {
     for (const c of clients) c.disconnect();
   });
 
-  it('an account id with multi-byte characters is charged under its own key, and read back by usage', async () => {
-    // The store's own connection (a URL): the one that sends the encoded EVALSHA.
-    const prefix = uniquePrefix('encoded');
-    const store = new RedisStore({ url: redisUrl(), prefix, timeoutMs: 5000 });
+  it('a connection sends the source with its first charge and the SHA1 after; a multi-byte account id is charged under its own key', async () => {
+    // The store's own connection (a URL): the one that sends encoded calls.
+    const store = new RedisStore({ url: redisUrl(), prefix: uniquePrefix('encoded'), timeoutMs: 5000 });
     try {
       await store.ready();
       const seen = watchCommands(store.client as Redis);
       const account = 'zoë-€-🙂';
       expect((await store.charge(account, [pool(3)], NO_ALERTS)).ok).toBe(true);
       expect((await store.charge(account, [pool(4)], NO_ALERTS)).pools[0]!.planUsed).toBe(7);
-      // Sent whole (a Redis without the script yet answers NOSCRIPT, and the defined command loads it in between).
-      expect(charges(seen)[0]?.args).toEqual([]);
-      expect(charges(seen).at(-1)?.args).toEqual([]);
+      expect(scriptCalls(seen).map((c) => [c.name, c.args.length])).toEqual([
+        ['eval', 0],
+        ['evalsha', 0],
+      ]);
       const [usage] = await store.usage(account, [{ creditType: 'ai', cycleStart: 0 }], Date.now());
       expect(usage?.planUsed).toBe(7);
       // Not some other account's counter: a neighbour with the same ASCII letters is untouched.
@@ -85,7 +89,7 @@ describe('RedisStore charges through the encoded EVALSHA', () => {
     await store.ready();
     const seen = watchCommands(client);
     expect((await store.charge('acct', [pool(2)], NO_ALERTS)).pools[0]!.planUsed).toBe(2);
-    expect(charges(seen).at(-1)?.args.length).toBeGreaterThan(0);
+    expect(scriptCalls(seen).at(-1)?.args.length).toBeGreaterThan(0);
     const keys = await admin.keys(`*${prefix}:{acct}*`);
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.every((k) => k.startsWith(`outer:${prefix}:`))).toBe(true);
@@ -104,6 +108,102 @@ describe('RedisStore charges through the encoded EVALSHA', () => {
       const keys = await admin.keys(`*${prefix}:{acct}*`);
       expect(keys.length).toBeGreaterThan(0);
       expect(keys.every((k) => k.startsWith(`own:${prefix}:`))).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+// A Redis without the script (restarted, failed over, flushed), replies held
+// back by a relay: a charge is answered, or refused and never sent after.
+describe('the encoded script call against a Redis that lost its scripts, replies delayed', () => {
+  let redis: TestRedis;
+  let admin: Redis;
+  let relay: Server;
+  let relayPort: number;
+  let delayMs = 0;
+  const sockets = new Set<Socket>();
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url);
+    relay = createServer((client) => {
+      const server = connect(redis.port, '127.0.0.1');
+      sockets.add(client).add(server);
+      client.on('data', (chunk: Buffer) => server.write(chunk));
+      server.on('data', (chunk: Buffer) => {
+        if (delayMs === 0) client.write(chunk);
+        else setTimeout(() => client.write(chunk), delayMs);
+      });
+      for (const s of [client, server]) {
+        s.on('error', () => {});
+        s.on('close', () => {
+          client.destroy();
+          server.destroy();
+          sockets.delete(s);
+        });
+      }
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    relayPort = (relay.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => relay.close(r));
+    admin.disconnect();
+    await redis.stop();
+  });
+
+  const used = async (account: string) => Number((await admin.get(`cg:{${account}}:u:ai:0`)) ?? 0);
+
+  it('a fresh connection to a Redis without the script charges in one round trip (EVAL), inside a deadline of under two', async () => {
+    await admin.script('FLUSH');
+    delayMs = 60;
+    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs: 100 });
+    try {
+      await store.ready();
+      const outcome = await store.charge('fresh', [pool(1)], NO_ALERTS);
+      expect(outcome.ok).toBe(true);
+      expect(await used('fresh')).toBe(1);
+    } finally {
+      delayMs = 0;
+      await store.close();
+    }
+  });
+
+  it('a charge answered NOSCRIPT after its deadline refused it is not sent again: nothing is charged', async () => {
+    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs: 50 });
+    try {
+      await store.ready();
+      expect((await store.charge('warm', [pool(1)], NO_ALERTS)).ok).toBe(true); // the connection now sends the SHA1
+      await admin.script('FLUSH');
+      delayMs = 200;
+      const seen = watchCommands(store.client as Redis);
+      let refusedAt = 0;
+      await expect(
+        store.charge('late', [pool(1)], NO_ALERTS).finally(() => {
+          refusedAt = performance.now();
+        }),
+      ).rejects.toMatchObject({ name: 'StoreError' });
+      await sleep(400); // the NOSCRIPT reply arrives at 200 ms
+      expect(seen.filter((s) => s.at > refusedAt).map((s) => s.command.name)).toEqual([]);
+      expect(await used('late')).toBe(0);
+    } finally {
+      delayMs = 0;
+      await store.close();
+    }
+  });
+
+  it('a charge answered NOSCRIPT in time is sent again by its source and charged once', async () => {
+    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs: 2000 });
+    try {
+      await store.ready();
+      expect((await store.charge('again', [pool(1)], NO_ALERTS)).ok).toBe(true);
+      await admin.script('FLUSH');
+      const seen = watchCommands(store.client as Redis);
+      expect((await store.charge('again', [pool(2)], NO_ALERTS)).pools[0]!.planUsed).toBe(3);
+      expect(scriptCalls(seen).map((c) => c.name)).toEqual(['evalsha', 'eval']);
+      expect(await used('again')).toBe(3);
     } finally {
       await store.close();
     }
