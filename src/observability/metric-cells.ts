@@ -11,22 +11,22 @@
 
 import { Counter, Histogram, type CounterConfiguration, type HistogramConfiguration, type LabelValues } from 'prom-client';
 
-function checkFinite(value: number): void {
-  if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
-}
-
 /** One label set of a CellCounter. */
 export class CounterCell {
   /** Counted since the counter was last read. */
   pending = 0;
+  /** Counted at all since then (a 0 still makes the label set a series, as with prom-client). */
+  touched = false;
 
   constructor(readonly labels: LabelValues<string>) {}
 
   inc(amount = 1): void {
-    // prom-client's own checks, made where the value comes from rather than at the scrape.
-    checkFinite(amount);
+    // prom-client's own checks, made where the value comes from rather than
+    // at the scrape (NaN passes them, there as here).
+    if (amount && !Number.isFinite(amount)) throw new TypeError(`Value is not a valid number: ${amount}`);
     if (amount < 0) throw new Error('It is not possible to decrease a counter');
     this.pending += amount;
+    this.touched = true;
   }
 }
 
@@ -46,9 +46,10 @@ export class CellCounter<T extends string> extends Counter<T> {
 
   override async get(): ReturnType<Counter<T>['get']> {
     for (const cell of this.cells) {
-      if (cell.pending === 0) continue;
+      if (!cell.touched) continue;
       const amount = cell.pending;
       cell.pending = 0;
+      cell.touched = false;
       this.inc(cell.labels as LabelValues<T>, amount);
     }
     return super.get();
@@ -56,7 +57,10 @@ export class CellCounter<T extends string> extends Counter<T> {
 
   override reset(): void {
     // Also called by prom-client's constructor, before this class's fields exist.
-    for (const cell of this.cells ?? []) cell.pending = 0;
+    for (const cell of this.cells ?? []) {
+      cell.pending = 0;
+      cell.touched = false;
+    }
     super.reset();
   }
 }
@@ -76,7 +80,7 @@ export class HistogramCell {
   }
 
   observe(value: number): void {
-    checkFinite(value);
+    if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
     this.sum += value;
     this.count += 1;
     const bounds = this.bounds;
@@ -95,7 +99,14 @@ export class HistogramCell {
   }
 }
 
-type HistogramValue = { labels: Record<string, string | number>; sharedLabels: Record<string, string | number>; value: number; metricName: string };
+type HistogramValue = {
+  labels: Record<string, string | number>;
+  sharedLabels: Record<string, string | number>;
+  value: number;
+  metricName: string;
+  // prom-client's own shape: null for a bucket, absent (undefined) for the sum and count.
+  exemplar: null | undefined;
+};
 
 /**
  * A histogram observed through cells only: its label sets must not also be
@@ -146,11 +157,11 @@ export class CellHistogram<T extends string> extends Histogram<T> {
       let cumulative = 0;
       this.bounds.forEach((bound, i) => {
         cumulative += cell.counts[i]!;
-        values.push({ labels: { le: bound }, sharedLabels, value: cumulative, metricName: bucket });
+        values.push({ labels: { le: bound }, sharedLabels, value: cumulative, metricName: bucket, exemplar: null });
       });
-      values.push({ labels: { le: '+Inf' }, sharedLabels, value: cell.count, metricName: bucket });
-      values.push({ labels: {}, sharedLabels, value: cell.sum, metricName: `${this.metricName}_sum` });
-      values.push({ labels: {}, sharedLabels, value: cell.count, metricName: `${this.metricName}_count` });
+      values.push({ labels: { le: '+Inf' }, sharedLabels, value: cell.count, metricName: bucket, exemplar: null });
+      values.push({ labels: {}, sharedLabels, value: cell.sum, metricName: `${this.metricName}_sum`, exemplar: undefined });
+      values.push({ labels: {}, sharedLabels, value: cell.count, metricName: `${this.metricName}_count`, exemplar: undefined });
     }
     return values;
   }
