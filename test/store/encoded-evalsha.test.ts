@@ -3,7 +3,6 @@
 // defined command's would, and a charge refused at its deadline never sent
 // afterwards — against real redis-servers.
 
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Command, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolCharge } from '../../src/store/credit-store.js';
@@ -11,6 +10,7 @@ import { encodedScript, encodeScriptCall } from '../../src/store/encoded-evalsha
 import { LUA } from '../../src/store/lua-scripts.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
 const pool = (amount: number): PoolCharge => ({
@@ -119,37 +119,23 @@ describe('RedisStore charges through the encoded script call', () => {
 describe('the encoded script call against a Redis that lost its scripts, replies delayed', () => {
   let redis: TestRedis;
   let admin: Redis;
-  let relay: Server;
+  let relay: TcpRelay;
   let relayPort: number;
   let delayMs = 0;
-  const sockets = new Set<Socket>();
 
   beforeAll(async () => {
     redis = await startRedis();
     admin = new Redis(redis.url);
-    relay = createServer((client) => {
-      const server = connect(redis.port, '127.0.0.1');
-      sockets.add(client).add(server);
-      client.on('data', (chunk: Buffer) => server.write(chunk));
-      server.on('data', (chunk: Buffer) => {
-        if (delayMs === 0) client.write(chunk);
-        else setTimeout(() => client.write(chunk), delayMs);
-      });
-      for (const s of [client, server]) {
-        s.on('error', () => {});
-        s.on('close', () => {
-          client.destroy();
-          server.destroy();
-          sockets.delete(s);
-        });
-      }
+    relay = await startTcpRelay(redis.port, {
+      toClient: (_chunk, forward) => {
+        if (delayMs === 0) forward();
+        else setTimeout(forward, delayMs);
+      },
     });
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-    relayPort = (relay.address() as { port: number }).port;
+    relayPort = relay.port;
   });
   afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => relay.close(r));
+    await relay.close();
     admin.disconnect();
     await redis.stop();
   });

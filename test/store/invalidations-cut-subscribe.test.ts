@@ -6,50 +6,35 @@
 // A real redis-server behind a loopback TCP relay that breaks the first
 // connection to carry a SUBSCRIBE, before passing it on.
 
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('an invalidation subscription whose first SUBSCRIBE is cut off', () => {
   let redis: TestRedis;
-  let relay: Server;
+  let relay: TcpRelay;
   let relayPort: number;
-  const sockets = new Set<Socket>();
   let cut = 0;
   beforeAll(async () => {
     redis = await startRedis();
-    relay = createServer((client) => {
-      const server = connect(redis.port, '127.0.0.1');
-      sockets.add(client).add(server);
-      client.on('data', (chunk: Buffer) => {
+    relay = await startTcpRelay(redis.port, {
+      toServer: (chunk, forward, cutConnection) => {
         if (cut === 0 && /subscribe/i.test(chunk.toString())) {
           cut++;
-          client.destroy();
-          server.destroy();
+          cutConnection();
           return;
         }
-        server.write(chunk);
-      });
-      server.on('data', (chunk: Buffer) => client.write(chunk));
-      for (const s of [client, server]) {
-        s.on('error', () => {});
-        s.on('close', () => {
-          client.destroy();
-          server.destroy();
-          sockets.delete(s);
-        });
-      }
+        forward();
+      },
     });
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-    relayPort = (relay.address() as { port: number }).port;
+    relayPort = relay.port;
   });
   afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => relay.close(r));
+    await relay.close();
     await redis.stop();
   });
 
