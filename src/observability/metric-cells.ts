@@ -9,7 +9,7 @@
 // histogram form, and a test holds both to what plain prom-client metrics
 // print for the same observations.
 
-import { Counter, Histogram, type CounterConfiguration, type HistogramConfiguration, type LabelValues } from 'prom-client';
+import { Counter, Histogram, type HistogramConfiguration, type LabelValues } from 'prom-client';
 
 /** One label set of a CellCounter. */
 export class CounterCell {
@@ -32,10 +32,6 @@ export class CounterCell {
 
 export class CellCounter<T extends string> extends Counter<T> {
   private readonly cells: CounterCell[] = [];
-
-  constructor(config: CounterConfiguration<T>) {
-    super(config);
-  }
 
   /** The cell of one label set (make one per label set and keep it). */
   cell(labels: LabelValues<T>): CounterCell {
@@ -67,7 +63,7 @@ export class CellCounter<T extends string> extends Counter<T> {
 
 /** One label set of a CellHistogram. */
 export class HistogramCell {
-  /** Observations per bucket, not cumulative (the last bucket counts none above it: that is count). */
+  /** Observations per bucket, not cumulative; one above the last bound is only in count (the +Inf bucket). */
   readonly counts: Float64Array;
   sum = 0;
   count = 0;

@@ -1,12 +1,13 @@
-// The charge script's EVALSHA written as one string built here. ioredis
-// turns each of a command's 20-odd arguments into its own small string and
-// joins them one by one: string joins, flattening and UTF-8 lengths were
-// about a fifth of the CPU of a process doing nothing but charges (a perf
-// profile). The command object, its queue and the reply parser stay
-// ioredis's. Only the store's own plain connections use it: a Cluster needs
-// ioredis's view of the keys to route the call, a client with ioredis's
-// keyPrefix option needs it to prefix them, and a caller's client may be
-// another ioredis than the Command class here; those keep the defined command.
+// The charge script's call (EVAL once per connection, EVALSHA after it)
+// written as one string built here. ioredis turns each of a command's 20-odd
+// arguments into its own small string and joins them one by one: string
+// joins, flattening and UTF-8 lengths were about a fifth of the CPU of a
+// process doing nothing but charges (a perf profile). The command object,
+// its queue and the reply parser stay ioredis's. Only the store's own plain
+// connections use it: a Cluster needs ioredis's view of the keys to route
+// the call, a client with ioredis's keyPrefix option needs it to prefix
+// them, and a caller's client may be another ioredis than the Command class
+// here; those keep the defined command.
 
 import { createHash } from 'node:crypto';
 import { Command, type Redis } from 'ioredis';
