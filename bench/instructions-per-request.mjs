@@ -75,9 +75,10 @@ async function count(row) {
   ]);
   await listening(port);
   const path = rowPath(row);
-  await loadRow(port, path, CONNECTIONS, { amount: WARM_UP }); // warm-up: JIT tiers and accounts
+  await loadRow(port, path, CONNECTIONS, { amount: WARM_UP, timeout: 60 }); // warm-up: JIT tiers and accounts
   execFileSync('callgrind_control', ['-i', 'on', String(proxy.pid)], { stdio: 'ignore' });
-  const result = await loadRow(port, path, CONNECTIONS, { amount: REQUESTS });
+  // Under valgrind an answer can take seconds: autocannon's 10 s timeout would count it lost.
+  const result = await loadRow(port, path, CONNECTIONS, { amount: REQUESTS, timeout: 60 });
   execFileSync('callgrind_control', ['-i', 'off', String(proxy.pid)], { stdio: 'ignore' });
   execFileSync('callgrind_control', ['-d', String(proxy.pid)], { stdio: 'ignore' });
   proxy.kill('SIGKILL');

@@ -42,14 +42,13 @@ export function rowArgs(row, { port, adminPort, upstreamPort, redisUrl, configPa
 /** The path a row's requests go to: a charged route, or none for `bare`. */
 export const rowPath = (row) => (row.split('@')[0] === 'bare' ? '/v1/plain' : '/v1/ai/custom');
 
-/** The bench's load on one row: POSTs over 10,000 accounts; `until` is { duration } (s) or { amount } (requests). */
+/** The bench's load on one row: POSTs over 10,000 accounts; `until` is { duration } (s) or { amount } (requests), and may add autocannon's { timeout } (s). */
 export const loadRow = (port, path, connections, until) =>
   new Promise((resolve, reject) => {
     autocannon(
       {
         url: `http://127.0.0.1:${port}`,
         connections,
-        timeout: 60,
         ...until,
         requests: [
           {
