@@ -18,20 +18,16 @@ import type {
   PoolUsage,
   RefundLine,
 } from './credit-store.js';
-import { promiseCall } from '../promise-call.js';
-import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, StoreError, type RefundOptions } from './credit-store.js';
-import { encodedScript, runEncodedScript } from './encoded-evalsha.js';
-import { defineCommands, LUA, type CreditgateCommands } from './lua-scripts.js';
+import { EVENTS_TTL_MS, REFUND_ID_TTL_MS, type RefundOptions } from './credit-store.js';
+import { ChargeConnections } from './charge-connections.js';
+import { defineCommands, type CreditgateCommands } from './lua-scripts.js';
 import { lastConnectionError, openStoreClient, redisTarget, whenReady } from './redis-connection.js';
 import { subscribeToInvalidations } from './redis-invalidations.js';
 import { chargeOutcome, grantResult, idempotencyRecord, poolUsages } from './redis-replies.js';
+import { RedisCalls } from './redis-calls.js';
 import { escapeAccount, StoreKeys } from './store-keys.js';
-import { withDeadline } from './store-deadline.js';
-import { batchWritesThisTurn } from './turn-batching.js';
 
 type RedisClient = Redis | Cluster;
-
-const CHARGE = encodedScript(LUA.charge);
 
 /** Top-up grant keys outlive their last grant by this much. */
 const GRANT_GRACE_MS = 24 * 3600 * 1000;
@@ -65,10 +61,9 @@ export class RedisStore implements CreditStore {
   readonly client: RedisClient;
   private readonly commands: CreditgateCommands;
   /** Connections that take turns carrying charges (the first is `client`). */
-  private readonly chargeClients: (RedisClient & CreditgateCommands)[];
-  private turn = 0;
-  /** Charges go out as pre-encoded EVALSHA (encoded-evalsha.ts): the store's own plain connections, whose keys ioredis leaves as they are. */
-  private readonly encodedCharges: boolean;
+  private readonly chargeConnections: ChargeConnections;
+  /** Every call goes through here: deadline, offline queue, StoreError. */
+  private readonly calls: RedisCalls;
   private readonly keys: StoreKeys;
   private readonly ownsClient: boolean;
   private readonly extraClients: RedisClient[] = [];
@@ -92,12 +87,14 @@ export class RedisStore implements CreditStore {
       throw new TypeError('RedisStore needs a url or a client');
     }
     this.deadlineMs = options.timeoutMs ?? (options.url ? 50 : undefined);
+    this.calls = new RedisCalls(this.client, this.ownsClient, this.deadlineMs);
     this.keys = new StoreKeys(options.prefix ?? 'cg');
     for (const c of [this.client, ...this.extraClients]) defineCommands(c);
     this.commands = this.client as unknown as CreditgateCommands;
-    this.chargeClients = [this.client, ...this.extraClients] as (RedisClient & CreditgateCommands)[];
-    // Only on the store's own connections: a caller's client may be another ioredis (6, RESP3) than the Command class built here.
-    this.encodedCharges = this.ownsClient && !this.client.isCluster && !(this.client as Redis).options.keyPrefix;
+    this.chargeConnections = new ChargeConnections(
+      [this.client, ...this.extraClients] as (RedisClient & CreditgateCommands)[],
+      this.ownsClient && !this.client.isCluster && !(this.client as Redis).options.keyPrefix,
+    );
   }
 
   async charge(account: string, pools: readonly PoolCharge[], context: ChargeContext): Promise<ChargeOutcome> {
@@ -128,15 +125,14 @@ export class RedisStore implements CreditStore {
         p.minAmount ?? p.amount,
       );
     }
-    const conn = this.chargeClients[this.turn++ % this.chargeClients.length]!;
-    batchWritesThisTurn(conn);
     let refused = false;
-    const send = this.encodedCharges
-      ? () => runEncodedScript(conn as Redis, CHARGE, keys, args, () => refused)
-      : () => conn.creditgateCharge(keys.length, ...keys, ...args);
-    const reply = await this.call('charge', send, () => {
-      refused = true;
-    });
+    const reply = await this.calls.run(
+      'charge',
+      () => this.chargeConnections.send(keys, args, () => refused),
+      () => {
+        refused = true;
+      },
+    );
     return chargeOutcome(reply, pools);
   }
 
@@ -151,7 +147,7 @@ export class RedisStore implements CreditStore {
       keys.push(this.keys.usage(account, line.creditType, line.cycleStart), this.keys.grants(account, line.creditType));
       args.push(line.planDelta, line.draws.length, ...line.draws.flatMap((d) => [d.grantId, d.amount]));
     }
-    const applied = await this.call('refund', () => this.commands.creditgateRefund(keys.length, ...keys, ...args));
+    const applied = await this.calls.run('refund', () => this.commands.creditgateRefund(keys.length, ...keys, ...args));
     return Number(applied) === 1;
   }
 
@@ -165,14 +161,16 @@ export class RedisStore implements CreditStore {
 
   private async claimStep(account: string, claim: RequestClaim, step: 'renew' | 'complete', ttlMs: number, response: string): Promise<boolean> {
     const keys = [this.keys.requestIdempotencyIndex(account), this.keys.requestIdempotency(account, claim.key)];
-    const held = await this.call('idempotency', () =>
+    const held = await this.calls.run('idempotency', () =>
       this.commands.creditgateIdempotency(keys.length, ...keys, step, claim.claim, ttlMs, Date.now(), response),
     );
     return held === 1;
   }
 
   async idempotencyRecord(account: string, key: string): Promise<IdempotencyRecord | null> {
-    const [state, fingerprint, response] = await this.call('idempotency', () => this.client.hmget(this.keys.requestIdempotency(account, key), 's', 'f', 'r'));
+    const [state, fingerprint, response] = await this.calls.run('idempotency', () =>
+      this.client.hmget(this.keys.requestIdempotency(account, key), 's', 'f', 'r'),
+    );
     return state === null || state === undefined ? null : idempotencyRecord(state, fingerprint, response);
   }
 
@@ -183,7 +181,7 @@ export class RedisStore implements CreditStore {
       this.keys.grants(account, p.creditType),
       this.keys.grantExpiry(account, p.creditType),
     ]);
-    const reply = await this.call('usage', () => this.commands.creditgateUsage(keys.length, ...keys, now));
+    const reply = await this.calls.run('usage', () => this.commands.creditgateUsage(keys.length, ...keys, now));
     return poolUsages(reply, pools);
   }
 
@@ -205,41 +203,43 @@ export class RedisStore implements CreditStore {
       grant.expiresAt + GRANT_GRACE_MS,
       grant.creditType,
     ];
-    return grantResult(await this.call('topup', () => this.commands.creditgateTopup(keys.length, ...keys, ...args)));
+    return grantResult(await this.calls.run('topup', () => this.commands.creditgateTopup(keys.length, ...keys, ...args)));
   }
 
   async getAccount(account: string): Promise<AccountRecord | null> {
-    const raw = await this.call('get_account', () => this.client.get(this.keys.account(account)));
+    const raw = await this.calls.run('get_account', () => this.client.get(this.keys.account(account)));
     return raw === null ? null : (JSON.parse(raw) as AccountRecord);
   }
 
   async putAccount(account: string, record: AccountRecord): Promise<void> {
-    await this.call('put_account', () => this.client.set(this.keys.account(account), JSON.stringify(record)));
+    await this.calls.run('put_account', () => this.client.set(this.keys.account(account), JSON.stringify(record)));
   }
 
   async applyBillingEvent(account: string, event: BillingEventMark, record: AccountRecord | null): Promise<BillingEventOutcome> {
     const k = this.keys;
     const keys = [k.account(account), k.billingLast(account), k.billingEvent(account, event.id), k.requestIdempotencyIndex(account)];
     const args = [event.created, event.now, event.ttlMs, record === null ? '' : JSON.stringify(record)];
-    return (await this.call('billing_event', () => this.commands.creditgateBilling(keys.length, ...keys, ...args))) as BillingEventOutcome;
+    return (await this.calls.run('billing_event', () => this.commands.creditgateBilling(keys.length, ...keys, ...args))) as BillingEventOutcome;
   }
 
   async deleteAccount(account: string): Promise<boolean> {
     const index = this.keys.index(account);
     const requests = this.keys.requestIdempotencyIndex(account);
-    const [members, requestKeys] = await this.call('delete_account', () => Promise.all([this.client.smembers(index), this.client.zrange(requests, 0, -1)]));
+    const [members, requestKeys] = await this.calls.run('delete_account', () =>
+      Promise.all([this.client.smembers(index), this.client.zrange(requests, 0, -1)]),
+    );
     const all = [index, requests, this.keys.account(account), this.keys.events(account), ...members, ...requestKeys];
     let removed = 0;
     // In slices: a busy account may list many keys, and one huge DEL would stall Redis.
     for (let i = 0; i < all.length; i += DELETE_BATCH) {
       const slice = all.slice(i, i + DELETE_BATCH);
-      removed += await this.call('delete_account', () => this.client.del(...slice));
+      removed += await this.calls.run('delete_account', () => this.client.del(...slice));
     }
     // The exhausted sets live outside the account's slot; a stale member would
     // only age out at its reset, so remove it now.
     const types = new Set(members.map((k) => /:(?:u|al):([a-z][a-z0-9_]*):\d+$/.exec(k)?.[1]).filter((t): t is string => !!t));
     if (types.size > 0) {
-      await this.call('exhausted', () => Promise.all([...types].map((t) => this.client.zrem(this.keys.exhausted(t), escapeAccount(account)))));
+      await this.calls.run('exhausted', () => Promise.all([...types].map((t) => this.client.zrem(this.keys.exhausted(t), escapeAccount(account)))));
     }
     return removed > 0;
   }
@@ -247,7 +247,7 @@ export class RedisStore implements CreditStore {
   async appendEvents(account: string, events: readonly AlertEvent[], keep: number): Promise<void> {
     if (events.length === 0) return;
     const key = this.keys.events(account);
-    await this.call('append_events', () =>
+    await this.calls.run('append_events', () =>
       this.client
         .multi()
         .lpush(key, ...events.map((e) => JSON.stringify(e)))
@@ -258,16 +258,16 @@ export class RedisStore implements CreditStore {
   }
 
   async listEvents(account: string, limit: number): Promise<AlertEvent[]> {
-    const raw = await this.call('list_events', () => this.client.lrange(this.keys.events(account), 0, limit - 1));
+    const raw = await this.calls.run('list_events', () => this.client.lrange(this.keys.events(account), 0, limit - 1));
     return raw.map((r) => JSON.parse(r) as AlertEvent);
   }
 
   async markExhausted(account: string, creditType: string, until: number): Promise<void> {
-    await this.call('exhausted', () => this.client.zadd(this.keys.exhausted(creditType), until, escapeAccount(account)));
+    await this.calls.run('exhausted', () => this.client.zadd(this.keys.exhausted(creditType), until, escapeAccount(account)));
   }
 
   async clearExhausted(account: string, creditType: string, cycleStart: number): Promise<void> {
-    await this.call('exhausted', () =>
+    await this.calls.run('exhausted', () =>
       Promise.all([
         this.client.zrem(this.keys.exhausted(creditType), escapeAccount(account)),
         this.client.hdel(this.keys.alerts(account, creditType, cycleStart), 'empty'),
@@ -276,14 +276,14 @@ export class RedisStore implements CreditStore {
   }
 
   async markAlert(account: string, creditType: string, cycleStart: number, mark: string, expireAt: number, now: number): Promise<boolean> {
-    const set = await this.call('mark_alert', () =>
+    const set = await this.calls.run('mark_alert', () =>
       this.commands.creditgateMark(2, this.keys.index(account), this.keys.alerts(account, creditType, cycleStart), mark, now, expireAt),
     );
     return set === 1;
   }
 
   async countExhausted(creditTypes: readonly string[], now: number): Promise<Map<string, number>> {
-    const counts = await this.call('exhausted', () =>
+    const counts = await this.calls.run('exhausted', () =>
       Promise.all(
         creditTypes.map(async (t) => {
           const key = this.keys.exhausted(t);
@@ -297,7 +297,7 @@ export class RedisStore implements CreditStore {
   }
 
   async publishInvalidation(account: string): Promise<void> {
-    await this.call('invalidate', () => this.client.publish(this.keys.invalidations(), account));
+    await this.calls.run('invalidate', () => this.client.publish(this.keys.invalidations(), account));
   }
 
   // Over a connection of its own: redis-invalidations.ts.
@@ -317,38 +317,12 @@ export class RedisStore implements CreditStore {
   }
 
   async ping(): Promise<void> {
-    await this.call('ping', () => this.client.ping());
+    await this.calls.run('ping', () => this.client.ping());
   }
 
   async close(): Promise<void> {
     if (this.ownsClient) {
       await Promise.all([this.client, ...this.extraClients].map((c) => c.quit().catch(() => c.disconnect())));
     }
-  }
-
-  /**
-   * Why a call on a caller's client must not be made now: the client is not
-   * connected and has an offline queue (ioredis's default), so the call would
-   * wait there past its deadline and be sent when Redis is back — a charge
-   * refused (503, or counted by the outage journal) and applied after all.
-   * The store's own clients have no offline queue (redis-connection.ts).
-   */
-  private wouldQueue(): string | undefined {
-    if (this.ownsClient || this.deadlineMs === undefined) return undefined;
-    const c = this.client as { status?: string; options?: { enableOfflineQueue?: boolean } };
-    if (c.status === 'ready' || c.options?.enableOfflineQueue === false) return undefined;
-    // A lazyConnect client connects on its first command: this one starts it.
-    if (c.status === 'wait') this.client.connect().catch(() => undefined);
-    return `not connected (${c.status ?? 'unknown'})`;
-  }
-
-  /** `fn` under the store's deadline; `onRefused` runs if the deadline refuses the call first. */
-  private call<T>(operation: string, fn: () => Promise<T>, onRefused?: () => void): Promise<T> {
-    const offline = this.wouldQueue();
-    if (offline !== undefined) return Promise.reject(new StoreError(`redis ${operation} failed: ${offline}`));
-    const work = promiseCall(fn);
-    return (this.deadlineMs === undefined ? work : withDeadline(work, this.deadlineMs, onRefused)).catch((err: unknown) => {
-      throw new StoreError(`redis ${operation} failed: ${(err as Error).message}`, { cause: err });
-    });
   }
 }
