@@ -140,27 +140,31 @@ describe('the encoded script call against a Redis that lost its scripts, replies
     await redis.stop();
   });
 
+  /** A store of its own through the relay, ready, closed after `body` (and the replies no longer held back). */
+  async function throughRelay(timeoutMs: number, body: (store: RedisStore) => Promise<void>): Promise<void> {
+    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs });
+    try {
+      await store.ready();
+      await body(store);
+    } finally {
+      delayMs = 0;
+      await store.close();
+    }
+  }
   const used = async (account: string) => Number((await admin.get(`cg:{${account}}:u:ai:0`)) ?? 0);
 
   it('a fresh connection to a Redis without the script charges in one round trip (EVAL), inside a deadline of under two', async () => {
     await admin.script('FLUSH');
     delayMs = 60;
-    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs: 100 });
-    try {
-      await store.ready();
+    await throughRelay(100, async (store) => {
       const outcome = await store.charge('fresh', [pool(1)], NO_ALERTS);
       expect(outcome.ok).toBe(true);
       expect(await used('fresh')).toBe(1);
-    } finally {
-      delayMs = 0;
-      await store.close();
-    }
+    });
   });
 
   it('a charge answered NOSCRIPT after its deadline refused it is not sent again: nothing is charged', async () => {
-    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs: 50 });
-    try {
-      await store.ready();
+    await throughRelay(50, async (store) => {
       expect((await store.charge('warm', [pool(1)], NO_ALERTS)).ok).toBe(true); // the connection now sends the SHA1
       await admin.script('FLUSH');
       delayMs = 200;
@@ -174,24 +178,17 @@ describe('the encoded script call against a Redis that lost its scripts, replies
       await sleep(400); // the NOSCRIPT reply arrives at 200 ms
       expect(seen.filter((s) => s.at > refusedAt).map((s) => s.command.name)).toEqual([]);
       expect(await used('late')).toBe(0);
-    } finally {
-      delayMs = 0;
-      await store.close();
-    }
+    });
   });
 
   it('a charge answered NOSCRIPT in time is sent again by its source and charged once', async () => {
-    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs: 2000 });
-    try {
-      await store.ready();
+    await throughRelay(2000, async (store) => {
       expect((await store.charge('again', [pool(1)], NO_ALERTS)).ok).toBe(true);
       await admin.script('FLUSH');
       const seen = watchCommands(store.client as Redis);
       expect((await store.charge('again', [pool(2)], NO_ALERTS)).pools[0]!.planUsed).toBe(3);
       expect(scriptCalls(seen).map((c) => c.name)).toEqual(['evalsha', 'eval']);
       expect(await used('again')).toBe(3);
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
