@@ -383,7 +383,7 @@ async function main() {
       `${pad(r.row, 64)}${padl(r.rps, 9)}${padl(`${r.spreadPct}%`, 8)}${padl(r.p50, 8)}${padl(r.p99, 8)}${padl(r.vsMinimalProxy, 7)}${padl(r.vsBareProxy, 7)}`,
     );
   console.log("(spread: the slowest to the fastest of a row's runs, over its median)");
-  console.log(`\nOne connection, unloaded, $UNLOADED_SAMPLESrequests a row in each of two passes (ms, p50 / p99):`);
+  console.log(`\nOne connection, unloaded, ${UNLOADED_SAMPLES} requests a row in each of two passes (ms, p50 / p99):`);
   for (const k of Object.keys(passes[0])) console.log(`  ${pad(k, 26)}${passes.map((p) => `${padl(p[k].p50, 8)} /${padl(p[k].p99, 7)}`).join('   ')}`);
   const both = (a) => a.map((x) => `p50 ${x.p50} ms, p99 ${x.p99} ms`).join('; then ');
   console.log(`  creditgate (Redis) adds over the minimal proxy: ${both(addedOverMinimal)}`);
