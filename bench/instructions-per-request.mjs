@@ -4,11 +4,12 @@
 // the same build gave 368k and 355k instructions per request (3.5 % apart).
 // It counts work, not time (a cache miss or a system call counts as nothing
 // more than its instructions), so confirm a gain with cpu-per-request.mjs.
-// The proxy warms up uninstrumented first: V8 keeps optimizing for about
-// 100,000 requests, and a short warm-up counted 543k for the same build.
+// The proxy warms up uninstrumented first (a short warm-up counted 543k for
+// the same build); at full speed V8 kept re-optimizing the sidecar for
+// 300,000-400,000 requests, more than a warm-up under valgrind can afford.
 // Under valgrind the proxy runs about 50 x slower, so more requests share each
 // event-loop turn than at full speed: compare rows with each other, not with
-// the CPU figures. About 5 minutes a row with the defaults.
+// the CPU figures. About 2-5 minutes a row with the defaults.
 // Usage: npm run build && node bench/instructions-per-request.mjs <rows> [requests] [connections]
 //   rows: as cpu-per-request.mjs (minimal | minimal-undici | bare | redis |
 //         memory, row@dir for another build, or a proxy script's path)
