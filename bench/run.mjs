@@ -4,12 +4,13 @@
 // Results also go to .bench/results.json. Run `npm run build` first (npm run bench does).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { RedisStore } from '../dist/index.js';
+import { measureEngine } from './engine-rates.mjs';
+import { printResults } from './print-results.mjs';
 import { wrkLoad } from './wrk-load.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -138,28 +139,6 @@ function streamLatency(ports, streams = 200) {
   return JSON.parse(run.stdout);
 }
 
-async function engineRate(store, inFlight, seconds, accounts) {
-  const pool = (_a) => [
-    { creditType: 'ai_tasks', op: 'charge', amount: 1, limit: null, cycleStart: 1_700_000_000_000, expireAt: Date.now() + 3_600_000, extras: true },
-  ];
-  let done = 0;
-  const start = Date.now();
-  const until = start + seconds * 1000;
-  const ctx = { now: Date.now(), thresholds: [0.8, 1] };
-  let last = start;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (Date.now() < until) {
-        await store.charge(`eng-${Math.floor(Math.random() * accounts)}`, pool(), ctx);
-        done += 1;
-        last = Date.now();
-      }
-    }),
-  );
-  // Calls that started before the deadline, over the time they actually took.
-  return Math.round(done / ((last - start) / 1000));
-}
-
 async function main() {
   const started = Date.now();
   const redis = await startRedis();
@@ -271,59 +250,8 @@ async function main() {
   const rss = JSON.parse(rssRun.stdout || '{}');
   if (rssRun.status !== 0) throw new Error(`bench/memory-store-rss.mjs failed (exit ${rssRun.status}): ${rssRun.stderr}`);
 
-  // Engine level: RedisStore alone, and Redis running the same script.
-  const store = new RedisStore({ url: redis.url, prefix: 'bench', timeoutMs: 5000 });
-  await store.ready();
-  const engine = [];
-  for (const inFlight of [1, 64, 256]) engine.push({ inFlight, chargesPerSecond: await engineRate(store, inFlight, 3, 10_000) });
-  const lua = readFileSync('lua/charge.lua', 'utf8');
-  const sha = await redis.client.script('LOAD', lua);
-  // The same work as a RedisStore charge: two alert thresholds, keys spread over 10,000 accounts.
-  const t = 'rb__rand_int__';
-  const scriptArgs = [
-    '-r',
-    '10000',
-    'EVALSHA',
-    sha,
-    '6',
-    `bench:{${t}}:keys`,
-    `bench:{${t}}:ik:-`,
-    `bench:{${t}}:u:ai_tasks:1`,
-    `bench:{${t}}:g:ai_tasks`,
-    `bench:{${t}}:gx:ai_tasks`,
-    `bench:{${t}}:al:ai_tasks:1`,
-    String(Date.now()),
-    '0',
-    '0',
-    '2',
-    '0.8',
-    '1',
-    'c',
-    '1',
-    '-1',
-    String(Date.now() + 3_600_000),
-    '1',
-    '0',
-    '1',
-  ];
-  const redisBenchmark = (extra) => {
-    const out = spawnSync('redis-benchmark', ['-p', String(redis.port), '-n', '300000', '-q', ...extra, ...scriptArgs], { encoding: 'utf8' }).stdout;
-    return Number(/([\d.]+) requests per second/.exec(out)?.[1] ?? NaN);
-  };
-  // The same concurrency as the 256-in-flight row, one command per round trip;
-  // and Redis's absolute ceiling, 16 commands pipelined per round trip.
-  const sameConcurrency = redisBenchmark(['-c', '256']);
-  const ceiling = redisBenchmark(['-c', '50', '-P', '16']);
-  const at256 = engine.find((e) => e.inFlight === 256).chargesPerSecond;
-
-  // Bytes per active account-pool, and how cost grows with distinct accounts.
-  const keys = await redis.client.keys('bench:{eng-1*}:u:*');
-  let bytes = 0;
-  for (const k of keys.slice(0, 100)) bytes += Number(await redis.client.memory('USAGE', k));
-  const bytesPerPool = Math.round(bytes / Math.max(1, Math.min(100, keys.length)));
-  const scaling = [];
-  for (const accounts of [1, 10_000, 1_000_000]) scaling.push({ accounts, chargesPerSecond: await engineRate(store, 256, 3, accounts) });
-  await store.close();
+  // Engine level: RedisStore alone, and Redis running the same script (bench/engine-rates.mjs).
+  const engineLevel = await measureEngine(redis);
 
   // The targets of issue #17, from this run: each creditgate row against the minimal proxy.
   const row = (name) => rows.find((r) => r.row === name);
@@ -360,53 +288,13 @@ async function main() {
     },
     sseChunkLagMs: sse,
     memoryStoreMillionAccounts: rss,
-    engine: {
-      rows: engine,
-      redisBenchmark256Clients: sameConcurrency,
-      redisBenchmarkPipelined16: ceiling,
-      ratioAt256VsSameConcurrency: Number((at256 / sameConcurrency).toFixed(2)),
-      ratioAt256VsPipelined: Number((at256 / ceiling).toFixed(2)),
-    },
-    redisBytesPerAccountPool: bytesPerPool,
-    scaling,
+    ...engineLevel,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
   mkdirSync('.bench', { recursive: true });
   writeFileSync('.bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
 
-  const pad = (s, n) => String(s).padEnd(n);
-  const padl = (s, n) => String(s).padStart(n);
-  console.log(`\nHTTP, wrk with 2 threads and ${CONNECTIONS} connections, median of ${RUNS} × ${DURATION}s (rows taken in turn) after a ${WARM_UP} s warm-up`);
-  console.log(`${pad('row', 64)}${padl('req/s', 9)}${padl('spread', 8)}${padl('p50 ms', 8)}${padl('p99 ms', 8)}${padl('×min', 7)}${padl('×bare', 7)}`);
-  for (const r of rows)
-    console.log(
-      `${pad(r.row, 64)}${padl(r.rps, 9)}${padl(`${r.spreadPct}%`, 8)}${padl(r.p50, 8)}${padl(r.p99, 8)}${padl(r.vsMinimalProxy, 7)}${padl(r.vsBareProxy, 7)}`,
-    );
-  console.log("(spread: the slowest to the fastest of a row's runs, over its median)");
-  console.log(`\nOne connection, unloaded, ${UNLOADED_SAMPLES} requests a row in each of two passes (ms, p50 / p99):`);
-  for (const k of Object.keys(passes[0])) console.log(`  ${pad(k, 26)}${passes.map((p) => `${padl(p[k].p50, 8)} /${padl(p[k].p99, 7)}`).join('   ')}`);
-  const both = (a) => a.map((x) => `p50 ${x.p50} ms, p99 ${x.p99} ms`).join('; then ');
-  console.log(`  creditgate (Redis) adds over the minimal proxy: ${both(addedOverMinimal)}`);
-  console.log(`  creditgate (Redis) adds over the bare proxy: ${both(added)}`);
-  console.log(`  the others, ${UNLOADED_OTHERS_SAMPLES} requests a row, one pass:`);
-  for (const [k, v] of Object.entries(others)) console.log(`  ${pad(k, 26)}${padl(v.p50, 8)} /${padl(v.p99, 7)}`);
-  console.log(`\nSSE, 20 chunks a stream, ${sse.direct.chunks} chunks: lag after the upstream sent each (ms, p50 / p99)`);
-  for (const k of ['direct', 'minimalProxy', 'creditgateRedis']) console.log(`  ${pad(k, 26)}${padl(sse[k].p50, 8)} /${padl(sse[k].p99, 7)}`);
-  console.log(`  creditgate (Redis, charged) adds at p99: ${sse.addedOverDirectP99} ms`);
-  console.log(
-    `Memory store, ${rss.accounts} accounts × 2 pools, all held, ${rss.sampled} checked exactly: RSS ${rss.rssMB} MB ` +
-      `(V8 young generation ${rss.youngGenerationMB} MB of it; ${rss.rssAfterMemoryReducingGcMB} MB after a memory-reducing GC), ${rss.bytesPerAccount} bytes per account`,
-  );
-  console.log(`\nEngine: RedisStore.charge (one EVALSHA each)`);
-  for (const e of engine) console.log(`${pad(`  ${e.inFlight} in flight`, 20)}${padl(e.chargesPerSecond, 9)} charges/s`);
-  console.log(
-    `  redis-benchmark EVALSHA, 256 clients: ${Math.round(sameConcurrency)}/s (ratio at 256: ${results.engine.ratioAt256VsSameConcurrency}); pipelined 16: ${Math.round(ceiling)}/s (ratio ${results.engine.ratioAt256VsPipelined})`,
-  );
-  console.log(`\nRedis bytes per active account-pool: ${bytesPerPool}`);
-  console.log('Charges/s at 256 in flight by distinct accounts:', scaling.map((s) => `${s.accounts}: ${s.chargesPerSecond}`).join(', '));
-  console.log('\nTargets (issue #17):');
-  for (const t of targets) console.log(`  ${pad(t.target, 52)}${padl(t.wanted, 10)}${padl(t.measured, 8)}  ${t.met ? 'met' : 'NOT met'}`);
-  console.log(`\n${results.elapsedSeconds}s; results in .bench/results.json`);
+  printResults(results);
 }
 
 main()
