@@ -19,7 +19,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_CONFIG, freePort, loadRow, rowArgs, rowPath } from './proxy-rows.mjs';
+import { BENCH_CONFIG } from './bench-config.mjs';
+import { freePort, loadRow, rowArgs, rowPath } from './proxy-rows.mjs';
 
 const [rowsArg = 'redis', secondsArg = '6', connectionsArg = '64', roundsArg = '1'] = process.argv.slice(2);
 const rows = rowsArg.split(',');

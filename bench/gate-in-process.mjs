@@ -5,18 +5,17 @@
 // builds (`node bench/gate-in-process.mjs` in each).
 // Usage: npm run build && node bench/gate-in-process.mjs [memory|redis-url] [requests]
 
-import { readFileSync } from 'node:fs';
 import { compileConfig } from '../dist/config/compiled-config.js';
 import { parseConfigText } from '../dist/config/load-config.js';
 import { RequestGate } from '../dist/http/request-gate.js';
 import { createLogger } from '../dist/logger.js';
 import { createRuntime } from '../dist/runtime.js';
+import { BENCH_CONFIG } from './bench-config.mjs';
 
 const [storeArg = 'memory', requestsArg = '300000'] = process.argv.slice(2);
 const REQUESTS = Number(requestsArg);
 const IN_FLIGHT = 64;
-const text = readFileSync(new URL('./run.mjs', import.meta.url), 'utf8').match(/const CONFIG = `([^`]*)`/)[1];
-const config = compileConfig(parseConfigText(text, 'bench.yaml'));
+const config = compileConfig(parseConfigText(BENCH_CONFIG, 'bench.yaml'));
 const logger = createLogger({ level: 'error' });
 const runtime = createRuntime({
   config: () => config,

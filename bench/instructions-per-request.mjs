@@ -21,7 +21,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_CONFIG, freePort, loadRow, rowArgs, rowPath } from './proxy-rows.mjs';
+import { BENCH_CONFIG } from './bench-config.mjs';
+import { freePort, loadRow, rowArgs, rowPath } from './proxy-rows.mjs';
 
 const [rowsArg = 'redis', requestsArg = '10000', connectionsArg = '16'] = process.argv.slice(2);
 const rows = rowsArg.split(',');

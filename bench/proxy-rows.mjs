@@ -1,14 +1,10 @@
 // What the per-request tools (cpu-per-request.mjs, instructions-per-request.mjs)
-// share: the bench's config, free ports, how a row's proxy is started, and the
-// load they put on it.
+// share: how a row's proxy is started and the load they put on it; and free
+// ports, which npm run bench takes here too.
 
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-
-/** The credits.yaml of `npm run bench` (kept in run.mjs). */
-export const BENCH_CONFIG = readFileSync(new URL('./run.mjs', import.meta.url), 'utf8').match(/const CONFIG = `([^`]*)`/)[1];
 
 /** Rows that bench/servers.mjs runs: the yardsticks and the Express peers. */
 const SERVER_KINDS = ['minimal', 'minimal-undici', 'peer-erl', 'peer-rlf', 'express-bare'];

@@ -5,12 +5,13 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { BENCH_CONFIG } from './bench-config.mjs';
 import { measureEngine } from './engine-rates.mjs';
 import { printResults } from './print-results.mjs';
+import { freePort } from './proxy-rows.mjs';
 import { wrkLoad } from './wrk-load.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -24,13 +25,6 @@ const UNLOADED_SAMPLES = 20_000;
 const UNLOADED_OTHERS_SAMPLES = 5000;
 const children = [];
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(url) {
@@ -72,25 +66,6 @@ async function startRedis() {
   throw new Error('redis-server did not start');
 }
 
-const CONFIG = `version: 1
-defaultPlan: big
-creditTypes:
-  ai_tasks: { name: AI Task Credits }
-plans:
-  big: { ai_tasks: 1000000000 }
-  spent: { ai_tasks: 1 }
-cache: { accountTtlMs: 600000 }
-routes:
-  - name: ai
-    method: POST
-    path: /v1/ai/custom
-    charge: { ai_tasks: { header: x-task-count } }
-  - name: stream
-    method: POST
-    path: /v1/ai/stream
-    charge: { ai_tasks: { header: x-task-count } }
-`;
-
 /** Accounts each loaded row's requests are spread over. */
 const ACCOUNTS = 10_000;
 const load = ({ url, path = '/v1/ai/custom', prefix, accounts = ACCOUNTS }, seconds) =>
@@ -122,22 +97,18 @@ async function measureRows(specs) {
   });
 }
 
-// Sequential requests, one keep-alive connection per row, from a fresh
-// process (bench/unloaded-latency.mjs): the latency a single request sees.
-function unloadedLatency(rows, samples = UNLOADED_SAMPLES) {
-  const run = spawnSync(process.execPath, ['bench/unloaded-latency.mjs', String(samples), JSON.stringify(rows)], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`bench/unloaded-latency.mjs failed (exit ${run.status}): ${run.stderr}`);
+/** A bench script in a fresh process (its own heap, grown by nothing here): its stdout, parsed as JSON. */
+function runFresh(script, args, nodeFlags = []) {
+  const run = spawnSync(process.execPath, [...nodeFlags, script, ...args], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`${script} failed (exit ${run.status}): ${run.stderr}`);
   return JSON.parse(run.stdout);
 }
 
-// Server-sent events, measured from a fresh process (bench/stream-latency.mjs):
-// this one's heap, grown by the load runs, would add its own GC pauses. The
-// rows' streams take turns there, as the unloaded requests do here.
-function streamLatency(ports, streams = 200) {
-  const run = spawnSync(process.execPath, ['bench/stream-latency.mjs', String(streams), ...ports.map(String)], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`bench/stream-latency.mjs failed (exit ${run.status}): ${run.stderr}`);
-  return JSON.parse(run.stdout);
-}
+// Sequential requests, one keep-alive connection per row: the latency a single request sees.
+const unloadedLatency = (rows, samples = UNLOADED_SAMPLES) => runFresh('bench/unloaded-latency.mjs', [String(samples), JSON.stringify(rows)]);
+
+// Server-sent events: the rows' streams take turns, as the unloaded requests do.
+const streamLatency = (ports, streams = 200) => runFresh('bench/stream-latency.mjs', [String(streams), ...ports.map(String)]);
 
 async function main() {
   const started = Date.now();
@@ -145,7 +116,7 @@ async function main() {
   const [upPort, cgPort, cgAdmin, memPort, memAdmin, erlPort, rlfPort, exPort, minPort, undiciPort] = await Promise.all(Array.from({ length: 10 }, freePort));
   const dir = mkdtempSync(join(tmpdir(), 'cg-bench-'));
   const configPath = join(dir, 'credits.yaml');
-  writeFileSync(configPath, CONFIG);
+  writeFileSync(configPath, BENCH_CONFIG);
 
   startChild(['bench/servers.mjs', 'upstream', String(upPort)]);
   const serve = (port, admin, extra) =>
@@ -246,9 +217,7 @@ async function main() {
   sse.addedOverDirectP99 = ms(sse.creditgateRedis.p99 - sse.direct.p99);
 
   // The memory store with a million accounts on two pools each (a fresh process), checked exactly.
-  const rssRun = spawnSync(process.execPath, ['--expose-gc', 'bench/memory-store-rss.mjs', '1000000'], { encoding: 'utf8' });
-  const rss = JSON.parse(rssRun.stdout || '{}');
-  if (rssRun.status !== 0) throw new Error(`bench/memory-store-rss.mjs failed (exit ${rssRun.status}): ${rssRun.stderr}`);
+  const rss = runFresh('bench/memory-store-rss.mjs', ['1000000'], ['--expose-gc']);
 
   // Engine level: RedisStore alone, and Redis running the same script (bench/engine-rates.mjs).
   const engineLevel = await measureEngine(redis);
