@@ -1,7 +1,9 @@
 // A loopback TCP relay in front of a real server, for fault tests that need
-// to hold back, cut or inspect the bytes on one connection.
+// to hold back, cut or inspect the bytes on one connection; and a
+// redis-server of the test's own behind one.
 
 import { connect, createServer, type Socket } from 'node:net';
+import { startRedis } from './redis-server.js';
 
 export interface RelayHooks {
   /** A chunk from the client: pass it on with `forward`, or do something else (cut the connection). */
@@ -48,6 +50,26 @@ export async function startTcpRelay(targetPort: number, hooks: RelayHooks = {}):
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => relay.close(r));
+    },
+  };
+}
+
+/** A redis-server of the test's own behind a relay: `url` reaches Redis directly, `relayedUrl` through the relay. */
+export interface RelayedRedis {
+  readonly url: string;
+  readonly relayedUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startRelayedRedis(hooks: RelayHooks): Promise<RelayedRedis> {
+  const redis = await startRedis();
+  const relay = await startTcpRelay(redis.port, hooks);
+  return {
+    url: redis.url,
+    relayedUrl: `redis://127.0.0.1:${relay.port}`,
+    stop: async () => {
+      await relay.close();
+      await redis.stop();
     },
   };
 }

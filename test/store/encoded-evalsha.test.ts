@@ -9,8 +9,7 @@ import type { PoolCharge } from '../../src/store/credit-store.js';
 import { encodedScript, encodeScriptCall } from '../../src/store/encoded-evalsha.js';
 import { LUA } from '../../src/store/lua-scripts.js';
 import { RedisStore } from '../../src/store/redis-store.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
-import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
+import { type RelayedRedis, startRelayedRedis } from '../helpers/tcp-relay.js';
 import { redisUrl, uniquePrefix } from '../helpers/test-redis.js';
 
 const pool = (amount: number): PoolCharge => ({
@@ -117,32 +116,27 @@ describe('RedisStore charges through the encoded script call', () => {
 // A Redis without the script (restarted, failed over, flushed), replies held
 // back by a relay: a charge is answered, or refused and never sent after.
 describe('the encoded script call against a Redis that lost its scripts, replies delayed', () => {
-  let redis: TestRedis;
+  let redis: RelayedRedis;
   let admin: Redis;
-  let relay: TcpRelay;
-  let relayPort: number;
   let delayMs = 0;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    admin = new Redis(redis.url);
-    relay = await startTcpRelay(redis.port, {
+    redis = await startRelayedRedis({
       toClient: (_chunk, forward) => {
         if (delayMs === 0) forward();
         else setTimeout(forward, delayMs);
       },
     });
-    relayPort = relay.port;
+    admin = new Redis(redis.url);
   });
   afterAll(async () => {
-    await relay.close();
     admin.disconnect();
     await redis.stop();
   });
 
   /** A store of its own through the relay, ready, closed after `body` (and the replies no longer held back). */
   async function throughRelay(timeoutMs: number, body: (store: RedisStore) => Promise<void>): Promise<void> {
-    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, timeoutMs });
+    const store = new RedisStore({ url: redis.relayedUrl, timeoutMs });
     try {
       await store.ready();
       await body(store);

@@ -9,19 +9,15 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
-import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
+import { type RelayedRedis, startRelayedRedis } from '../helpers/tcp-relay.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('an invalidation subscription whose first SUBSCRIBE is cut off', () => {
-  let redis: TestRedis;
-  let relay: TcpRelay;
-  let relayPort: number;
+  let redis: RelayedRedis;
   let cut = 0;
   beforeAll(async () => {
-    redis = await startRedis();
-    relay = await startTcpRelay(redis.port, {
+    redis = await startRelayedRedis({
       toServer: (chunk, forward, cutConnection) => {
         if (cut === 0 && /subscribe/i.test(chunk.toString())) {
           cut++;
@@ -31,15 +27,13 @@ describe('an invalidation subscription whose first SUBSCRIBE is cut off', () => 
         forward();
       },
     });
-    relayPort = relay.port;
   });
   afterAll(async () => {
-    await relay.close();
     await redis.stop();
   });
 
   it('is subscribed after the reconnect, and its subscribe call returns', async () => {
-    const store = new RedisStore({ url: `redis://127.0.0.1:${relayPort}`, prefix: 'cgcut', timeoutMs: 1000 });
+    const store = new RedisStore({ url: redis.relayedUrl, prefix: 'cgcut', timeoutMs: 1000 });
     let unsubscribe: (() => Promise<void>) | undefined;
     try {
       expect(await store.ready()).toBe(true);
