@@ -12,7 +12,7 @@ export class RedisCalls {
     private readonly client: Redis | Cluster,
     private readonly ownsClient: boolean,
     /** store.timeoutMs; undefined: no deadline of the store's own. */
-    readonly deadlineMs: number | undefined,
+    private readonly deadlineMs: number | undefined,
   ) {}
 
   /** `fn` under the store's deadline; `onRefused` runs if the deadline refuses the call first. */
