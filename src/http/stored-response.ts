@@ -44,10 +44,14 @@ export function decodeResponse(text: string): StoredResponse | null {
 
 const STREAM_TYPES = /^(text\/event-stream|application\/x-ndjson)\b/i;
 
+/** Whether a body is a stream of events (SSE, NDJSON): sent on as it comes, never kept. */
+export function isStreamed(contentType: unknown): boolean {
+  return typeof contentType === 'string' && STREAM_TYPES.test(contentType);
+}
+
 /** Whether a response may be kept at all: not a stream, not declared larger than the limit. */
 export function keepable(headers: OutgoingHttpHeaders, maxBytes: number): boolean {
-  const type = headers['content-type'];
-  if (typeof type === 'string' && STREAM_TYPES.test(type)) return false;
+  if (isStreamed(headers['content-type'])) return false;
   const length = Number(headers['content-length']);
   return !(Number.isFinite(length) && length > maxBytes);
 }

@@ -10,7 +10,7 @@ import type { ForwardOptions } from './forward-options.js';
 import { problem } from './problem-details.js';
 import { sendProblem } from './send-problem.js';
 import type { EndOfBodySettle } from './settle-at-end.js';
-import { ResponseRecorder, type SentResponse } from './stored-response.js';
+import { isStreamed, ResponseRecorder, type SentResponse } from './stored-response.js';
 import { UsageReader } from './usage-reader.js';
 
 /** Response headers creditgate adds (RateLimit…). */
@@ -158,12 +158,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.headWritten = true;
     this.sentHeaders = out;
     if (options.afterResponse || this.metering) {
-      // An event stream goes out chunk by chunk. Any other body's last chunk
-      // waits for the after-response steps (the settle, an idempotency
-      // record): a client that has the whole answer sees final numbers and
-      // can replay it at once.
+      // A stream (SSE, NDJSON) goes out chunk by chunk; only its end waits.
+      // Any other body's last chunk waits for the after-response steps (the
+      // settle, an idempotency record): a client that has the whole answer
+      // sees final numbers and can replay it at once.
       this.tapped = true;
-      this.streaming = this.reader?.stream ?? false;
+      // Metered or not: an idempotency record alone must not hold a stream's events back.
+      this.streaming = isStreamed(this.upHeaders['content-type']);
       if (options.recordUpTo !== undefined) this.recorder = new ResponseRecorder(options.recordUpTo);
     }
     if (this.upstreamFailed) {

@@ -167,6 +167,43 @@ describe('idempotency keys on the sidecar (Redis)', () => {
     expect(reached(key)).toBe(1);
   });
 
+  it.each([
+    ['text/event-stream', 'data: one\n\n', 'data: two\n\n'],
+    ['application/x-ndjson', '{"n":1}\n', '{"n":2}\n'],
+  ])('a %s stream with a key goes out event by event: the first event reaches the client before the upstream writes the next', async (type, one, two) => {
+    const a = acct();
+    let clientHasFirst: () => void = () => undefined;
+    const firstArrived = new Promise<void>((resolve) => {
+      clientHasFirst = resolve;
+    });
+    let secondWritten = false;
+    h.upstream.respond = (_req, res) => {
+      res.writeHead(200, { 'content-type': type });
+      res.write(one);
+      // The next event once the client has the first, or after a second: a held-back first event still ends the test.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise((resolve) => {
+        timer = setTimeout(resolve, 1000);
+      });
+      void Promise.race([firstArrived, late]).then(() => {
+        clearTimeout(timer);
+        secondWritten = true;
+        res.end(two);
+      });
+    };
+    const res = await followups(a, randomUUID(), 1);
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    const secondWrittenBeforeFirstArrived = secondWritten;
+    clientHasFirst();
+    expect(first).toBe(one);
+    expect(secondWrittenBeforeFirstArrived).toBe(false);
+    let rest = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+    expect(rest).toBe(two);
+    expect(await used(a)).toBe(1);
+  });
+
   it('a first request the client hung up on is charged; its replays get 409, not the upstream', async () => {
     const a = acct();
     const key = randomUUID();
