@@ -107,8 +107,8 @@ function runFresh(script, args, nodeFlags = []) {
 // Sequential requests, one keep-alive connection per row: the latency a single request sees.
 const unloadedLatency = (rows, samples = UNLOADED_SAMPLES) => runFresh('bench/unloaded-latency.mjs', [String(samples), JSON.stringify(rows)]);
 
-// Server-sent events: the rows' streams take turns, as the unloaded requests do.
-const streamLatency = (ports, streams = 200) => runFresh('bench/stream-latency.mjs', [String(streams), ...ports.map(String)]);
+// Server-sent events, each chunk through a proxy against its direct twin; the rows' streams take turns, as the unloaded requests do.
+const streamLatency = (upstreamPort, ports, streams = 500) => runFresh('bench/stream-latency.mjs', [String(streams), String(upstreamPort), ...ports.map(String)]);
 
 async function main() {
   const started = Date.now();
@@ -212,9 +212,8 @@ async function main() {
   const addedOverMinimal = addedOver('minimalProxy');
   const worstAdded = (q) => Math.max(...addedOverMinimal.map((a) => a[q]));
   const p99AddedMoved = ms(Math.abs(addedOverMinimal[0].p99 - addedOverMinimal[1].p99));
-  const [direct, minimalProxy, creditgateRedis] = streamLatency([upPort, minPort, cgPort]);
-  const sse = { direct, minimalProxy, creditgateRedis };
-  sse.addedOverDirectP99 = ms(sse.creditgateRedis.p99 - sse.direct.p99);
+  const [minimalProxy, creditgateRedis] = streamLatency(upPort, [minPort, cgPort]);
+  const sse = { minimalProxy, creditgateRedis, addedOverDirectP99: creditgateRedis.p99 };
 
   // The memory store with a million accounts on two pools each (a fresh process), checked exactly.
   const rss = runFresh('bench/memory-store-rss.mjs', ['1000000'], ['--expose-gc']);
@@ -238,7 +237,7 @@ async function main() {
     { target: 'unloaded, added over the minimal proxy, p50 (worse pass)', wanted: '<= 0.3 ms', measured: worstAdded('p50'), met: worstAdded('p50') <= 0.3 },
     { target: 'unloaded, added over the minimal proxy, p99 (worse pass)', wanted: '<= 1 ms', measured: worstAdded('p99'), met: worstAdded('p99') <= 1 },
     { target: 'unloaded, that p99 moved between the passes', wanted: '<= 0.2 ms', measured: p99AddedMoved, met: p99AddedMoved <= 0.2 },
-    { target: 'SSE chunk, added over direct, p99', wanted: '<= 1 ms', measured: sse.addedOverDirectP99, met: sse.addedOverDirectP99 <= 1 },
+    { target: 'SSE chunk, added over its direct twin, p99', wanted: '<= 1 ms', measured: sse.addedOverDirectP99, met: sse.addedOverDirectP99 <= 1 },
   ];
 
   const results = {

@@ -54,18 +54,32 @@ function forwarder() {
 async function main() {
   if (kind === 'upstream') {
     const body = '{"ok":true}';
+    /** Event streams waiting for their twin, by ?pair=. */
+    const waiting = new Map();
     http
       .createServer((req, res) => {
         req.resume();
-        // An event stream of 20 chunks 1 ms apart, each stamped with when it was sent.
+        // An event stream of 20 chunks 1 ms apart, each numbered. Two requests
+        // with the same ?pair= (one direct, one through a proxy) are twins:
+        // each chunk goes to both in the same callback, so the client can tell
+        // how much later the proxy delivered it than the direct connection did.
         if (req.url.startsWith('/v1/ai/stream')) {
           res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+          res.flushHeaders();
+          const pair = new URL(req.url, 'http://upstream').searchParams.get('pair') ?? '';
+          const twins = waiting.get(pair) ?? [];
+          twins.push(res);
+          if (pair !== '' && twins.length < 2) {
+            waiting.set(pair, twins);
+            return;
+          }
+          waiting.delete(pair);
           let n = 0;
           const tick = setInterval(() => {
-            res.write(`data: ${performance.timeOrigin + performance.now()}\n\n`);
+            for (const twin of twins) twin.write(`data: ${n}\n\n`);
             if (++n === 20) {
               clearInterval(tick);
-              res.end();
+              for (const twin of twins) twin.end();
             }
           }, 1);
           return;
