@@ -1,4 +1,4 @@
-// npm run bench — one command, loopback only, bounded (about six minutes):
+// npm run bench — one command, loopback only, bounded (about seven minutes):
 // starts its own redis-server, upstream, sidecars and peers, drives them with
 // wrk (bench/wrk-load.mjs), and prints the tables measured in one run.
 // Results also go to .bench/results.json. Run `npm run build` first (npm run bench does).
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { BENCH_CONFIG } from './bench-config.mjs';
+import { ALL_CORES, CAN_PLACE, placeOn, startOn } from './core-placement.mjs';
 import { measureEngine } from './engine-rates.mjs';
 import { printResults } from './print-results.mjs';
 import { freePort } from './proxy-rows.mjs';
@@ -57,7 +58,7 @@ async function startRedis() {
     try {
       await client.connect();
       await client.ping();
-      return { port, url: `redis://127.0.0.1:${port}`, client };
+      return { port, url: `redis://127.0.0.1:${port}`, client, pid: child.pid };
     } catch {
       client.disconnect();
       await sleep(50);
@@ -97,18 +98,41 @@ async function measureRows(specs) {
   });
 }
 
-/** A bench script in a fresh process (its own heap, grown by nothing here): its stdout, parsed as JSON. */
-function runFresh(script, args, nodeFlags = []) {
-  const run = spawnSync(process.execPath, [...nodeFlags, script, ...args], { encoding: 'utf8' });
+/** A bench script in a fresh process (its own heap, grown by nothing here), on `cores` if given: its stdout, parsed as JSON. */
+function runFresh(script, args, nodeFlags = [], cores = undefined) {
+  const run = spawnSync(...startOn(cores, process.execPath, [...nodeFlags, script, ...args]), { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`${script} failed (exit ${run.status}): ${run.stderr}`);
   return JSON.parse(run.stdout);
 }
 
 // Sequential requests, one keep-alive connection per row: the latency a single request sees.
-const unloadedLatency = (rows, samples = UNLOADED_SAMPLES) => runFresh('bench/unloaded-latency.mjs', [String(samples), JSON.stringify(rows)]);
+const unloadedLatency = (rows, cores, samples = UNLOADED_SAMPLES) => runFresh('bench/unloaded-latency.mjs', [String(samples), JSON.stringify(rows)], [], cores);
 
 // Server-sent events, each chunk through a proxy against its direct twin; the rows' streams take turns, as the unloaded requests do.
-const streamLatency = (upstreamPort, ports, streams = 500) => runFresh('bench/stream-latency.mjs', [String(streams), String(upstreamPort), ...ports.map(String)]);
+const streamLatency = (upstreamPort, ports, cores, streams = 500) =>
+  runFresh('bench/stream-latency.mjs', [String(streams), String(upstreamPort), ...ports.map(String)], [], cores);
+
+/**
+ * Runs the latency steps `measure(clientCores, placeApart)` with the rows
+ * placed alike (core-placement.mjs): "beside", every server of the bench
+ * (the upstream, the proxies, Redis) on core 1 and the client on core 0, as
+ * a sidecar runs in its app's pod and its clients elsewhere. `placeApart`
+ * moves the given processes to core 0 and returns the client's cores for
+ * the "apart" placement. Without taskset, unplaced: clientCores undefined.
+ */
+function inPlacement(measure) {
+  if (!CAN_PLACE) return measure(undefined, undefined);
+  const servers = children.map((c) => c.pid);
+  try {
+    placeOn(servers, '1');
+    return measure('0', (pids) => {
+      placeOn(pids, '0');
+      return '1';
+    });
+  } finally {
+    placeOn(servers, ALL_CORES);
+  }
+}
 
 async function main() {
   const started = Date.now();
@@ -140,12 +164,12 @@ async function main() {
         CREDITGATE_ADMIN_TOKEN: 'bench',
       },
     );
-  serve(cgPort, cgAdmin, ['--redis', redis.url]);
+  const creditgateRedis = serve(cgPort, cgAdmin, ['--redis', redis.url]);
   serve(memPort, memAdmin, []);
   startChild(['bench/servers.mjs', 'peer-erl', String(erlPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'peer-rlf', String(rlfPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'express-bare', String(exPort), String(upPort)]);
-  startChild(['bench/servers.mjs', 'minimal', String(minPort), String(upPort)]);
+  const minimalProxy = startChild(['bench/servers.mjs', 'minimal', String(minPort), String(upPort)]);
   startChild(['bench/servers.mjs', 'minimal-undici', String(undiciPort), String(upPort)]);
   await Promise.all(
     [upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort, minPort, undiciPort].map((p) =>
@@ -193,18 +217,28 @@ async function main() {
     latencyRow('bareProxy', cgPort, '/v1/plain', 'lb-'),
     latencyRow('creditgateRedis', cgPort, '/v1/ai/custom', 'lr-'),
   ];
-  const passes = [unloadedLatency(targetRows), unloadedLatency(targetRows)];
-  const others = unloadedLatency(
-    [
-      latencyRow('upstreamDirect', upPort, '/v1/ai/custom', 'lu-'),
-      latencyRow('minimalProxy', minPort, '/v1/ai/custom', 'ln-'),
-      latencyRow('minimalUndiciProxy', undiciPort, '/v1/ai/custom', 'ld-'),
-      latencyRow('creditgateMemory', memPort, '/v1/ai/custom', 'lm-'),
-      latencyRow('peerExpressRateLimit', erlPort, '/v1/ai/custom', 'le-'),
-      latencyRow('peerRateLimiterFlexible', rlfPort, '/v1/ai/custom', 'lf-'),
-    ],
-    UNLOADED_OTHERS_SAMPLES,
-  );
+  const otherRows = [
+    latencyRow('upstreamDirect', upPort, '/v1/ai/custom', 'lu-'),
+    latencyRow('minimalProxy', minPort, '/v1/ai/custom', 'ln-'),
+    latencyRow('minimalUndiciProxy', undiciPort, '/v1/ai/custom', 'ld-'),
+    latencyRow('creditgateMemory', memPort, '/v1/ai/custom', 'lm-'),
+    latencyRow('peerExpressRateLimit', erlPort, '/v1/ai/custom', 'le-'),
+    latencyRow('peerRateLimiterFlexible', rlfPort, '/v1/ai/custom', 'lf-'),
+  ];
+  // For comparison: the target rows wherever the scheduler puts them.
+  const unplacedPass = CAN_PLACE ? unloadedLatency(targetRows, undefined, UNLOADED_OTHERS_SAMPLES) : undefined;
+  const { passes, others, sse } = inPlacement((clientCores, placeApart) => {
+    const passes = [unloadedLatency(targetRows, clientCores), unloadedLatency(targetRows, clientCores)];
+    const others = unloadedLatency(otherRows, clientCores, UNLOADED_OTHERS_SAMPLES);
+    const streams = (cores) => {
+      const [minimalProxyLag, creditgateRedisLag] = streamLatency(upPort, [minPort, cgPort], cores);
+      return { minimalProxy: minimalProxyLag, creditgateRedis: creditgateRedisLag };
+    };
+    const beside = streams(clientCores);
+    // "apart": the two proxies and Redis on a core of their own, each chunk crossing cores twice through a proxy and not at all directly.
+    const sse = placeApart ? { beside, apart: streams(placeApart([minimalProxy.pid, creditgateRedis.pid, redis.pid])) } : { unplaced: beside };
+    return { passes, others, sse };
+  });
   const ms = (x) => Number(x.toFixed(3));
   const addedOver = (base) =>
     passes.map((pass) => ({ p50: ms(pass.creditgateRedis.p50 - pass[base].p50), p99: ms(pass.creditgateRedis.p99 - pass[base].p99) }));
@@ -212,8 +246,7 @@ async function main() {
   const addedOverMinimal = addedOver('minimalProxy');
   const worstAdded = (q) => Math.max(...addedOverMinimal.map((a) => a[q]));
   const p99AddedMoved = ms(Math.abs(addedOverMinimal[0].p99 - addedOverMinimal[1].p99));
-  const [minimalProxy, creditgateRedis] = streamLatency(upPort, [minPort, cgPort]);
-  const sse = { minimalProxy, creditgateRedis, addedOverDirectP99: creditgateRedis.p99 };
+  sse.addedOverDirectP99 = (sse.beside ?? sse.unplaced).creditgateRedis.p99;
 
   // The memory store with a million accounts on two pools each (a fresh process), checked exactly.
   const rss = runFresh('bench/memory-store-rss.mjs', ['1000000'], ['--expose-gc']);
@@ -237,7 +270,7 @@ async function main() {
     { target: 'unloaded, added over the minimal proxy, p50 (worse pass)', wanted: '<= 0.3 ms', measured: worstAdded('p50'), met: worstAdded('p50') <= 0.3 },
     { target: 'unloaded, added over the minimal proxy, p99 (worse pass)', wanted: '<= 1 ms', measured: worstAdded('p99'), met: worstAdded('p99') <= 1 },
     { target: 'unloaded, that p99 moved between the passes', wanted: '<= 0.2 ms', measured: p99AddedMoved, met: p99AddedMoved <= 0.2 },
-    { target: 'SSE chunk, added over its direct twin, p99', wanted: '<= 1 ms', measured: sse.addedOverDirectP99, met: sse.addedOverDirectP99 <= 1 },
+    { target: 'SSE chunk, added over its direct twin, p99 (beside)', wanted: '<= 1 ms', measured: sse.addedOverDirectP99, met: sse.addedOverDirectP99 <= 1 },
   ];
 
   const results = {
@@ -248,7 +281,9 @@ async function main() {
     targets,
     unloadedLatencyMs: {
       samples: UNLOADED_SAMPLES,
+      placement: CAN_PLACE ? 'beside' : 'unplaced',
       passes,
+      unplacedPass,
       addedOverBareProxy: added,
       addedOverMinimalProxy: addedOverMinimal,
       p99AddedMoved,
