@@ -28,7 +28,7 @@ import { CellCounter, CellHistogram } from './metric-cells.js';
 /**
  * How often the event loop's delay is sampled for nodejs_eventloop_lag_*, in
  * ms. prom-client's default of 10 woke an idle sidecar about 200 times a
- * second (strace: 972 epoll waits in 5 s), and on a VM each wake-up of one
+ * second (strace: 1,023 epoll waits in 5 s), and on a VM each wake-up of one
  * process delays the others on its core: a sidecar runs beside its app. At
  * 100 ms a 15 s scrape still reads 150 samples.
  */
