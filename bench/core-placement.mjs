@@ -21,7 +21,7 @@ export function placeOn(pids, cores) {
   }
 }
 
-/** A command line that starts on `cores` (unchanged without placement). */
+/** A command line that starts on `cores`; unchanged when `cores` is undefined (nothing placed). */
 export function startOn(cores, command, args) {
-  return CAN_PLACE && cores !== undefined ? ['taskset', ['-c', cores, command, ...args]] : [command, args];
+  return cores === undefined ? [command, args] : ['taskset', ['-c', cores, command, ...args]];
 }

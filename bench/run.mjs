@@ -20,10 +20,11 @@ const DURATION = Number(process.env.BENCH_SECONDS ?? 4);
 const WARM_UP = Number(process.env.BENCH_WARM_UP_SECONDS ?? 10);
 const CONNECTIONS = 64;
 // Requests a row when timing one connection, unloaded: the rows the targets
-// compare, twice; the others, once. Two passes of 5,000 moved the p99
-// creditgate adds by 0.4-1.3 ms on a drifting VM, two of 20,000 by 0.18 ms.
+// compare, twice; a single pass (the other rows, the unplaced comparison),
+// fewer. Two passes of 5,000 moved the p99 creditgate adds by 0.4-1.3 ms on
+// a drifting VM, two of 20,000 by 0.18 ms.
 const UNLOADED_SAMPLES = 20_000;
-const UNLOADED_OTHERS_SAMPLES = 5000;
+const ONE_PASS_SAMPLES = 5000;
 const children = [];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -112,28 +113,6 @@ const unloadedLatency = (rows, cores, samples = UNLOADED_SAMPLES) => runFresh('b
 const streamLatency = (upstreamPort, ports, cores, streams = 500) =>
   runFresh('bench/stream-latency.mjs', [String(streams), String(upstreamPort), ...ports.map(String)], [], cores);
 
-/**
- * Runs the latency steps `measure(clientCores, placeApart)` with the rows
- * placed alike (core-placement.mjs): "beside", every server of the bench
- * (the upstream, the proxies, Redis) on core 1 and the client on core 0, as
- * a sidecar runs in its app's pod and its clients elsewhere. `placeApart`
- * moves the given processes to core 0 and returns the client's cores for
- * the "apart" placement. Without taskset, unplaced: clientCores undefined.
- */
-function inPlacement(measure) {
-  if (!CAN_PLACE) return measure(undefined, undefined);
-  const servers = children.map((c) => c.pid);
-  try {
-    placeOn(servers, '1');
-    return measure('0', (pids) => {
-      placeOn(pids, '0');
-      return '1';
-    });
-  } finally {
-    placeOn(servers, ALL_CORES);
-  }
-}
-
 async function main() {
   const started = Date.now();
   const redis = await startRedis();
@@ -164,12 +143,12 @@ async function main() {
         CREDITGATE_ADMIN_TOKEN: 'bench',
       },
     );
-  const creditgateRedis = serve(cgPort, cgAdmin, ['--redis', redis.url]);
+  const creditgateRedisProcess = serve(cgPort, cgAdmin, ['--redis', redis.url]);
   serve(memPort, memAdmin, []);
   startChild(['bench/servers.mjs', 'peer-erl', String(erlPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'peer-rlf', String(rlfPort), String(upPort), redis.url]);
   startChild(['bench/servers.mjs', 'express-bare', String(exPort), String(upPort)]);
-  const minimalProxy = startChild(['bench/servers.mjs', 'minimal', String(minPort), String(upPort)]);
+  const minimalProxyProcess = startChild(['bench/servers.mjs', 'minimal', String(minPort), String(upPort)]);
   startChild(['bench/servers.mjs', 'minimal-undici', String(undiciPort), String(upPort)]);
   await Promise.all(
     [upPort, cgAdmin, memAdmin, erlPort, rlfPort, exPort, minPort, undiciPort].map((p) =>
@@ -225,20 +204,35 @@ async function main() {
     latencyRow('peerExpressRateLimit', erlPort, '/v1/ai/custom', 'le-'),
     latencyRow('peerRateLimiterFlexible', rlfPort, '/v1/ai/custom', 'lf-'),
   ];
-  // For comparison: the target rows wherever the scheduler puts them.
-  const unplacedPass = CAN_PLACE ? unloadedLatency(targetRows, undefined, UNLOADED_OTHERS_SAMPLES) : undefined;
-  const { passes, others, sse } = inPlacement((clientCores, placeApart) => {
-    const passes = [unloadedLatency(targetRows, clientCores), unloadedLatency(targetRows, clientCores)];
-    const others = unloadedLatency(otherRows, clientCores, UNLOADED_OTHERS_SAMPLES);
-    const streams = (cores) => {
-      const [minimalProxyLag, creditgateRedisLag] = streamLatency(upPort, [minPort, cgPort], cores);
-      return { minimalProxy: minimalProxyLag, creditgateRedis: creditgateRedisLag };
-    };
-    const beside = streams(clientCores);
-    // "apart": the two proxies and Redis on a core of their own, each chunk crossing cores twice through a proxy and not at all directly.
-    const sse = placeApart ? { beside, apart: streams(placeApart([minimalProxy.pid, creditgateRedis.pid, redis.pid])) } : { unplaced: beside };
-    return { passes, others, sse };
-  });
+  const streamLag = (clientCores) => {
+    const [minimalProxy, creditgateRedis] = streamLatency(upPort, [minPort, cgPort], clientCores);
+    return { minimalProxy, creditgateRedis };
+  };
+  // The latency steps with the rows placed alike (core-placement.mjs):
+  // "beside", every server of the bench (the upstream, the proxies, Redis) on
+  // core 1 and the client on core 0, as a sidecar runs in its app's pod and
+  // its clients elsewhere; then, for the event streams, "apart": the two
+  // proxies and Redis on core 0, each chunk crossing cores twice through a
+  // proxy and not at all directly. Without taskset, unplaced. For
+  // comparison, one pass of the target rows wherever the scheduler puts them.
+  const unplacedPass = CAN_PLACE ? unloadedLatency(targetRows, undefined, ONE_PASS_SAMPLES) : undefined;
+  const servers = children.map((c) => c.pid);
+  const clientCores = CAN_PLACE ? '0' : undefined;
+  let passes;
+  let others;
+  const sse = {};
+  if (CAN_PLACE) placeOn(servers, '1');
+  try {
+    passes = [unloadedLatency(targetRows, clientCores), unloadedLatency(targetRows, clientCores)];
+    others = unloadedLatency(otherRows, clientCores, ONE_PASS_SAMPLES);
+    sse[CAN_PLACE ? 'beside' : 'unplaced'] = streamLag(clientCores);
+    if (CAN_PLACE) {
+      placeOn([minimalProxyProcess.pid, creditgateRedisProcess.pid, redis.pid], '0');
+      sse.apart = streamLag('1');
+    }
+  } finally {
+    if (CAN_PLACE) placeOn(servers, ALL_CORES);
+  }
   const ms = (x) => Number(x.toFixed(3));
   const addedOver = (base) =>
     passes.map((pass) => ({ p50: ms(pass.creditgateRedis.p50 - pass[base].p50), p99: ms(pass.creditgateRedis.p99 - pass[base].p99) }));
@@ -287,7 +281,7 @@ async function main() {
       addedOverBareProxy: added,
       addedOverMinimalProxy: addedOverMinimal,
       p99AddedMoved,
-      others: { samples: UNLOADED_OTHERS_SAMPLES, ...others },
+      others: { samples: ONE_PASS_SAMPLES, ...others },
     },
     sseChunkLagMs: sse,
     memoryStoreMillionAccounts: rss,
