@@ -13,6 +13,7 @@
 //   prints a JSON array, one { chunks, p50, p90, p99 } (ms added) per proxy
 
 import http from 'node:http';
+import { quantile } from './quantile.mjs';
 
 const CHUNKS = 20;
 
@@ -70,8 +71,7 @@ async function streamLatency(upstreamPort, ports, streams) {
   return added.map((l) => {
     if (l.some(Number.isNaN)) throw new Error('a stream lost a chunk');
     l.sort((a, b) => a - b);
-    const at = (q) => Number(l[Math.floor(q * (l.length - 1))].toFixed(3));
-    return { chunks: l.length, p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+    return { chunks: l.length, p50: quantile(l, 0.5), p90: quantile(l, 0.9), p99: quantile(l, 0.99) };
   });
 }
 

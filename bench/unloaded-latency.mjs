@@ -9,6 +9,7 @@
 //   prints a JSON object, { <name>: { p50, p99 } } in ms
 
 import http from 'node:http';
+import { quantile } from './quantile.mjs';
 
 const WARM_UP = 200;
 const samples = Number(process.argv[2]);
@@ -45,10 +46,9 @@ for (let i = 0; i < samples + WARM_UP; i++) {
   }
 }
 for (const agent of agents) agent.destroy();
-const at = (sorted, q) => Number(sorted[Math.floor(q * (sorted.length - 1))].toFixed(3));
 const result = {};
 for (const [j, { name }] of rows.entries()) {
   const sorted = times[j].sort((a, b) => a - b);
-  result[name] = { p50: at(sorted, 0.5), p99: at(sorted, 0.99) };
+  result[name] = { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
 }
 console.log(JSON.stringify(result));
